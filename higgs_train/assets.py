@@ -1,0 +1,51 @@
+"""Built-in stand-ins (`builtin:tiny`, `builtin:demo`): made on first use in a cache folder, trusted only when complete."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+BUILTIN_PREFIX = "builtin:"
+COMPLETE_MARKER = ".complete"
+# Bump a version when what it builds changes, so an old cache is never reused.
+BUILDERS = {"tiny": "tiny-checkpoint-v1", "demo": "demo-data-v1"}
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("HIGGS_TRAIN_CACHE", Path.home() / ".cache" / "higgs-train"))
+
+
+def _build(name: str, folder: Path) -> None:
+    if name == "tiny":
+        from data_prep.tiny_checkpoint import write_tiny_checkpoint
+
+        write_tiny_checkpoint(folder)
+    else:
+        from data_prep.demo import write_demo_dataset
+
+        write_demo_dataset(folder)
+
+
+def ensure_builtin(name: str, log=print) -> Path:
+    """The folder of built-in asset `name`, built now if missing or left incomplete by an interrupted build."""
+    if name not in BUILDERS:
+        raise ValueError(f"{BUILTIN_PREFIX}{name} is not a built-in; use one of {[BUILTIN_PREFIX + n for n in BUILDERS]}")
+    folder = cache_root() / BUILDERS[name]
+    if (folder / COMPLETE_MARKER).exists():
+        return folder
+    shutil.rmtree(folder, ignore_errors=True)
+    log(f"higgs-train: building {BUILTIN_PREFIX}{name} in {folder} (first use only)")
+    # Built in place (the checkpoint records its own absolute path); the marker comes last, after every file.
+    _build(name, folder)
+    (folder / COMPLETE_MARKER).write_text("ok\n")
+    return folder
+
+
+def resolve(value: str, log=print) -> str:
+    """`builtin:NAME[/sub/path]` -> a real path; anything else is returned unchanged."""
+    if not value.startswith(BUILTIN_PREFIX):
+        return value
+    name, _, rest = value[len(BUILTIN_PREFIX):].partition("/")
+    folder = ensure_builtin(name, log)
+    return str(folder / rest) if rest else str(folder)

@@ -1,0 +1,49 @@
+"""`higgs-train recipe=NAME key=value ...`: compose the config with Hydra, check it, then run the job."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import hydra
+from hydra.core.config_store import ConfigStore
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from higgs_train.config import ConfigError, validate
+from higgs_train.data.conversations import DataError
+from higgs_train.model.loading import ModelLoadError
+from higgs_train.model.peft_setup import PeftConfigError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+CONFIG_DIR = PROJECT_ROOT / "configs"
+RECIPES_DIR = PROJECT_ROOT / "recipes"
+USER_ERRORS = (ConfigError, DataError, ModelLoadError, PeftConfigError)
+
+
+def register_recipes() -> None:
+    """Expose `recipes/*.yaml` as the `recipe` config group (each one a `_global_` package)."""
+    store = ConfigStore.instance()
+    for path in sorted(RECIPES_DIR.glob("*.yaml")):
+        store.store(group="recipe", name=path.stem, node=OmegaConf.load(path), package="_global_")
+
+
+@hydra.main(config_path=str(CONFIG_DIR), config_name="config", version_base=None)
+def _run(cfg: DictConfig) -> None:
+    try:
+        validate(cfg)
+        from higgs_train.train.loop import train
+
+        train(cfg, Path(HydraConfig.get().runtime.output_dir))
+    except USER_ERRORS as error:
+        print(f"higgs-train: error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+def main() -> None:
+    register_recipes()
+    _run()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,38 @@
+"""Checks of the composed config that Hydra's struct mode cannot make, run before any weight is loaded."""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig, OmegaConf
+
+from higgs_train.data.tasks import TASKS
+
+CHOICES = {
+    "model.attn_implementation": ("auto", "flash_attention_2", "sdpa", "eager"),
+    "trainer.precision": ("bf16", "fp16", "fp32"),
+    "trainer.device": ("auto", "cpu", "cuda"),
+    "optim.scheduler": ("cosine", "linear", "constant"),
+    "peft.type": ("none", "lora"),
+    "task.name": TASKS,
+    "data.on_bad_row": ("skip", "fail"),
+}
+POSITIVE = ("trainer.max_steps", "trainer.batch_size", "trainer.gradient_accumulation_steps",
+            "trainer.log_every_n_steps", "data.max_positions", "eval.max_new_tokens")
+
+
+class ConfigError(ValueError):
+    """One config key with a bad value; the message names the key and what is allowed."""
+
+
+def validate(cfg: DictConfig) -> None:
+    for key, allowed in CHOICES.items():
+        value = OmegaConf.select(cfg, key)
+        if value not in allowed:
+            raise ConfigError(f"{key}={value!r} is not allowed; use one of {list(allowed)}")
+    for key in POSITIVE:
+        value = OmegaConf.select(cfg, key)
+        if not isinstance(value, int) or value <= 0:
+            raise ConfigError(f"{key}={value!r} must be a positive integer")
+    if cfg.optim.lr <= 0:
+        raise ConfigError(f"optim.lr={cfg.optim.lr!r} must be > 0")
+    if cfg.data.path in (None, "", "???"):
+        raise ConfigError("data.path is not set; give data.path=/path/to/conversations.jsonl")

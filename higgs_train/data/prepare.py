@@ -1,0 +1,45 @@
+"""From `data.*` + `task.*` config to encoded-ready training conversations, with a count of what was left out."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from higgs_train.data.audio_codes import attach_codes
+from higgs_train.data.conversations import DataError, load_jsonl
+from higgs_train.data.tasks import build_task
+
+
+@dataclass
+class PreparedData:
+    conversations: list[dict]
+    skipped: dict[str, int] = field(default_factory=dict)
+
+
+def _speaker_descriptions(data_path: Path) -> dict[str, str]:
+    """Optional `speakers.json` beside the data file: speaker id -> description for multi-speaker scenes."""
+    path = data_path.parent / "speakers.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def prepare_conversations(data_cfg, task_name: str, seed: int, collator, audio_tokenizer,
+                          show_progress: bool = True) -> PreparedData:
+    path = Path(data_cfg.path)
+    rows = load_jsonl(path, data_cfg.max_examples)
+    conversations, skipped = build_task(rows, task_name, seed, _speaker_descriptions(path))
+    attach_codes(conversations, audio_tokenizer, show_progress=show_progress)
+    kept = []
+    for conversation in conversations:
+        positions = collator.encode(conversation["messages"]).num_positions
+        if positions <= data_cfg.max_positions:
+            kept.append(conversation)
+            continue
+        if data_cfg.on_bad_row == "fail":
+            raise DataError(f"row {conversation['id']}: {positions} positions exceed data.max_positions="
+                            f"{data_cfg.max_positions}; raise it or set data.on_bad_row=skip")
+        key = f"longer than data.max_positions={data_cfg.max_positions}"
+        skipped[key] = skipped.get(key, 0) + 1
+    if not kept:
+        raise DataError(f"{path}: no usable conversation for task={task_name} (left out: {skipped or 'none'})")
+    return PreparedData(kept, skipped)

@@ -1,0 +1,55 @@
+"""Loading the model and processor the same way for a hub id and a local folder, with the attention backend chosen."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import torch
+from transformers import AutoProcessor, HiggsAudioV2ForConditionalGeneration, HiggsAudioV2TokenizerModel
+
+AUDIO_TOKENIZER_SUBDIR = "audio_tokenizer"
+
+
+class ModelLoadError(RuntimeError):
+    """The model or processor could not be loaded; the message says what to point `model.name_or_path` at."""
+
+
+def resolve_attn_implementation(requested: str, device: torch.device) -> str:
+    """`auto` picks FlashAttention 2 when it is installed and the device is CUDA, SDPA otherwise."""
+    if requested != "auto":
+        return requested
+    if device.type == "cuda" and importlib.util.find_spec("flash_attn") is not None:
+        return "flash_attention_2"
+    return "sdpa"
+
+
+def _explain(name_or_path: str, error: Exception) -> ModelLoadError:
+    return ModelLoadError(
+        f"cannot load {name_or_path!r} ({type(error).__name__}: {str(error).splitlines()[0]}); if the Hub is out of "
+        "reach, download it elsewhere and set model.name_or_path=/local/dir (or use model=tiny for a test run)"
+    )
+
+
+def load_processor(name_or_path: str):
+    """The checkpoint's processor. A local checkpoint's `audio_tokenizer/` sub-folder is loaded from where the
+    folder is now, so a copied or moved checkpoint keeps working."""
+    kwargs = {}
+    local_audio_tokenizer = Path(name_or_path) / AUDIO_TOKENIZER_SUBDIR
+    try:
+        if local_audio_tokenizer.is_dir():
+            kwargs["audio_tokenizer"] = HiggsAudioV2TokenizerModel.from_pretrained(local_audio_tokenizer)
+        processor = AutoProcessor.from_pretrained(name_or_path, **kwargs)
+    except OSError as error:
+        raise _explain(name_or_path, error) from None
+    processor.audio_tokenizer.eval().requires_grad_(False)
+    return processor
+
+
+def load_model(name_or_path: str, attn_implementation: str, dtype: torch.dtype, use_text_head: bool):
+    try:
+        return HiggsAudioV2ForConditionalGeneration.from_pretrained(
+            name_or_path, attn_implementation=attn_implementation, dtype=dtype, use_text_head=use_text_head
+        )
+    except OSError as error:
+        raise _explain(name_or_path, error) from None
