@@ -1,0 +1,65 @@
+"""Shared fixtures: one tiny checkpoint and one demo dataset per test session, in a private cache, offline."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory):
+    """Built-in assets go to a fresh folder (also for CLI subprocesses), never to the user's cache."""
+    os.environ["HIGGS_TRAIN_CACHE"] = str(tmp_path_factory.mktemp("higgs-cache"))
+    yield
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(private_cache):
+    from higgs_train.assets import ensure_builtin
+
+    return ensure_builtin("tiny", log=lambda _: None)
+
+
+@pytest.fixture(scope="session")
+def demo_dir(private_cache):
+    from higgs_train.assets import ensure_builtin
+
+    return ensure_builtin("demo", log=lambda _: None)
+
+
+@pytest.fixture(scope="session")
+def processor(tiny_checkpoint):
+    from higgs_train.model.loading import load_processor
+
+    return load_processor(str(tiny_checkpoint))
+
+
+@pytest.fixture(scope="session")
+def model_config(tiny_checkpoint):
+    from transformers import AutoConfig
+
+    return AutoConfig.from_pretrained(tiny_checkpoint)
+
+
+@pytest.fixture(scope="session")
+def demo_rows(demo_dir):
+    from higgs_train.data.conversations import load_jsonl
+
+    return load_jsonl(demo_dir / "train.jsonl")
+
+
+@pytest.fixture
+def eval_cfg_factory():
+    """An `eval` config node like configs/eval/default.yaml, with overrides."""
+    from omegaconf import OmegaConf
+
+    from higgs_train.cli import CONFIG_DIR
+
+    def make(**overrides):
+        return OmegaConf.merge(OmegaConf.load(CONFIG_DIR / "eval" / "default.yaml"), overrides)
+
+    return make

@@ -1,0 +1,57 @@
+"""Demo speech data and the task builders that turn its rows into each workflow's conversations."""
+
+import shutil
+
+import pytest
+import soundfile as sf
+
+from data_prep import demo
+from higgs_train.data.tasks import build_task
+
+
+def test_demo_is_real_short_speech_in_two_voices(demo_rows):
+    assert len(demo_rows) >= 24 and len({r["speaker"] for r in demo_rows}) >= 2
+    for row in demo_rows:
+        info = sf.info(row["messages"][-1]["content"][0]["path"])
+        assert info.samplerate == 24000 and info.channels == 1 and 1.0 <= info.duration <= 4.0
+        assert row["messages"][2]["content"][0]["text"]
+
+
+def test_missing_espeak_is_one_actionable_line(monkeypatch, tmp_path):
+    monkeypatch.setattr(shutil, "which", lambda _: None)
+    with pytest.raises(SystemExit, match="apt-get install espeak-ng"):
+        demo.write_demo_dataset(tmp_path)
+
+
+def test_voice_clone_reference_is_another_clip_of_the_same_speaker_chosen_reproducibly(demo_rows):
+    conversations, skipped = build_task(demo_rows, "voice_clone", seed=0)
+    assert skipped == {} and len(conversations) == len(demo_rows)
+    for row, conversation in zip(demo_rows, conversations):
+        roles = [m["role"] for m in conversation["messages"]]
+        assert roles == ["system", "scene", "user", "assistant", "user", "assistant"]
+        reference, target = conversation["messages"][3], conversation["messages"][5]
+        assert reference["supervised"] is False and target["supervised"] is True
+        assert target["content"][0]["path"] == row["messages"][-1]["content"][0]["path"]
+        assert reference["content"][0]["path"] != target["content"][0]["path"]
+        assert f"/{row['speaker']}_" in reference["content"][0]["path"]
+    again, _ = build_task(demo_rows, "voice_clone", seed=0)
+    other, _ = build_task(demo_rows, "voice_clone", seed=1)
+    paths = lambda cs: [c["messages"][3]["content"][0]["path"] for c in cs]  # noqa: E731
+    assert paths(again) == paths(conversations) != paths(other)
+
+
+def test_a_speaker_with_one_clip_is_counted_not_silently_dropped(demo_rows):
+    lonely = dict(demo_rows[0], id="lonely", speaker="nobody_else")
+    conversations, skipped = build_task([lonely] + demo_rows[:3], "voice_clone", seed=0)
+    assert len(conversations) == 3 and skipped == {"no other clip of the same speaker to use as reference": 1}
+
+
+def test_multi_speaker_layouts(demo_rows):
+    row = demo_rows[0]
+    [smart] = build_task([row], "multi_speaker", 0, {row["speaker"]: "feminine, calm"})[0]
+    assert smart["messages"][1]["content"][-1] == {"type": "text", "text": "SPEAKER0: feminine, calm"}
+    assert smart["messages"][2]["content"][0]["text"].startswith("[SPEAKER0] ")
+    clone, _ = build_task(demo_rows[:2], "multi_speaker_clone", 0)
+    scene = clone[0]["messages"][1]["content"]
+    assert scene[-2] == {"type": "text", "text": "SPEAKER0:"} and scene[-1]["type"] == "audio"
+    assert scene[-1]["path"] != clone[0]["messages"][-1]["content"][0]["path"]
