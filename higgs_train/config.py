@@ -34,5 +34,11 @@ def validate(cfg: DictConfig) -> None:
             raise ConfigError(f"{key}={value!r} must be a positive integer")
     if cfg.optim.lr <= 0:
         raise ConfigError(f"optim.lr={cfg.optim.lr!r} must be > 0")
+    budget = cfg.trainer.max_tokens_per_batch
+    if budget is not None and (not isinstance(budget, int) or budget < cfg.data.max_positions):
+        raise ConfigError(f"trainer.max_tokens_per_batch={budget!r} must be an integer >= data.max_positions="
+                          f"{cfg.data.max_positions} (or null for fixed trainer.batch_size batches)")
+    if cfg.trainer.packing and budget is None:
+        raise ConfigError("trainer.packing=true needs trainer.max_tokens_per_batch (the length of a packed row)")
     if cfg.data.path in (None, "", "???"):
         raise ConfigError("data.path is not set; give data.path=/path/to/conversations.jsonl")

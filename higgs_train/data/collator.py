@@ -92,11 +92,12 @@ def render_turns(messages: list[dict], bos_token: str) -> list[Turn]:
 
 
 class ConversationCollator:
-    """Builds padded training batches (right padding) and generation prompts (left padding) from conversations whose
-    audio items carry `codes`, a (K, T) LongTensor from the audio tokenizer."""
+    """Builds training batches (right-padded rows, or one packed row with `packing=True`) and generation prompts
+    (left padding) from conversations whose audio items carry `codes`, a (K, T) LongTensor from the audio tokenizer."""
 
-    def __init__(self, tokenizer, model_config):
+    def __init__(self, tokenizer, model_config, packing: bool = False):
         self.tokenizer = tokenizer
+        self.packing = packing
         self.num_codebooks = model_config.num_codebooks
         self.audio_token_id = model_config.audio_token_id
         self.delay_token_id = model_config.audio_delay_token_id
@@ -163,8 +164,26 @@ class ConversationCollator:
                 batch["audio_labels"][b, :f] = torch.cat(row.audio_labels)
         return batch
 
+    def pack(self, rows: list[EncodedConversation]) -> dict[str, torch.Tensor]:
+        """All rows back to back in ONE row, `position_ids` restarting at 0 for each conversation and no attention
+        mask, so the model's packed-sequence masking keeps attention inside each conversation (SDPA, FlashAttention).
+        No target crosses a boundary: each conversation starts with a text token, never an audio target."""
+        packed = EncodedConversation()
+        positions = []
+        for row in rows:
+            packed.input_ids += row.input_ids
+            packed.labels += row.labels
+            packed.audio_ids += row.audio_ids
+            packed.audio_labels += row.audio_labels
+            positions += range(row.num_positions)
+        batch = self.pad([packed])
+        batch.pop("attention_mask")
+        batch["position_ids"] = torch.tensor([positions])
+        return batch
+
     def __call__(self, conversations: list[dict]) -> dict[str, torch.Tensor]:
-        return self.pad([self.encode(c["messages"]) for c in conversations])
+        rows = [self.encode(c["messages"]) for c in conversations]
+        return self.pack(rows) if self.packing else self.pad(rows)
 
     def prompts(self, conversations: list[dict]) -> dict[str, torch.Tensor]:
         """Generation inputs: each conversation up to (excluding) its target turn, plus the generation prompt."""

@@ -33,6 +33,7 @@ def prepare_conversations(data_cfg, task_name: str, seed: int, collator, audio_t
     for conversation in conversations:
         positions = collator.encode(conversation["messages"]).num_positions
         if positions <= data_cfg.max_positions:
+            conversation["num_positions"] = positions
             kept.append(conversation)
             continue
         if data_cfg.on_bad_row == "fail":

@@ -18,6 +18,7 @@ from transformers import get_scheduler
 from higgs_train import assets
 from higgs_train.data.collator import ConversationCollator
 from higgs_train.data.prepare import prepare_conversations
+from higgs_train.data.sampler import TokenBudgetBatchSampler
 from higgs_train.evaluate.samples import write_samples
 from higgs_train.model.loading import load_model, load_processor, resolve_attn_implementation
 from higgs_train.model.peft_setup import apply_peft
@@ -35,6 +36,16 @@ def _cycle(dataloader):
             dataloader.set_epoch(epoch)
         yield from dataloader
         epoch += 1
+
+
+def build_dataloader(conversations: list[dict], collator, cfg: DictConfig) -> DataLoader:
+    """Fixed-size random batches, or token-budget batches (bucketed, or packed with `trainer.packing`)."""
+    if cfg.trainer.max_tokens_per_batch is None:
+        return DataLoader(conversations, batch_size=cfg.trainer.batch_size, shuffle=True, collate_fn=collator,
+                          generator=torch.Generator().manual_seed(cfg.seed), num_workers=cfg.trainer.num_workers)
+    sampler = TokenBudgetBatchSampler([c["num_positions"] for c in conversations], cfg.trainer.max_tokens_per_batch,
+                                      mode="pack" if cfg.trainer.packing else "bucket", seed=cfg.seed)
+    return DataLoader(conversations, batch_sampler=sampler, collate_fn=collator, num_workers=cfg.trainer.num_workers)
 
 
 def train(cfg: DictConfig, run_dir: Path) -> dict:
@@ -59,13 +70,12 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model_config = model.config
 
-    collator = ConversationCollator(processor.tokenizer, model_config)
+    collator = ConversationCollator(processor.tokenizer, model_config, packing=cfg.trainer.packing)
     data_cfg = {**cfg.data, "path": data_path}
     prepared = prepare_conversations(DictConfig(data_cfg), cfg.task.name, cfg.seed, collator,
                                      processor.audio_tokenizer, show_progress=is_main)
     conversations = prepared.conversations
-    dataloader = DataLoader(conversations, batch_size=cfg.trainer.batch_size, shuffle=True, collate_fn=collator,
-                            generator=torch.Generator().manual_seed(cfg.seed), num_workers=cfg.trainer.num_workers)
+    dataloader = build_dataloader(conversations, collator, cfg)
 
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay,

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from higgs_train.data.delay_pattern import IGNORE_INDEX
 
-MODEL_INPUTS = ("input_ids", "attention_mask", "audio_input_ids", "audio_input_ids_mask")
+MODEL_INPUTS = ("input_ids", "attention_mask", "position_ids", "audio_input_ids", "audio_input_ids_mask")
 
 
 @dataclass
@@ -39,7 +39,7 @@ def next_token_audio_targets(batch: dict, audio_token_id: int, delay_token_id: i
 def audio_loss_terms(model, batch: dict, config) -> LossTerms:
     targets = next_token_audio_targets(batch, config.audio_token_id, config.audio_delay_token_id)
     keep = (targets != IGNORE_INDEX).any(dim=-1)
-    outputs = model(**{k: batch[k] for k in MODEL_INPUTS}, logits_to_keep=keep)
+    outputs = model(**{k: batch[k] for k in MODEL_INPUTS if k in batch}, logits_to_keep=keep)
     kept_targets = targets[keep]  # (N, K)
     logits = outputs.logits.reshape(kept_targets.shape[0], config.num_codebooks, config.codebook_size)
     losses = F.cross_entropy(logits.float().transpose(1, 2), kept_targets, ignore_index=IGNORE_INDEX, reduction="none")
