@@ -32,9 +32,15 @@ def register_recipes() -> None:
 def _run(cfg: DictConfig) -> None:
     try:
         validate(cfg)
+        run_dir = Path(HydraConfig.get().runtime.output_dir)
+        if cfg.dry_run:
+            from higgs_train.dry_run import dry_run
+
+            dry_run(cfg, run_dir)
+            return
         from higgs_train.train.loop import train
 
-        train(cfg, Path(HydraConfig.get().runtime.output_dir))
+        train(cfg, run_dir)
     except USER_ERRORS as error:
         print(f"higgs-train: error: {error}", file=sys.stderr)
         sys.exit(2)

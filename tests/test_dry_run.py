@@ -1,0 +1,37 @@
+"""`dry_run=true` shows what training would see and stops before the first step."""
+
+import subprocess
+import sys
+
+import torch
+from safetensors.torch import load_file
+from transformers import HiggsAudioV2Config
+
+from higgs_train.model.memory import estimate_training_memory
+
+
+def test_dry_run_writes_the_first_batch_and_trains_nothing(tmp_path, tiny_checkpoint, demo_dir):
+    run_dir = tmp_path / "run"
+    result = subprocess.run([sys.executable, "-m", "higgs_train.cli", "recipe=voice_clone_lora", "model=tiny",
+                             "data=demo", "dry_run=true", f"hydra.run.dir={run_dir}"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    batch = load_file(run_dir / "dry_run" / "batch_0.safetensors")
+    assert set(batch) == {"input_ids", "attention_mask", "labels", "audio_input_ids", "audio_input_ids_mask",
+                          "audio_labels"}
+    assert batch["audio_input_ids"].shape[-1] == 8 and batch["audio_input_ids_mask"].dtype == torch.bool
+    out = result.stdout
+    assert "context, no targets" in out and "codes + 1 stream-EOS per codebook" in out  # reference vs target clip
+    assert "«<|audio_eos|>»«<|eot_id|>»" in out
+    assert "trainable" in out and "estimated training memory" in out
+    assert not (run_dir / "metrics.jsonl").exists() and not (run_dir / "adapter").exists()
+
+
+def test_memory_estimate_of_the_real_architecture_is_in_the_right_range():
+    config = HiggsAudioV2Config(codebook_size=1026)
+    total = 5_377_281_024  # the 5.8B checkpoint without its text head
+    full = estimate_training_memory(config, total, total, tokens=4096, precision="bf16", gradient_checkpointing=True)
+    lora = estimate_training_memory(config, total, 40_000_000, tokens=4096, precision="bf16",
+                                    gradient_checkpointing=True)
+    assert 19 < full["weights"] < 21 and 79 < full["total"] < 90  # fp32 weights + grads + AdamW = 16 bytes/param
+    assert lora["total"] < 25 and lora["optimizer"] < 0.5
