@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
-from pathlib import Path
-
 import torch
-from transformers import AutoProcessor, HiggsAudioV2ForConditionalGeneration, HiggsAudioV2TokenizerModel
-
-AUDIO_TOKENIZER_SUBDIR = "audio_tokenizer"
+from transformers import AutoProcessor, HiggsAudioV2ForConditionalGeneration
 
 
 class ModelLoadError(RuntimeError):
@@ -32,14 +28,9 @@ def _explain(name_or_path: str, error: Exception) -> ModelLoadError:
 
 
 def load_processor(name_or_path: str):
-    """The checkpoint's processor. A local checkpoint's `audio_tokenizer/` sub-folder is loaded from where the
-    folder is now, so a copied or moved checkpoint keeps working."""
-    kwargs = {}
-    local_audio_tokenizer = Path(name_or_path) / AUDIO_TOKENIZER_SUBDIR
+    """The checkpoint's processor (text tokenizer, feature extractor and audio tokenizer), frozen."""
     try:
-        if local_audio_tokenizer.is_dir():
-            kwargs["audio_tokenizer"] = HiggsAudioV2TokenizerModel.from_pretrained(local_audio_tokenizer)
-        processor = AutoProcessor.from_pretrained(name_or_path, **kwargs)
+        processor = AutoProcessor.from_pretrained(name_or_path)
     except OSError as error:
         raise _explain(name_or_path, error) from None
     processor.audio_tokenizer.eval().requires_grad_(False)
