@@ -20,7 +20,7 @@ from higgs_train.assets import ensure_builtin  # noqa: E402
 from higgs_train.data.audio import load_audio  # noqa: E402
 from higgs_train.data.audio_codes import attach_codes, encode_waveform  # noqa: E402
 from higgs_train.data.collator import ConversationCollator  # noqa: E402
-from higgs_train.data.conversations import load_jsonl  # noqa: E402
+from higgs_train.data.conversations import load_rows  # noqa: E402
 from higgs_train.data.sampler import TokenBudgetBatchSampler  # noqa: E402
 from higgs_train.data.tasks import build_task  # noqa: E402
 from higgs_train.model.loading import load_processor  # noqa: E402
@@ -42,7 +42,7 @@ def main() -> None:
     torch.set_num_threads(2)
     checkpoint, demo = ensure_builtin("tiny"), ensure_builtin("demo")
     processor = load_processor(str(checkpoint))
-    rows = load_jsonl(demo / "train.jsonl")
+    rows = load_rows(demo / "train.jsonl")
     clone, _ = build_task(copy.deepcopy(rows), "voice_clone", seed=0)
     conversations = (clone + copy.deepcopy(rows))[:32]
     waveforms = {item["path"]: load_audio(item["path"]) for c in conversations for m in c["messages"]

@@ -16,7 +16,7 @@ CHOICES = {
     "data.on_bad_row": ("skip", "fail"),
 }
 POSITIVE = ("trainer.max_steps", "trainer.batch_size", "trainer.gradient_accumulation_steps",
-            "trainer.log_every_n_steps", "data.max_positions", "eval.max_new_tokens")
+            "trainer.log_every_n_steps", "data.max_positions", "data.encode_batch_size", "eval.max_new_tokens")
 
 
 class ConfigError(ValueError):

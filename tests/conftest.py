@@ -47,9 +47,9 @@ def model_config(tiny_checkpoint):
 
 @pytest.fixture(scope="session")
 def demo_rows(demo_dir):
-    from higgs_train.data.conversations import load_jsonl
+    from higgs_train.data.conversations import load_rows
 
-    return load_jsonl(demo_dir / "train.jsonl")
+    return load_rows(demo_dir / "train.jsonl")
 
 
 @pytest.fixture

@@ -55,3 +55,33 @@ def test_multi_speaker_layouts(demo_rows):
     scene = clone[0]["messages"][1]["content"]
     assert scene[-2] == {"type": "text", "text": "SPEAKER0:"} and scene[-1]["type"] == "audio"
     assert scene[-1]["path"] != clone[0]["messages"][-1]["content"][0]["path"]
+
+
+def _basic_row(row_id: str, text: str, path: str) -> dict:
+    return {"id": row_id, "speaker": "ann", "messages": [
+        {"role": "system", "content": [{"type": "text", "text": "Generate audio following instruction."}]},
+        {"role": "scene", "content": [{"type": "text", "text": "Quiet room."}]},
+        {"role": "user", "content": [{"type": "text", "text": text}]},
+        {"role": "assistant", "content": [{"type": "audio", "path": path}]}]}
+
+
+SYSTEM = {"role": "system", "content": [{"type": "text", "text": "Generate audio following instruction."}]}
+
+
+def test_exact_voice_clone_and_multi_speaker_clone_layouts():
+    rows = [_basic_row("r1", "Target words.", "/a/1.wav"), _basic_row("r2", "Reference words.", "/a/2.wav")]
+    [clone, _], _ = build_task(rows, "voice_clone", seed=0)
+    assert clone == {"id": "r1", "speaker": "ann", "messages": [
+        SYSTEM,
+        {"role": "scene", "content": [{"type": "text", "text": "Quiet room."}]},
+        {"role": "user", "content": [{"type": "text", "text": "Reference words."}]},
+        {"role": "assistant", "content": [{"type": "audio", "path": "/a/2.wav"}], "supervised": False},
+        {"role": "user", "content": [{"type": "text", "text": "Target words."}]},
+        {"role": "assistant", "content": [{"type": "audio", "path": "/a/1.wav"}], "supervised": True}]}
+    [multi, _], _ = build_task(rows, "multi_speaker_clone", seed=0)
+    assert multi == {"id": "r1", "speaker": "ann", "messages": [
+        SYSTEM,
+        {"role": "scene", "content": [{"type": "text", "text": "Quiet room."}, {"type": "text", "text": "SPEAKER0:"},
+                                      {"type": "audio", "path": "/a/2.wav"}]},
+        {"role": "user", "content": [{"type": "text", "text": "[SPEAKER0] Target words."}]},
+        {"role": "assistant", "content": [{"type": "audio", "path": "/a/1.wav"}], "supervised": True}]}

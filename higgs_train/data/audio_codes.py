@@ -1,31 +1,113 @@
-"""Audio -> codes through the model's own audio tokenizer, once per distinct clip."""
+"""Audio -> codes through the model's own audio tokenizer, once per distinct clip, batched where that is exact.
+
+The tokenizer's codes depend on padding: its HuBERT branch normalises and attends over the whole input, so a clip
+padded by even 5 ms gets other codes for a few percent of its frames (BENCHMARKS.md). Batches therefore only join
+clips of identical length, which gives exactly the codes of encoding each clip alone, the codes the processor makes
+at inference. Decoding and resampling of the next batch run in a thread while the current batch encodes.
+"""
 
 from __future__ import annotations
 
+import time
+from concurrent.futures import ThreadPoolExecutor
+from itertools import groupby
+from pathlib import Path
+from typing import Callable, Iterator
+
 import numpy as np
+import soundfile as sf
 import torch
 from tqdm.auto import tqdm
 
-from higgs_train.data.audio import load_audio
+from higgs_train.data.audio import TARGET_SAMPLE_RATE, load_audio
+from higgs_train.data.code_cache import CodeCache, tokenizer_fingerprint
+from higgs_train.data.conversations import dataset_root
 
 
-@torch.no_grad()
+@torch.inference_mode()
+def encode_waveforms(audio_tokenizer, waveforms: list[np.ndarray]) -> list[torch.Tensor]:
+    """Equal-length 24 kHz mono waveforms -> one (K, T) code tensor each."""
+    device = next(audio_tokenizer.parameters()).device
+    values = torch.from_numpy(np.stack(waveforms)).to(device)[:, None, :]
+    return list(audio_tokenizer.encode(values).audio_codes.cpu())
+
+
 def encode_waveform(audio_tokenizer, waveform: np.ndarray) -> torch.Tensor:
     """A 24 kHz mono waveform -> (K, T) codes."""
-    device = next(audio_tokenizer.parameters()).device
-    values = torch.from_numpy(waveform).to(device)[None, None, :]
-    return audio_tokenizer.encode(values).audio_codes[0].cpu()
+    return encode_waveforms(audio_tokenizer, [waveform])[0]
 
 
-def attach_codes(conversations: list[dict], audio_tokenizer, show_progress: bool = True) -> None:
-    """Fill `codes` into every audio item that has a `path`, encoding each distinct file once."""
-    paths = sorted({item["path"] for row in conversations for message in row["messages"]
-                    for item in message["content"] if item["type"] == "audio" and "codes" not in item})
-    codes = {}
-    for path in tqdm(paths, desc="encoding audio", unit="clip", disable=not show_progress):
-        codes[path] = encode_waveform(audio_tokenizer, load_audio(path))
+def _length_key(path: str) -> tuple[int, int]:
+    info = sf.info(path)
+    return info.samplerate, info.frames
+
+
+def _batches(paths: list[str], batch_size: int) -> list[list[str]]:
+    """Clips grouped by identical (rate, length), at most `batch_size` per batch, longest first (an OOM shows early)."""
+    ordered = sorted(paths, key=lambda p: (_length_key(p), p), reverse=True)
+    batches = []
+    for _, group in groupby(ordered, key=_length_key):
+        group = list(group)
+        batches += [group[i:i + batch_size] for i in range(0, len(group), batch_size)]
+    return batches
+
+
+def encode_files(audio_tokenizer, paths: list[str], batch_size: int = 8,
+                 show_progress: bool = True) -> Iterator[tuple[str, torch.Tensor]]:
+    """(path, codes) for every file, batching identical lengths; a progress bar shows clips/s and audio-seconds/s."""
+    batches = _batches(sorted(set(paths)), batch_size)
+    total_seconds = sum(_length_key(p)[1] / _length_key(p)[0] for p in set(paths))
+    progress = tqdm(total=total_seconds, desc="encoding audio", unit="audio-s", disable=not show_progress,
+                    bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} audio-s [{elapsed}<{remaining}, {rate_fmt}{postfix}]")
+    started, done = time.time(), 0
+    with ThreadPoolExecutor(max_workers=1) as loader:
+        pending = loader.submit(lambda b: [load_audio(p) for p in b], batches[0]) if batches else None
+        for index, batch in enumerate(batches):
+            waveforms = pending.result()
+            if index + 1 < len(batches):
+                pending = loader.submit(lambda b: [load_audio(p) for p in b], batches[index + 1])
+            for path, codes in zip(batch, encode_waveforms(audio_tokenizer, waveforms)):
+                yield path, codes
+            done += len(batch)
+            progress.update(sum(len(w) for w in waveforms) / TARGET_SAMPLE_RATE)
+            progress.set_postfix(clips_per_s=f"{done / max(time.time() - started, 1e-9):.2f}")
+    progress.close()
+
+
+def _audio_items(conversations: list[dict]) -> Iterator[dict]:
     for row in conversations:
         for message in row["messages"]:
             for item in message["content"]:
                 if item["type"] == "audio" and "codes" not in item:
-                    item["codes"] = codes[item["path"]]
+                    yield item
+
+
+def attach_codes(conversations: list[dict], audio_tokenizer, data_path: str | Path | None = None,
+                 batch_size: int = 8, show_progress: bool = True, log: Callable[[str], None] = print) -> dict:
+    """Fill `codes` into every audio item: from the dataset's code cache (`higgs-prep encode`) when it holds the
+    clip under this very tokenizer, otherwise encoded now, each distinct clip once. Returns counts by origin."""
+    items = list(_audio_items(conversations))
+    for item in items:
+        if "array" in item:
+            waveform = load_audio(np.asarray(item["array"], dtype=np.float32), source_rate=item["sampling_rate"])
+            item["codes"] = encode_waveform(audio_tokenizer, waveform)
+    paths = {item["path"] for item in items if "codes" not in item}
+    codes: dict[str, torch.Tensor] = {}
+    cached = 0
+    cache_folder = dataset_root(data_path) / "codes" if data_path is not None else None
+    if paths and cache_folder is not None and cache_folder.is_dir():
+        cache = CodeCache(dataset_root(data_path), tokenizer_fingerprint(audio_tokenizer))
+        stored = cache.load()
+        codes = {path: stored[cache.key(path)] for path in paths if cache.key(path) in stored}
+        cached = len(codes)
+    missing = sorted(paths - codes.keys())
+    if missing:
+        started = time.time()
+        codes.update(encode_files(audio_tokenizer, missing, batch_size, show_progress))
+        if data_path is not None:
+            log(f"higgs-train: encoded {len(missing)} clips in {time.time() - started:.1f} s; cache them once with "
+                f"`higgs-prep encode --input {data_path} --model <model>` to skip this next time")
+    for item in items:
+        if "codes" not in item:
+            item["codes"] = codes[item["path"]]
+    return {"cached": cached, "encoded": len(missing)}

@@ -1,4 +1,10 @@
-"""Conversation records: loading our JSONL and checking each row, with errors that name the row and the field."""
+"""Conversation records: one schema for a training example, loaded from JSONL or a prepared dataset and checked row
+by row, with errors that name the row and the field.
+
+A row is `{"id", "speaker", "messages": [{"role", "content": [items], "supervised"?}]}`; roles are system / scene /
+user / assistant; an item is `{"type": "text", "text"}` or `{"type": "audio"}` with a `path`, an `array` and its
+`sampling_rate`, or `codes` (K x T). By default only the last assistant turn is supervised.
+"""
 
 from __future__ import annotations
 
@@ -29,8 +35,9 @@ def validate(row: dict, where: str) -> None:
             kind = item.get("type")
             if kind == "text" and not isinstance(item.get("text"), str):
                 raise DataError(f"{where}: messages[{index}] has a text item without a 'text' string")
-            if kind == "audio" and "path" not in item and "codes" not in item:
-                raise DataError(f"{where}: messages[{index}] has an audio item without 'path' or 'codes'")
+            if kind == "audio" and not ({"path", "codes"} & item.keys() or {"array", "sampling_rate"} <= item.keys()):
+                raise DataError(f"{where}: messages[{index}] has an audio item without 'path', 'codes' or "
+                                "'array' + 'sampling_rate'")
             if kind not in ("text", "audio"):
                 raise DataError(f"{where}: messages[{index}] has an item of type {kind!r}; use 'text' or 'audio'")
             if kind == "audio" and role == "user":
@@ -42,11 +49,55 @@ def validate(row: dict, where: str) -> None:
         raise DataError(f"{where}: no assistant turn, so nothing to learn; add the target audio as the last turn")
 
 
-def load_jsonl(path: str | Path, max_examples: int | None = None) -> list[dict]:
-    """Read conversation rows; audio paths are resolved relative to the JSONL file's folder."""
+def _resolve_paths(row: dict, folder: Path) -> None:
+    for message in row["messages"]:
+        for item in message["content"]:
+            if item["type"] == "audio" and "path" in item:
+                item["path"] = str((folder / item["path"]).resolve())
+
+
+def is_prepared_dataset(path: str | Path) -> bool:
+    """A folder written by `higgs-prep convert` (a `datasets` dataset with a `messages` column)."""
+    return (Path(path) / "state.json").is_file()
+
+
+def dataset_root(path: str | Path) -> Path:
+    """The folder audio paths are relative to, and where `higgs-prep encode` keeps the code cache."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such file; point data.path at a conversation JSONL (see `higgs-prep --help`)")
+    return path if is_prepared_dataset(path) else path.parent
+
+
+def _load_prepared(path: Path, max_examples: int | None) -> list[dict]:
+    import datasets
+
+    dataset = datasets.load_from_disk(str(path))
+    if max_examples is not None:
+        dataset = dataset.select(range(min(max_examples, len(dataset))))
+    rows = []
+    for index, record in enumerate(dataset):
+        row = {"id": record["id"], "speaker": record["speaker"], "messages": json.loads(record["messages"])}
+        validate(row, f"{path}[{index}]")
+        _resolve_paths(row, path)
+        rows.append(row)
+    return rows
+
+
+def load_rows(path: str | Path, max_examples: int | None = None) -> list[dict]:
+    """Conversation rows from a JSONL file or a `higgs-prep convert` folder; audio paths made absolute."""
+    path = Path(path)
+    if is_prepared_dataset(path):
+        rows = _load_prepared(path, max_examples)
+    elif path.is_file():
+        rows = _load_jsonl(path, max_examples)
+    else:
+        raise DataError(f"{path}: no such file or prepared dataset; point data.path at a conversation JSONL or a "
+                        "folder written by `higgs-prep convert`")
+    if not rows:
+        raise DataError(f"{path}: holds no conversation rows")
+    return rows
+
+
+def _load_jsonl(path: Path, max_examples: int | None) -> list[dict]:
     rows = []
     with open(path, encoding="utf-8") as handle:
         for line_number, line in enumerate(handle, start=1):
@@ -58,14 +109,9 @@ def load_jsonl(path: str | Path, max_examples: int | None = None) -> list[dict]:
             except json.JSONDecodeError as error:
                 raise DataError(f"{where}: not valid JSON ({error.msg}); each line must be one JSON object") from None
             validate(row, where)
-            for message in row["messages"]:
-                for item in message["content"]:
-                    if item["type"] == "audio" and "path" in item:
-                        item["path"] = str((path.parent / item["path"]).resolve())
+            _resolve_paths(row, path.parent)
             row.setdefault("id", f"{path.stem}:{line_number}")
             rows.append(row)
             if max_examples is not None and len(rows) >= max_examples:
                 break
-    if not rows:
-        raise DataError(f"{path}: holds no conversation rows")
     return rows

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from higgs_train.data.audio_codes import attach_codes
-from higgs_train.data.conversations import DataError, load_jsonl
+from higgs_train.data.conversations import DataError, dataset_root, load_rows
 from higgs_train.data.tasks import build_task
 
 
@@ -15,20 +15,21 @@ from higgs_train.data.tasks import build_task
 class PreparedData:
     conversations: list[dict]
     skipped: dict[str, int] = field(default_factory=dict)
+    codes: dict[str, int] = field(default_factory=dict)  # clips by origin: cached / encoded
 
 
 def _speaker_descriptions(data_path: Path) -> dict[str, str]:
-    """Optional `speakers.json` beside the data file: speaker id -> description for multi-speaker scenes."""
-    path = data_path.parent / "speakers.json"
+    """Optional `speakers.json` beside the data: speaker id -> description for multi-speaker scenes."""
+    path = dataset_root(data_path) / "speakers.json"
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def prepare_conversations(data_cfg, task_name: str, seed: int, collator, audio_tokenizer,
                           show_progress: bool = True) -> PreparedData:
     path = Path(data_cfg.path)
-    rows = load_jsonl(path, data_cfg.max_examples)
+    rows = load_rows(path, data_cfg.max_examples)
     conversations, skipped = build_task(rows, task_name, seed, _speaker_descriptions(path))
-    attach_codes(conversations, audio_tokenizer, show_progress=show_progress)
+    codes = attach_codes(conversations, audio_tokenizer, path, data_cfg.encode_batch_size, show_progress)
     kept = []
     for conversation in conversations:
         positions = collator.encode(conversation["messages"]).num_positions
@@ -43,4 +44,4 @@ def prepare_conversations(data_cfg, task_name: str, seed: int, collator, audio_t
         skipped[key] = skipped.get(key, 0) + 1
     if not kept:
         raise DataError(f"{path}: no usable conversation for task={task_name} (left out: {skipped or 'none'})")
-    return PreparedData(kept, skipped)
+    return PreparedData(kept, skipped, codes)

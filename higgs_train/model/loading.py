@@ -44,3 +44,15 @@ def load_model(name_or_path: str, attn_implementation: str, dtype: torch.dtype, 
         )
     except OSError as error:
         raise _explain(name_or_path, error) from None
+
+
+def load_audio_tokenizer(name_or_path: str):
+    """The audio tokenizer of a model checkpoint (through its processor) or of a tokenizer checkpoint itself."""
+    from transformers import AutoConfig, HiggsAudioV2TokenizerModel
+
+    try:
+        if AutoConfig.from_pretrained(name_or_path).model_type == "higgs_audio_v2_tokenizer":
+            return HiggsAudioV2TokenizerModel.from_pretrained(name_or_path).eval().requires_grad_(False)
+    except OSError as error:
+        raise _explain(name_or_path, error) from None
+    return load_processor(name_or_path).audio_tokenizer

@@ -87,7 +87,8 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
     metrics = JsonlMetrics(run_dir / "metrics.jsonl") if is_main else None
     if is_main:
         total = sum(p.numel() for p in model.parameters())
-        print(f"higgs-train: {len(conversations)} conversations (left out: {prepared.skipped or 'none'}); "
+        print(f"higgs-train: {len(conversations)} conversations (left out: {prepared.skipped or 'none'}; "
+              f"clips {prepared.codes}); "
               f"{sum(p.numel() for p in trainable):,} of {total:,} parameters trained; attention={attn}; "
               f"run dir {run_dir}")
     progress = tqdm(total=cfg.trainer.max_steps, desc="training", unit="step", disable=not is_main)

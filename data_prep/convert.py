@@ -1,0 +1,139 @@
+"""`higgs-prep convert`: any supported source -> checked 24 kHz mono clips + a `datasets` dataset of conversations.
+
+Every row is either kept or reported in `rejected.jsonl` with its reason (`on_bad_row=skip`), or the run stops at the
+first bad row (`fail`). The output folder appears only when complete: it is built under a temporary name and renamed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import time
+from collections import Counter
+from pathlib import Path
+
+import datasets
+import soundfile as sf
+from tqdm.auto import tqdm
+
+from data_prep.audio_checks import BadRow, checked_clip
+from data_prep.sources import SourceRow, read_source
+from higgs_train.data.audio import TARGET_SAMPLE_RATE
+from higgs_train.data.conversations import DataError, validate
+
+
+class ConvertError(ValueError):
+    """The conversion cannot go on; the message names the row or path and the fix."""
+
+
+def _speaker_list(kind: str, path: Path) -> dict[str, str] | None:
+    """`speakers.json` (speaker id -> description) beside the source, when there is one: it defines known speakers."""
+    folder = path.parent if path.is_file() else path
+    candidate = folder / "speakers.json"
+    return json.loads(candidate.read_text(encoding="utf-8")) if candidate.is_file() else None
+
+
+def _last_user_text(messages: list[dict]) -> str:
+    users = [m for m in messages if m.get("role") == "user"]
+    return " ".join(i.get("text", "") for i in users[-1]["content"] if i.get("type") == "text").strip() if users else ""
+
+
+class _ClipWriter:
+    """Writes each distinct source clip once, as 24 kHz FLAC under `clips/`, and remembers its duration."""
+
+    def __init__(self, folder: Path, min_seconds: float, max_seconds: float):
+        self.folder, self.min_seconds, self.max_seconds = folder, min_seconds, max_seconds
+        (folder / "clips").mkdir(parents=True, exist_ok=True)
+        self.written: dict[str, tuple[str, float]] = {}
+
+    def write(self, item: dict, name: str) -> tuple[str, float]:
+        key = item.get("path")
+        if key in self.written:
+            return self.written[key]
+        waveform = checked_clip(item["path"] if "path" in item else item["bytes"], self.min_seconds, self.max_seconds)
+        relative = f"clips/{name}.flac"
+        sf.write(self.folder / relative, waveform, TARGET_SAMPLE_RATE, format="FLAC")
+        result = (relative, len(waveform) / TARGET_SAMPLE_RATE)
+        if key is not None:
+            self.written[key] = result
+        return result
+
+
+def _convert_row(row: SourceRow, clips: _ClipWriter, speakers: dict | None, seen_ids: set) -> dict:
+    """The output record of one source row, or `BadRow`."""
+    if row.error is not None:
+        raise row.error
+    safe_id = re.sub(r"[^\w.-]", "_", row.id)
+    if safe_id in seen_ids:
+        raise BadRow("duplicate id", row.id)
+    if not _last_user_text(row.messages):
+        raise BadRow("empty transcript")
+    if speakers is not None and row.speaker not in speakers:
+        raise BadRow("unknown speaker", f"{row.speaker!r} is not in speakers.json")
+    seconds = 0.0
+    audio_items = [item for m in row.messages for item in m["content"] if item.get("type") == "audio"]
+    for index, item in enumerate(audio_items):
+        relative, seconds = clips.write(item, safe_id if len(audio_items) == 1 else f"{safe_id}-{index}")
+        item.clear()
+        item.update({"type": "audio", "path": relative})
+    try:
+        validate({"messages": row.messages}, row.where)
+    except DataError as error:
+        raise BadRow("not a valid conversation", str(error)) from None
+    seen_ids.add(safe_id)
+    return {"id": row.id, "speaker": row.speaker, "text": _last_user_text(row.messages),
+            "audio": audio_items[-1]["path"] if audio_items else None, "seconds": round(seconds, 3),
+            "messages": json.dumps(row.messages, ensure_ascii=False)}
+
+
+def convert(kind: str, source: str | Path, output: str | Path, on_bad_row: str = "skip", min_seconds: float = 0.3,
+            max_seconds: float = 30.0, split: str = "train", overwrite: bool = False,
+            show_progress: bool = True) -> dict:
+    """Writes `output/` (dataset + clips/ + rejected.jsonl + report.json) and returns the report."""
+    source, output = Path(source), Path(output)
+    if output.exists() and any(output.iterdir()) and not overwrite:
+        raise ConvertError(f"{output}: already exists and is not empty; choose another --output or add --overwrite")
+    partial = output.parent / f".{output.name}.partial-{os.getpid()}"
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    speakers = _speaker_list(kind, source)
+    clips = _ClipWriter(partial, min_seconds, max_seconds)
+    records, rejected, seen_ids = [], [], set()
+    started, audio_seconds = time.time(), 0.0
+    try:
+        progress = tqdm(read_source(kind, source, split), desc=f"converting {kind}", unit="row",
+                        disable=not show_progress)
+        for row in progress:
+            try:
+                record = _convert_row(row, clips, speakers, seen_ids)
+            except BadRow as error:
+                if on_bad_row == "fail":
+                    raise ConvertError(f"{row.where}: {error}; fix the row or use --on-bad-row skip") from None
+                rejected.append({"row": row.where, "id": row.id, "reason": error.reason, "detail": str(error)})
+                continue
+            records.append(record)
+            audio_seconds += record["seconds"]
+            elapsed = max(time.time() - started, 1e-9)
+            progress.set_postfix(clips_per_s=f"{len(records) / elapsed:.1f}",
+                                 audio_s_per_s=f"{audio_seconds / elapsed:.1f}")
+        if not records:
+            raise ConvertError(f"{source}: no usable row ({len(rejected)} rejected, see the reasons above)")
+        datasets.Dataset.from_list(records).save_to_disk(str(partial))
+        with open(partial / "rejected.jsonl", "w", encoding="utf-8") as handle:
+            for entry in rejected:
+                handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
+        if speakers is not None:
+            (partial / "speakers.json").write_text(json.dumps(speakers, indent=2, ensure_ascii=False))
+        report = {"format": kind, "source": str(source), "kept": len(records), "rejected": len(rejected),
+                  "rejected_by_reason": dict(Counter(entry["reason"] for entry in rejected)),
+                  "audio_seconds": round(audio_seconds, 2)}
+        (partial / "report.json").write_text(json.dumps(report, indent=2))
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    if output.exists():
+        shutil.rmtree(output)
+    os.replace(partial, output)
+    return report

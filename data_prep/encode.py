@@ -1,0 +1,34 @@
+"""`higgs-prep encode`: run the audio tokenizer over every clip of a dataset once and store the codes beside it.
+
+Resumable: shards are committed atomically every `shard_size` clips, and a re-run encodes only the clips that no
+complete shard holds. Training then reads the codes instead of encoding (`higgs_train.data.audio_codes`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from higgs_train.data.audio_codes import encode_files
+from higgs_train.data.code_cache import CodeCache, tokenizer_fingerprint
+from higgs_train.data.conversations import dataset_root, load_rows
+
+
+def encode_dataset(data_path: str | Path, audio_tokenizer, batch_size: int = 8, shard_size: int = 256,
+                   show_progress: bool = True) -> dict:
+    """Encodes the dataset's clips that the cache lacks; returns counts and the cache folder."""
+    rows = load_rows(data_path)
+    cache = CodeCache(dataset_root(data_path), tokenizer_fingerprint(audio_tokenizer))
+    paths = sorted({item["path"] for row in rows for message in row["messages"] for item in message["content"]
+                    if item["type"] == "audio" and "path" in item})
+    stored = cache.load().keys()
+    missing = [path for path in paths if cache.key(path) not in stored]
+    pending = {}
+    for path, codes in encode_files(audio_tokenizer, missing, batch_size, show_progress):
+        pending[cache.key(path)] = codes
+        if len(pending) >= shard_size:
+            cache.write_shard(pending)
+            pending = {}
+    if pending:
+        cache.write_shard(pending)
+    return {"clips": len(paths), "already_cached": len(paths) - len(missing), "encoded": len(missing),
+            "cache": str(cache.folder)}

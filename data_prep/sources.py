@@ -1,0 +1,189 @@
+"""Readers for the datasets people have. Each yields `SourceRow`s: a conversation in our schema whose audio items
+point at their source (`path` or encoded `bytes`), or a `BadRow` for a row that cannot even be read."""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+from data_prep.audio_checks import BadRow
+from data_prep.demo import SCENE, SYSTEM_PROMPT
+
+FORMATS = ("ljspeech", "audiofolder", "hf", "jsonl")
+TEXT_COLUMNS = ("text", "transcription", "normalized_text", "sentence", "transcript")
+SPEAKER_COLUMNS = ("speaker", "speaker_id", "client_id")
+SCENE_START, SCENE_END = "<|scene_desc_start|>", "<|scene_desc_end|>"
+
+
+@dataclass
+class SourceRow:
+    where: str  # file:line or dataset[index], for error messages and rejected.jsonl
+    id: str
+    speaker: str | None = None
+    messages: list[dict] = field(default_factory=list)
+    error: BadRow | None = None
+
+
+def tts_messages(text: str, audio: dict) -> list[dict]:
+    """The basic text-to-speech conversation: system + scene + user transcript -> assistant clip."""
+    return [
+        {"role": "system", "content": [{"type": "text", "text": SYSTEM_PROMPT}]},
+        {"role": "scene", "content": [{"type": "text", "text": SCENE}]},
+        {"role": "user", "content": [{"type": "text", "text": text}]},
+        {"role": "assistant", "content": [{"type": "audio", **audio}]},
+    ]
+
+
+def _decoded_lines(path: Path) -> Iterator[tuple[int, str | None]]:
+    """(line number, text) per non-empty line; text is None when the line is not valid UTF-8."""
+    for number, raw in enumerate(path.read_bytes().splitlines(), start=1):
+        if not raw.strip():
+            continue
+        try:
+            yield number, raw.decode("utf-8")
+        except UnicodeDecodeError:
+            yield number, None
+
+
+def _not_utf8(where: str, row_id: str) -> SourceRow:
+    return SourceRow(where, row_id, error=BadRow("transcript is not UTF-8", "re-save the file as UTF-8"))
+
+
+def read_ljspeech(root: Path) -> Iterator[SourceRow]:
+    """`metadata.csv` lines `id|transcript|normalized transcript`, clips in `wavs/<id>.wav`; one speaker."""
+    metadata = root / "metadata.csv"
+    if not metadata.is_file():
+        raise FileNotFoundError(f"{metadata}: missing; an LJSpeech folder holds metadata.csv and wavs/")
+    for number, line in _decoded_lines(metadata):
+        where = f"{metadata}:{number}"
+        if line is None:
+            yield _not_utf8(where, f"line{number}")
+            continue
+        fields = line.split("|")
+        text = fields[2] if len(fields) > 2 and fields[2].strip() else (fields[1] if len(fields) > 1 else "")
+        audio = {"path": str(root / "wavs" / f"{fields[0]}.wav")}
+        yield SourceRow(where, fields[0], root.name, tts_messages(text, audio))
+
+
+def _first(record: dict, names: tuple[str, ...]):
+    return next((record[name] for name in names if record.get(name) not in (None, "")), None)
+
+
+def read_audiofolder(root: Path) -> Iterator[SourceRow]:
+    """Clips beside `metadata.csv` (header row) or `metadata.jsonl`, with `file_name`, a transcript column and an
+    optional speaker column."""
+    csv_path, jsonl_path = root / "metadata.csv", root / "metadata.jsonl"
+    metadata = csv_path if csv_path.is_file() else jsonl_path
+    if not metadata.is_file():
+        raise FileNotFoundError(f"{root}: no metadata.csv or metadata.jsonl beside the clips")
+    header = None
+    for number, line in _decoded_lines(metadata):
+        where = f"{metadata}:{number}"
+        if line is None:
+            yield _not_utf8(where, f"line{number}")
+            continue
+        if metadata == csv_path:
+            values = next(csv.reader([line]))
+            if header is None:
+                header = values
+                continue
+            record = dict(zip(header, values))
+        else:
+            record = json.loads(line)
+        file_name = record.get("file_name")
+        if not file_name:
+            yield SourceRow(where, f"line{number}", error=BadRow("no file_name", "add a file_name column"))
+            continue
+        row_id = Path(file_name).with_suffix("").as_posix().replace("/", "_")
+        text = _first(record, TEXT_COLUMNS) or ""
+        speaker = _first(record, SPEAKER_COLUMNS)
+        yield SourceRow(where, row_id, speaker and str(speaker), tts_messages(text, {"path": str(root / file_name)}))
+
+
+def read_hf(root: Path, split: str = "train") -> Iterator[SourceRow]:
+    """A Hugging Face `datasets` dataset with an `Audio` column: a `save_to_disk` folder or a local dataset folder."""
+    import datasets
+
+    if (root / "dataset_dict.json").is_file() or (root / "state.json").is_file():
+        dataset = datasets.load_from_disk(str(root))
+    else:
+        dataset = datasets.load_dataset(str(root))
+    if isinstance(dataset, datasets.DatasetDict):
+        if split not in dataset:
+            raise ValueError(f"{root}: no split {split!r}; it has {list(dataset)} (use --split)")
+        dataset = dataset[split]
+    audio_columns = [name for name, feature in dataset.features.items() if isinstance(feature, datasets.Audio)]
+    if not audio_columns:
+        raise ValueError(f"{root}: no column of type datasets.Audio (columns: {list(dataset.features)})")
+    # Decoding is ours (soundfile): datasets' own decoder needs torchcodec.
+    dataset = dataset.cast_column(audio_columns[0], datasets.Audio(decode=False))
+    for index, record in enumerate(dataset):
+        audio = record[audio_columns[0]]
+        if audio.get("bytes"):
+            source = {"bytes": audio["bytes"]}
+        else:
+            clip = Path(audio["path"])
+            source = {"path": str(clip if clip.is_absolute() else root / clip)}
+        row_id = str(record.get("id", index))
+        speaker = _first(record, SPEAKER_COLUMNS)
+        text = _first(record, TEXT_COLUMNS) or ""
+        yield SourceRow(f"{root}[{index}]", row_id, speaker and str(speaker), tts_messages(str(text), source))
+
+
+def _items(content) -> list[dict]:
+    """Message content as a list of our items: plain strings, Higgs ChatML `AudioContent` (`audio_url`) or ours."""
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}]
+    items = []
+    for item in content if isinstance(content, list) else [content]:
+        if item.get("type") == "audio" and "audio_url" in item:
+            items.append({"type": "audio", "path": item["audio_url"]})
+        else:
+            items.append(dict(item))
+    return items
+
+
+def normalize_messages(messages: list[dict]) -> list[dict]:
+    """Our schema from ours or the Higgs ChatML layout (whose scene sits inside the system text between markers)."""
+    normalized = [{**m, "content": _items(m["content"])} for m in messages]
+    head = normalized[0] if normalized else {}
+    text = head.get("content", [{}])[0].get("text", "") if head.get("role") == "system" else ""
+    if SCENE_START in text and SCENE_END in text:
+        system, _, rest = text.partition(SCENE_START)
+        scene, _, _ = rest.partition(SCENE_END)
+        normalized[0] = {"role": "system", "content": [{"type": "text", "text": system.strip()}]}
+        normalized.insert(1, {"role": "scene", "content": [{"type": "text", "text": scene.strip()}]})
+    return normalized
+
+
+def read_jsonl(path: Path) -> Iterator[SourceRow]:
+    """Conversation JSONL (ours, or Higgs ChatML); relative audio paths are relative to the file."""
+    for number, line in _decoded_lines(path):
+        where = f"{path}:{number}"
+        if line is None:
+            yield _not_utf8(where, f"line{number}")
+            continue
+        try:
+            record = json.loads(line)
+            messages = normalize_messages(record["messages"])
+        except (json.JSONDecodeError, KeyError, TypeError, AttributeError, IndexError) as error:
+            yield SourceRow(where, f"line{number}", error=BadRow("not a conversation row", repr(error)))
+            continue
+        for message in messages:
+            for item in message["content"]:
+                if item.get("type") == "audio" and "path" in item:
+                    item["path"] = str(path.parent / item["path"])
+        row_id = str(record.get("id", f"line{number}"))
+        yield SourceRow(where, row_id, record.get("speaker"), messages)
+
+
+def read_source(kind: str, path: Path, split: str = "train") -> Iterator[SourceRow]:
+    if kind not in FORMATS:
+        raise ValueError(f"format {kind!r} is not known; use one of {list(FORMATS)}")
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: does not exist")
+    readers = {"ljspeech": read_ljspeech, "audiofolder": read_audiofolder, "jsonl": read_jsonl}
+    return read_hf(path, split) if kind == "hf" else readers[kind](path)

@@ -1,0 +1,108 @@
+"""The audio-code cache: exact batching, reuse only under the same tokenizer, and resume after a hard kill."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pyarrow as pa
+import pytest
+import soundfile as sf
+import torch
+
+from data_prep.encode import encode_dataset
+from data_prep.tiny_checkpoint import build_audio_tokenizer
+from higgs_train.data.audio import load_audio
+from higgs_train.data.audio_codes import attach_codes, encode_files, encode_waveform
+from higgs_train.data.code_cache import CodeCache, tokenizer_fingerprint
+from higgs_train.data.conversations import load_rows
+
+
+@pytest.fixture
+def demo_copy(demo_dir, tmp_path):
+    """A private copy of the demo data, so caches written here never reach other tests."""
+    shutil.copytree(demo_dir, tmp_path / "demo")
+    return tmp_path / "demo"
+
+
+def _codes_by_path(rows):
+    return {item["path"]: item["codes"] for row in rows for m in row["messages"] for item in m["content"]
+            if item["type"] == "audio"}
+
+
+def test_batches_join_only_equal_lengths_and_equal_one_at_a_time_codes(demo_copy, processor, tmp_path):
+    tokenizer = processor.audio_tokenizer
+    clips = sorted((demo_copy / "clips").glob("*.wav"))[:4]
+    shortest = min(len(load_audio(c)) for c in clips)
+    paths = []
+    for index, clip in enumerate(clips):  # three clips cut to one length (batched together), one left as it is
+        waveform = load_audio(clip)
+        path = tmp_path / f"c{index}.wav"
+        sf.write(path, waveform if index == 3 else waveform[:shortest], 24000, subtype="FLOAT")
+        paths.append(str(path))
+    batched = dict(encode_files(tokenizer, paths, batch_size=8, show_progress=False))
+    for path in paths:
+        assert torch.equal(batched[path], encode_waveform(tokenizer, load_audio(path)))
+
+
+def test_training_reads_the_cache_and_gets_the_codes_it_would_encode(demo_copy, processor):
+    tokenizer = processor.audio_tokenizer
+    summary = encode_dataset(demo_copy / "train.jsonl", tokenizer, shard_size=10, show_progress=False)
+    assert summary["encoded"] == summary["clips"] == 28 and summary["already_cached"] == 0
+    assert encode_dataset(demo_copy / "train.jsonl", tokenizer, show_progress=False)["encoded"] == 0
+
+    from_cache = load_rows(demo_copy / "train.jsonl")
+    assert attach_codes(from_cache, tokenizer, demo_copy / "train.jsonl", show_progress=False) == \
+        {"cached": 28, "encoded": 0}
+    on_the_fly = load_rows(demo_copy / "train.jsonl")
+    attach_codes(on_the_fly, tokenizer, None, show_progress=False)
+    cached, fresh = _codes_by_path(from_cache), _codes_by_path(on_the_fly)
+    assert cached.keys() == fresh.keys() and all(torch.equal(cached[p], fresh[p]) for p in cached)
+
+
+def test_another_tokenizer_never_reuses_the_codes(demo_copy, processor):
+    encode_dataset(demo_copy / "train.jsonl", processor.audio_tokenizer, show_progress=False)
+    other = build_audio_tokenizer(seed=1)
+    assert tokenizer_fingerprint(other) != tokenizer_fingerprint(processor.audio_tokenizer)
+    rows = load_rows(demo_copy / "train.jsonl", max_examples=2)
+    assert attach_codes(rows, other, demo_copy / "train.jsonl", show_progress=False) == {"cached": 0, "encoded": 2}
+    path = rows[0]["messages"][-1]["content"][0]["path"]
+    assert torch.equal(rows[0]["messages"][-1]["content"][0]["codes"], encode_waveform(other, load_audio(path)))
+
+
+def _shard_keys(folder):
+    keys = []
+    for shard in sorted(folder.glob("shard-*.arrow")):
+        with pa.memory_map(str(shard)) as source:
+            keys += pa.ipc.open_file(source).read_all().column("key").to_pylist()
+    return keys
+
+
+def test_killed_encode_resumes_to_the_cache_of_an_uninterrupted_run(demo_copy, tiny_checkpoint, processor, tmp_path):
+    uninterrupted = tmp_path / "clean"
+    shutil.copytree(demo_copy, uninterrupted)
+    encode_dataset(uninterrupted / "train.jsonl", processor.audio_tokenizer, shard_size=1, show_progress=False)
+
+    command = [sys.executable, "-m", "data_prep.cli", "encode", "--input", str(demo_copy / "train.jsonl"),
+               "--model", str(tiny_checkpoint), "--shard-size", "1", "--batch-size", "1"]
+    cache = CodeCache(demo_copy, tokenizer_fingerprint(processor.audio_tokenizer))
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               env={**os.environ, "PYTHONPATH": os.getcwd()})
+    while len(cache.shards()) < 3 and process.poll() is None:
+        time.sleep(0.005)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    done_at_kill = len(cache.shards())
+    assert 3 <= done_at_kill < 28, "the kill must land midway for this test to mean anything"
+    (cache.folder / ".shard-00099.arrow.partial-1").write_bytes(b"torn write")  # a shard cut off mid-write
+
+    resumed = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": os.getcwd()})
+    assert resumed.returncode == 0, resumed.stderr
+    assert f'"already_cached": {done_at_kill}' in resumed.stdout
+    keys = _shard_keys(cache.folder)
+    assert len(keys) == len(set(keys)) == 28  # no clip encoded twice
+    expected = CodeCache(uninterrupted, cache.folder.name).load()
+    got = cache.load()
+    assert got.keys() == expected.keys() and all(torch.equal(got[k], expected[k]) for k in got)
