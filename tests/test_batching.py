@@ -8,6 +8,7 @@ from transformers import HiggsAudioV2ForConditionalGeneration
 
 from higgs_train.data.audio_codes import attach_codes
 from higgs_train.data.collator import ConversationCollator
+from higgs_train.data.conversations import DataError
 from higgs_train.data.sampler import TokenBudgetBatchSampler
 from higgs_train.data.tasks import build_task
 from higgs_train.train.loss import audio_loss_terms
@@ -66,3 +67,38 @@ def test_token_budget_batches_cover_every_example_once_per_epoch(mode):
 def test_an_example_over_the_budget_is_a_clear_error():
     with pytest.raises(ValueError, match="longer than trainer.max_tokens_per_batch=100"):
         TokenBudgetBatchSampler([50, 150], max_tokens=100, mode="pack", seed=0)
+
+
+def _data_cfg(demo_dir, **overrides):
+    from omegaconf import OmegaConf
+
+    from higgs_train.cli import CONFIG_DIR
+
+    cfg = OmegaConf.merge(OmegaConf.load(CONFIG_DIR / "data" / "jsonl.yaml"), overrides)
+    cfg.path = str(demo_dir / "train.jsonl")
+    return cfg
+
+
+def test_too_long_conversations_are_counted_and_warned_never_truncated(demo_dir, processor, model_config):
+    from higgs_train.data.prepare import prepare_conversations
+
+    collator = ConversationCollator(processor.tokenizer, model_config)
+    everything = prepare_conversations(_data_cfg(demo_dir), "voice_clone", 0, collator, processor.audio_tokenizer,
+                                       show_progress=False, log=lambda _: None)
+    lengths = sorted(c["num_positions"] for c in everything.conversations)
+    limit = lengths[len(lengths) // 2]
+    messages = []
+    prepared = prepare_conversations(_data_cfg(demo_dir, max_positions=limit, on_bad_row="skip"), "voice_clone", 0,
+                                     collator, processor.audio_tokenizer, show_progress=False, log=messages.append)
+    left_out = sum(n > limit for n in lengths)
+    assert len(prepared.conversations) == len(lengths) - left_out > 0
+    assert prepared.skipped == {f"longer than data.max_positions={limit}": left_out}
+    assert all(collator.encode(c["messages"]).num_positions == c["num_positions"] <= limit
+               for c in prepared.conversations)
+    assert any(f"left out {left_out} of {len(lengths)}" in m for m in messages)
+    with pytest.raises(DataError, match=f"raise data.max_positions to at least {lengths[0]}"):
+        prepare_conversations(_data_cfg(demo_dir, max_positions=lengths[0] - 1, on_bad_row="skip"), "voice_clone", 0,
+                              collator, processor.audio_tokenizer, show_progress=False, log=lambda _: None)
+    with pytest.raises(DataError, match="exceed data.max_positions"):
+        prepare_conversations(_data_cfg(demo_dir, max_positions=limit, on_bad_row="fail"), "voice_clone", 0,
+                              collator, processor.audio_tokenizer, show_progress=False, log=lambda _: None)

@@ -25,23 +25,28 @@ def _speaker_descriptions(data_path: Path) -> dict[str, str]:
 
 
 def prepare_conversations(data_cfg, task_name: str, seed: int, collator, audio_tokenizer,
-                          show_progress: bool = True) -> PreparedData:
+                          show_progress: bool = True, log=print) -> PreparedData:
     path = Path(data_cfg.path)
     rows = load_rows(path, data_cfg.max_examples)
     conversations, skipped = build_task(rows, task_name, seed, _speaker_descriptions(path))
-    codes = attach_codes(conversations, audio_tokenizer, path, data_cfg.encode_batch_size, show_progress)
-    kept = []
+    codes = attach_codes(conversations, audio_tokenizer, path, data_cfg.encode_batch_size, show_progress, log)
+    kept, too_long = [], []
     for conversation in conversations:
         positions = collator.encode(conversation["messages"]).num_positions
         if positions <= data_cfg.max_positions:
             conversation["num_positions"] = positions
             kept.append(conversation)
-            continue
-        if data_cfg.on_bad_row == "fail":
+        elif data_cfg.on_bad_row == "fail":
             raise DataError(f"row {conversation['id']}: {positions} positions exceed data.max_positions="
                             f"{data_cfg.max_positions}; raise it or set data.on_bad_row=skip")
-        key = f"longer than data.max_positions={data_cfg.max_positions}"
-        skipped[key] = skipped.get(key, 0) + 1
+        else:
+            too_long.append(positions)
+    if too_long:
+        skipped[f"longer than data.max_positions={data_cfg.max_positions}"] = len(too_long)
+        log(f"higgs-train: warning: left out {len(too_long)} of {len(conversations)} conversations longer than "
+            f"data.max_positions={data_cfg.max_positions} (never truncated; the shortest of them has "
+            f"{min(too_long)} positions, the longest {max(too_long)})")
     if not kept:
-        raise DataError(f"{path}: no usable conversation for task={task_name} (left out: {skipped or 'none'})")
+        hint = f"; raise data.max_positions to at least {min(too_long)}" if too_long else ""
+        raise DataError(f"{path}: no usable conversation for task={task_name} (left out: {skipped or 'none'}){hint}")
     return PreparedData(kept, skipped, codes)

@@ -73,7 +73,8 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
     collator = ConversationCollator(processor.tokenizer, model_config, packing=cfg.trainer.packing)
     data_cfg = {**cfg.data, "path": data_path}
     prepared = prepare_conversations(DictConfig(data_cfg), cfg.task.name, cfg.seed, collator,
-                                     processor.audio_tokenizer, show_progress=is_main)
+                                     processor.audio_tokenizer, show_progress=is_main,
+                                     log=print if is_main else lambda _: None)
     conversations = prepared.conversations
     dataloader = build_dataloader(conversations, collator, cfg)
 
