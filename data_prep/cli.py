@@ -10,7 +10,7 @@ from data_prep.sources import FORMATS
 
 DESCRIPTION = """Prepare data and checkpoints for higgs-train. Typical flow:
   higgs-prep convert ljspeech --input LJSpeech-1.1 --output data/lj     # checked 24 kHz clips + conversations
-  higgs-prep encode --input data/lj --model bosonai/higgs-audio-v2      # audio codes cached once
+  higgs-prep encode --input data/lj --model eustlb/higgs-v2             # audio codes cached once
   higgs-train recipe=voice_clone_lora data.path=data/lj"""
 
 
