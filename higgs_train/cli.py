@@ -14,11 +14,14 @@ from higgs_train.config import ConfigError, validate
 from higgs_train.data.conversations import DataError
 from higgs_train.model.loading import ModelLoadError
 from higgs_train.model.peft_setup import PeftConfigError
+from higgs_train.train.checkpoint import ResumeError
+from higgs_train.train.loop import TrainingError
+from higgs_train.train.run_dir import RunDirError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = PROJECT_ROOT / "configs"
 RECIPES_DIR = PROJECT_ROOT / "recipes"
-USER_ERRORS = (ConfigError, DataError, ModelLoadError, PeftConfigError)
+USER_ERRORS = (ConfigError, DataError, ModelLoadError, PeftConfigError, RunDirError, ResumeError)
 
 
 def register_recipes() -> None:
@@ -44,6 +47,9 @@ def _run(cfg: DictConfig) -> None:
     except USER_ERRORS as error:
         print(f"higgs-train: error: {error}", file=sys.stderr)
         sys.exit(2)
+    except TrainingError as error:
+        print(f"higgs-train: error: {error}", file=sys.stderr)
+        sys.exit(1)
 
 
 def main() -> None:

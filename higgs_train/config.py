@@ -14,9 +14,13 @@ CHOICES = {
     "peft.type": ("none", "lora"),
     "task.name": TASKS,
     "data.on_bad_row": ("skip", "fail"),
+    "logger.name": ("jsonl", "wandb", "tensorboard"),
+    "optim.fused": ("auto", True, False),
 }
 POSITIVE = ("trainer.max_steps", "trainer.batch_size", "trainer.gradient_accumulation_steps",
-            "trainer.log_every_n_steps", "data.max_positions", "data.encode_batch_size", "eval.max_new_tokens")
+            "trainer.log_every_n_steps", "trainer.max_bad_steps", "data.max_positions", "data.encode_batch_size",
+            "eval.max_new_tokens")
+OPTIONAL_POSITIVE = ("trainer.save_every_n_steps", "trainer.keep_last_n")
 
 
 class ConfigError(ValueError):
@@ -32,6 +36,10 @@ def validate(cfg: DictConfig) -> None:
         value = OmegaConf.select(cfg, key)
         if not isinstance(value, int) or value <= 0:
             raise ConfigError(f"{key}={value!r} must be a positive integer")
+    for key in OPTIONAL_POSITIVE:
+        value = OmegaConf.select(cfg, key)
+        if value is not None and (not isinstance(value, int) or value <= 0):
+            raise ConfigError(f"{key}={value!r} must be a positive integer or null")
     if cfg.optim.lr <= 0:
         raise ConfigError(f"optim.lr={cfg.optim.lr!r} must be > 0")
     budget = cfg.trainer.max_tokens_per_batch

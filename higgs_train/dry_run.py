@@ -57,7 +57,7 @@ def dry_run(cfg: DictConfig, run_dir: Path) -> Path:
     collator = ConversationCollator(processor.tokenizer, config, packing=cfg.trainer.packing)
     prepared = prepare_conversations(DictConfig({**cfg.data, "path": data_path}), cfg.task.name, cfg.seed, collator,
                                      processor.audio_tokenizer)
-    batch = next(iter(build_dataloader(prepared.conversations, collator, cfg)))
+    batch = next(iter(build_dataloader(prepared.conversations, collator, cfg)[0]))
     out = run_dir / "dry_run" / "batch_0.safetensors"
     out.parent.mkdir(parents=True, exist_ok=True)
     save_file({name: tensor.contiguous() for name, tensor in batch.items()}, str(out))

@@ -19,7 +19,7 @@ import soundfile as sf
 import torch
 from tqdm.auto import tqdm
 
-from higgs_train.data.audio import TARGET_SAMPLE_RATE, load_audio
+from higgs_train.data.audio import load_audio
 from higgs_train.data.code_cache import CodeCache, tokenizer_fingerprint
 from higgs_train.data.conversations import dataset_root
 
@@ -56,9 +56,10 @@ def encode_files(audio_tokenizer, paths: list[str], batch_size: int = 8,
                  show_progress: bool = True) -> Iterator[tuple[str, torch.Tensor]]:
     """(path, codes) for every file, batching identical lengths; a progress bar shows clips/s and audio-seconds/s."""
     batches = _batches(sorted(set(paths)), batch_size)
-    total_seconds = sum(_length_key(p)[1] / _length_key(p)[0] for p in set(paths))
-    progress = tqdm(total=total_seconds, desc="encoding audio", unit="audio-s", disable=not show_progress,
-                    bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} audio-s [{elapsed}<{remaining}, {rate_fmt}{postfix}]")
+    milliseconds = {p: round(1000 * _length_key(p)[1] / _length_key(p)[0]) for p in set(paths)}
+    # Counted in integer milliseconds (shown as seconds), so the bar ends exactly at its total.
+    progress = tqdm(total=sum(milliseconds.values()), desc="encoding audio", unit="audio-s", unit_scale=0.001,
+                    disable=not show_progress)
     started, done = time.time(), 0
     with ThreadPoolExecutor(max_workers=1) as loader:
         pending = loader.submit(lambda b: [load_audio(p) for p in b], batches[0]) if batches else None
@@ -69,7 +70,7 @@ def encode_files(audio_tokenizer, paths: list[str], batch_size: int = 8,
             for path, codes in zip(batch, encode_waveforms(audio_tokenizer, waveforms)):
                 yield path, codes
             done += len(batch)
-            progress.update(sum(len(w) for w in waveforms) / TARGET_SAMPLE_RATE)
+            progress.update(sum(milliseconds[p] for p in batch))
             progress.set_postfix(clips_per_s=f"{done / max(time.time() - started, 1e-9):.2f}")
     progress.close()
 

@@ -61,3 +61,23 @@ class TokenBudgetBatchSampler(Sampler[list[int]]):
 
     def __len__(self) -> int:
         return len(self._batches())
+
+
+class FixedSizeBatchSampler(Sampler[list[int]]):
+    """Random batches of `batch_size` rows, reshuffled per epoch from `seed` + epoch, so any epoch's order can be
+    rebuilt on resume and is identical across processes."""
+
+    def __init__(self, num_examples: int, batch_size: int, seed: int):
+        self.num_examples, self.batch_size, self.seed = num_examples, batch_size, seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        order = list(range(self.num_examples))
+        random.Random(self.seed + self.epoch).shuffle(order)
+        yield from (order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size))
+
+    def __len__(self) -> int:
+        return -(-self.num_examples // self.batch_size)

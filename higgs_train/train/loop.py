@@ -1,16 +1,23 @@
-"""The training run, top to bottom: setup -> train -> save -> listen. One plain loop over `accelerate.Accelerator`."""
+"""The training run, top to bottom: setup -> (resume) -> train -> save -> listen. One plain loop over Accelerate.
+
+Loss normalisation: a step's loss is the sum over codebooks of (summed cross-entropy / number of supervised targets),
+with both counted over every micro-batch of the accumulation window on every process, so accumulation and data
+parallelism give the gradient of the one big batch, whatever the lengths of the conversations in it.
+"""
 
 from __future__ import annotations
 
 import json
 import math
+import os
+import shutil
 import time
 from pathlib import Path
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import set_seed
-from omegaconf import DictConfig
+from accelerate.utils import DistributedType, GradientAccumulationPlugin, set_seed
+from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import get_scheduler
@@ -18,137 +25,262 @@ from transformers import get_scheduler
 from higgs_train import assets
 from higgs_train.data.collator import ConversationCollator
 from higgs_train.data.prepare import prepare_conversations
-from higgs_train.data.sampler import TokenBudgetBatchSampler
+from higgs_train.data.sampler import FixedSizeBatchSampler, TokenBudgetBatchSampler
 from higgs_train.evaluate.samples import write_samples
 from higgs_train.model.loading import load_model, load_processor, resolve_attn_implementation
 from higgs_train.model.peft_setup import apply_peft
-from higgs_train.train.loss import audio_loss_terms
+from higgs_train.train.batches import BatchStream
+from higgs_train.train.checkpoint import (check_compatible, load_checkpoint, remove_partial_checkpoints,
+                                          run_signature, save_checkpoint)
+from higgs_train.train.loss import audio_loss_terms, target_counts
 from higgs_train.train.metrics import JsonlMetrics
+from higgs_train.train.run_dir import claim_run_dir, truncate_metrics
+from higgs_train.train.throughput import flops_per_token, peak_flops, peak_memory_gb
 
 MIXED_PRECISION = {"bf16": "bf16", "fp16": "fp16", "fp32": "no"}
+SCHEDULERS = {"cosine": "cosine", "linear": "linear", "constant": "constant_with_warmup"}
 
 
-def _cycle(dataloader):
-    """Batches forever, one epoch after another (the sampler reshuffles each epoch)."""
-    epoch = 0
-    while True:
-        if hasattr(dataloader, "set_epoch"):
-            dataloader.set_epoch(epoch)
-        yield from dataloader
-        epoch += 1
+class TrainingError(RuntimeError):
+    """The run cannot go on (e.g. too many non-finite steps); the message says what was saved and what to try."""
 
 
-def build_dataloader(conversations: list[dict], collator, cfg: DictConfig) -> DataLoader:
-    """Fixed-size random batches, or token-budget batches (bucketed, or packed with `trainer.packing`)."""
+def build_accelerator(cfg: DictConfig, run_dir: Path) -> Accelerator:
+    trackers = {"wandb": "wandb", "tensorboard": "tensorboard"}.get(cfg.logger.name)
+    return Accelerator(
+        mixed_precision=MIXED_PRECISION[cfg.trainer.precision],
+        # Windows are ours (one step = gradient_accumulation_steps batches); never cut one short at an epoch end.
+        gradient_accumulation_plugin=GradientAccumulationPlugin(
+            num_steps=cfg.trainer.gradient_accumulation_steps, sync_with_dataloader=False),
+        cpu=cfg.trainer.device == "cpu",
+        log_with=trackers,
+        project_dir=str(run_dir),
+        dynamo_backend="inductor" if cfg.trainer.compile else "no",
+    )
+
+
+def build_dataloader(conversations: list[dict], collator, cfg: DictConfig):
+    """Random fixed-size batches, or token-budget batches (bucketed, or packed with `trainer.packing`); every order
+    is a function of (seed, epoch), which exact resume relies on. Returns (dataloader, sampler)."""
     if cfg.trainer.max_tokens_per_batch is None:
-        return DataLoader(conversations, batch_size=cfg.trainer.batch_size, shuffle=True, collate_fn=collator,
-                          generator=torch.Generator().manual_seed(cfg.seed), num_workers=cfg.trainer.num_workers)
-    sampler = TokenBudgetBatchSampler([c["num_positions"] for c in conversations], cfg.trainer.max_tokens_per_batch,
-                                      mode="pack" if cfg.trainer.packing else "bucket", seed=cfg.seed)
-    return DataLoader(conversations, batch_sampler=sampler, collate_fn=collator, num_workers=cfg.trainer.num_workers)
+        sampler = FixedSizeBatchSampler(len(conversations), cfg.trainer.batch_size, cfg.seed)
+    else:
+        sampler = TokenBudgetBatchSampler([c["num_positions"] for c in conversations],
+                                          cfg.trainer.max_tokens_per_batch,
+                                          mode="pack" if cfg.trainer.packing else "bucket", seed=cfg.seed)
+    loader = DataLoader(conversations, batch_sampler=sampler, collate_fn=collator,
+                        num_workers=cfg.trainer.num_workers)
+    return loader, sampler
+
+
+def _init_trackers(accelerator, cfg: DictConfig, run_dir: Path) -> None:
+    if cfg.logger.name == "jsonl":
+        return
+    init_kwargs = {}
+    if cfg.logger.name == "wandb":
+        init_kwargs["wandb"] = {"dir": str(run_dir), "mode": cfg.logger.mode, "name": run_dir.name}
+    accelerator.init_trackers(cfg.logger.get("project", "higgs-train"),
+                              config=_flat(OmegaConf.to_container(cfg, resolve=True)), init_kwargs=init_kwargs)
+
+
+def _flat(tree: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value if isinstance(value, (int, float, str, bool)) else str(value)
+    return flat
+
+
+def _finite(value) -> bool:
+    return value is None or math.isfinite(float(value))
 
 
 def train(cfg: DictConfig, run_dir: Path) -> dict:
     """Runs the configured job and returns its summary (also written to `run_summary.json`)."""
     started = time.time()
-    accelerator = Accelerator(
-        mixed_precision=MIXED_PRECISION[cfg.trainer.precision],
-        gradient_accumulation_steps=cfg.trainer.gradient_accumulation_steps,
-        cpu=cfg.trainer.device == "cpu",
-    )
+    accelerator = build_accelerator(cfg, run_dir)
     is_main = accelerator.is_main_process
+    log = print if is_main else (lambda *_: None)
+    resume_from = claim_run_dir(run_dir, cfg.resume, cfg.overwrite, is_main, log)
+    if is_main:
+        remove_partial_checkpoints(run_dir)
+    accelerator.wait_for_everyone()
     set_seed(cfg.seed)
 
     with accelerator.main_process_first():
-        model_path = assets.resolve(cfg.model.name_or_path)
-        data_path = assets.resolve(cfg.data.path)
+        model_path = assets.resolve(cfg.model.name_or_path, log)
+        data_path = assets.resolve(cfg.data.path, log)
     processor = load_processor(model_path)
     attn = resolve_attn_implementation(cfg.model.attn_implementation, accelerator.device)
-    model = load_model(model_path, attn, torch.float32, use_text_head=False)
+    model = load_model(model_path, attn, torch.float32, use_text_head=cfg.model.use_text_head)
     model = apply_peft(model, cfg.peft)
     if cfg.model.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model_config = model.config
+    text_head = next((m for name, m in model.named_modules() if name.endswith("text_lm_head")), None)
+    flops_token = flops_per_token(model, cfg.model.gradient_checkpointing)
+    frame_rate = processor.audio_tokenizer.config.frame_rate
 
     collator = ConversationCollator(processor.tokenizer, model_config, packing=cfg.trainer.packing)
-    data_cfg = {**cfg.data, "path": data_path}
-    prepared = prepare_conversations(DictConfig(data_cfg), cfg.task.name, cfg.seed, collator,
-                                     processor.audio_tokenizer, show_progress=is_main,
-                                     log=print if is_main else lambda _: None)
+    processor.audio_tokenizer.to(accelerator.device)
+    with accelerator.main_process_first():  # the main process fills the code cache's gaps first
+        prepared = prepare_conversations(DictConfig({**cfg.data, "path": data_path}), cfg.task.name, cfg.seed,
+                                         collator, processor.audio_tokenizer, show_progress=is_main, log=log)
     conversations = prepared.conversations
-    dataloader = build_dataloader(conversations, collator, cfg)
+    dataloader, sampler = build_dataloader(conversations, collator, cfg)
 
     trainable = [p for p in model.parameters() if p.requires_grad]
+    fused = accelerator.device.type == "cuda" if cfg.optim.fused == "auto" else bool(cfg.optim.fused)
     optimizer = torch.optim.AdamW(trainable, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay,
-                                  betas=tuple(cfg.optim.betas))
-    scheduler = get_scheduler(cfg.optim.scheduler, optimizer, num_warmup_steps=cfg.optim.warmup_steps,
+                                  betas=tuple(cfg.optim.betas), fused=fused or None)
+    # The scheduler stays outside `prepare`: one scheduler step per optimizer step whatever the process count.
+    scheduler = get_scheduler(SCHEDULERS[cfg.optim.scheduler], optimizer, num_warmup_steps=cfg.optim.warmup_steps,
                               num_training_steps=cfg.trainer.max_steps)
-    model, optimizer, dataloader, scheduler = accelerator.prepare(model, optimizer, dataloader, scheduler)
+    model, optimizer, dataloader = accelerator.prepare(model, optimizer, dataloader)
+    uses_deepspeed = accelerator.distributed_type == DistributedType.DEEPSPEED
+    batches = BatchStream(accelerator, dataloader, sampler)
+
+    signature = run_signature(cfg, accelerator.num_processes)
+    state = {"step": 0, "skipped_steps": 0, "bad_in_a_row": 0, "first_loss": None, "train_seconds": 0.0,
+             "supervised_frames": 0, "positions": 0}
+    if resume_from is not None:
+        saved = json.loads((resume_from / "trainer_state.json").read_text())
+        check_compatible(saved["signature"], signature, resume_from)
+        saved = load_checkpoint(accelerator, resume_from, model, optimizer, scheduler, uses_deepspeed)
+        state = saved["state"]
+        batches.restore(saved["data_position"])
+        if is_main:
+            truncate_metrics(run_dir / "metrics.jsonl", state["step"])
+        log(f"higgs-train: resumed from {resume_from} at step {state['step']}")
 
     metrics = JsonlMetrics(run_dir / "metrics.jsonl") if is_main else None
-    if is_main:
-        total = sum(p.numel() for p in model.parameters())
-        print(f"higgs-train: {len(conversations)} conversations (left out: {prepared.skipped or 'none'}; "
-              f"clips {prepared.codes}); "
-              f"{sum(p.numel() for p in trainable):,} of {total:,} parameters trained; attention={attn}; "
-              f"run dir {run_dir}")
-    progress = tqdm(total=cfg.trainer.max_steps, desc="training", unit="step", disable=not is_main)
-    losses = []
-    window_sums = window_counts = None
-    batches = _cycle(dataloader)
-    step = 0
+    _init_trackers(accelerator, cfg, run_dir)
+    total = sum(p.numel() for p in model.parameters())
+    log(f"higgs-train: {len(conversations)} conversations (left out: {prepared.skipped or 'none'}; "
+        f"clips {prepared.codes}); {sum(p.numel() for p in trainable):,} of {total:,} parameters trained; "
+        f"attention={attn}; {accelerator.num_processes} process(es); run dir {run_dir}")
+
+    def checkpoint() -> Path:
+        trainer_state = {"signature": signature, "state": state, "data_position": batches.state()}
+        return save_checkpoint(accelerator, run_dir, state["step"], model, optimizer, scheduler, trainer_state,
+                               cfg.trainer.keep_last_n, uses_deepspeed)
+
+    peak = peak_flops(accelerator.device, cfg.trainer.precision, cfg.trainer.peak_tflops)
+    progress = tqdm(total=cfg.trainer.max_steps, initial=state["step"], desc="training", unit="step",
+                    disable=not is_main)
+    accumulation = cfg.trainer.gradient_accumulation_steps
+    # accelerator.backward divides by the accumulation steps and DDP averages over processes: undo both, since the
+    # loss below is already normalised by the window's global target count.
+    loss_scale = accumulation * accelerator.num_processes
+    window_clock, window_frames, window_positions, window_slots = time.time(), 0, 0, 0
+    last_loss = None
     model.train()
-    while step < cfg.trainer.max_steps:
-        batch = next(batches)
-        with accelerator.accumulate(model):
-            terms = audio_loss_terms(model, batch, model_config)
-            loss = (terms.sums / terms.counts.clamp(min=1)).sum()
-            accelerator.backward(loss)
-            window_sums = terms.sums.detach() + (0 if window_sums is None else window_sums)
-            window_counts = terms.counts + (0 if window_counts is None else window_counts)
-            grad_norm = None
-            if accelerator.sync_gradients:
-                grad_norm = accelerator.clip_grad_norm_(trainable, cfg.optim.max_grad_norm)
-            optimizer.step()
+    while state["step"] < cfg.trainer.max_steps:
+        window = [next(batches) for _ in range(accumulation)]
+        counts = [target_counts(batch) for batch in window]
+        audio_total = accelerator.reduce(sum(c[0] for c in counts), "sum").clamp(min=1)
+        text_total = accelerator.reduce(sum(c[1] for c in counts), "sum").clamp(min=1)
+        step_positions = sum(int(b["attention_mask"].sum()) if "attention_mask" in b else b["input_ids"].numel()
+                             for b in window)
+        window_positions += step_positions
+        window_slots += sum(b["input_ids"].numel() for b in window)
+        sums = torch.zeros_like(audio_total, dtype=torch.float32)
+        text_sum = torch.zeros((), device=sums.device)
+        for batch in window:
+            with accelerator.accumulate(model):
+                terms = audio_loss_terms(model, batch, model_config, text_head)
+                loss = (terms.sums / audio_total).sum()
+                if text_head is not None:
+                    loss = loss + cfg.optim.text_loss_weight * terms.text_sum / text_total
+                    text_sum += terms.text_sum.detach()
+                accelerator.backward(loss * loss_scale)
+            sums += terms.sums.detach()
+        grad_norm = accelerator.clip_grad_norm_(trainable, cfg.optim.max_grad_norm)
+        per_codebook = (accelerator.reduce(sums, "sum") / audio_total).tolist()
+        step_loss = sum(per_codebook)
+        finite = math.isfinite(step_loss) and _finite(grad_norm)
+        if finite or cfg.trainer.precision == "fp16":
+            optimizer.step()  # fp16: the grad scaler itself skips non-finite gradients and lowers its scale
+        if finite:
             scheduler.step()
-            optimizer.zero_grad()
-        if not accelerator.sync_gradients:
-            continue
-        step += 1
-        sums, counts = accelerator.reduce(window_sums, "sum"), accelerator.reduce(window_counts, "sum")
-        per_codebook = (sums / counts.clamp(min=1)).tolist()
-        losses.append(sum(per_codebook))
-        window_sums = window_counts = None
+        optimizer.zero_grad(set_to_none=True)
+        state["step"] += 1
+        step = state["step"]
+        if finite:
+            state["bad_in_a_row"] = 0
+            last_loss = step_loss
+            state["first_loss"] = step_loss if state["first_loss"] is None else state["first_loss"]
+        else:
+            state["skipped_steps"] += 1
+            state["bad_in_a_row"] += 1
+            log(f"higgs-train: warning: step {step} skipped (loss {step_loss}, grad norm {grad_norm})")
+            if state["bad_in_a_row"] >= cfg.trainer.max_bad_steps:
+                saved_to = checkpoint()
+                raise TrainingError(
+                    f"{state['bad_in_a_row']} non-finite steps in a row (last at step {step}); the last good state "
+                    f"is saved in {saved_to}; lower optim.lr, use trainer.precision=bf16/fp32 or check the data")
+        frames = int(audio_total[0])  # supervised frames of the whole window, all processes
+        window_frames += frames
+        state["supervised_frames"] += frames
+        state["positions"] += step_positions
         progress.update(1)
-        progress.set_postfix(loss=f"{losses[-1]:.3f}")
-        if metrics and (step % cfg.trainer.log_every_n_steps == 0 or step in (1, cfg.trainer.max_steps)):
-            metrics.log({"step": step, "loss": losses[-1], "loss_per_codebook": per_codebook,
-                         "grad_norm": float(grad_norm) if grad_norm is not None else None,
-                         "lr": scheduler.get_last_lr()[0], "supervised_frames": int(counts[0]),
-                         "elapsed_s": round(time.time() - started, 3)})
+        progress.set_postfix(loss=f"{step_loss:.3f}")
+        if step % cfg.trainer.log_every_n_steps == 0 or step in (1, cfg.trainer.max_steps):
+            elapsed = max(time.time() - window_clock, 1e-9)
+            record = {"step": step, "loss": step_loss, "loss_per_codebook": per_codebook,
+                      "grad_norm": float(grad_norm) if grad_norm is not None else None,
+                      "lr": scheduler.get_last_lr()[0], "supervised_frames_per_s": window_frames / elapsed,
+                      "audio_seconds_per_s": window_frames / frame_rate / elapsed,
+                      "tokens_per_s": window_positions * accelerator.num_processes / elapsed,
+                      "padding_share": 1 - window_positions / max(window_slots, 1),
+                      "peak_memory_gb": peak_memory_gb(accelerator.device),
+                      "skipped_steps": state["skipped_steps"], "elapsed_s": round(time.time() - started, 3)}
+            if text_head is not None:
+                record["text_loss"] = float(accelerator.reduce(text_sum, "sum") / text_total)
+            if peak:
+                record["mfu"] = flops_token * record["tokens_per_s"] / (peak * accelerator.num_processes)
+            if metrics:
+                metrics.log(record)
+            accelerator.log({k: v for k, v in record.items() if k != "loss_per_codebook"}, step=step)
+            state["train_seconds"] += time.time() - window_clock
+            window_clock, window_frames, window_positions, window_slots = time.time(), 0, 0, 0
+        if cfg.trainer.save_every_n_steps and step % cfg.trainer.save_every_n_steps == 0:
+            checkpoint()
     progress.close()
+    state["train_seconds"] += time.time() - window_clock
 
     accelerator.wait_for_everyone()
-    summary = {"steps": step, "first_loss": losses[0], "final_loss": losses[-1], "skipped_rows": prepared.skipped}
+    summary = {"steps": state["step"], "first_loss": state["first_loss"], "final_loss": last_loss,
+               "skipped_rows": prepared.skipped, "skipped_steps": state["skipped_steps"], "clips": prepared.codes}
     if is_main:
         unwrapped = accelerator.unwrap_model(model)
+        final_dir = run_dir / ("model" if cfg.peft.type == "none" else "adapter")
+        partial = run_dir / f".{final_dir.name}.partial"
+        unwrapped.save_pretrained(partial)
         if cfg.peft.type == "none":
-            unwrapped.save_pretrained(run_dir / "model")
-            processor.save_pretrained(run_dir / "model")
-        else:
-            unwrapped.save_pretrained(run_dir / "adapter")
+            processor.save_pretrained(partial)
+        if final_dir.exists():
+            shutil.rmtree(final_dir)
+        os.replace(partial, final_dir)
         eval_rows = conversations[: cfg.eval.num_samples]
         records = write_samples(unwrapped, processor.audio_tokenizer, collator, eval_rows, cfg.eval,
-                                run_dir / "samples" / f"step_{step}")
-        summary["samples"] = records
-        summary["stop_rate"] = sum(r["stopped"] for r in records) / max(len(records), 1)
-        summary["wall_s"] = round(time.time() - started, 1)
+                                run_dir / "samples" / f"step_{state['step']}") if eval_rows else []
+        train_seconds = max(state["train_seconds"], 1e-9)
+        summary.update({
+            "samples": records, "stop_rate": sum(r["stopped"] for r in records) / max(len(records), 1),
+            "wall_s": round(time.time() - started, 1), "train_s": round(train_seconds, 1),
+            "peak_memory_gb": round(peak_memory_gb(accelerator.device), 3),
+            "tokens_per_s": round(state["positions"] * accelerator.num_processes / train_seconds, 1),
+            "audio_seconds_per_s": round(state["supervised_frames"] / frame_rate / train_seconds, 2),
+        })
         if metrics:
             metrics.close()
-        (run_dir / "run_summary.json").write_text(json.dumps(summary, indent=2))
-        print(f"higgs-train: done in {summary['wall_s']} s, loss {losses[0]:.3f} -> {losses[-1]:.3f}; "
-              f"{len(records)} samples in {run_dir / 'samples'}")
+        summary_partial = run_dir / ".run_summary.json.partial"
+        summary_partial.write_text(json.dumps(summary, indent=2))
+        os.replace(summary_partial, run_dir / "run_summary.json")
+        log(f"higgs-train: done in {summary['wall_s']} s, loss {state['first_loss']:.3f} -> {last_loss:.3f}; "
+            f"{len(records)} samples in {run_dir / 'samples'}")
     accelerator.end_training()
-    if not math.isfinite(losses[-1]):
-        raise RuntimeError(f"training ended with a non-finite loss ({losses[-1]})")
     return summary

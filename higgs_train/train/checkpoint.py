@@ -1,0 +1,181 @@
+"""Crash-safe checkpoints for exact resume, in formats that never execute code: safetensors + JSON.
+
+A checkpoint `checkpoints/step_NNNNNNNN/` holds the trained parameters (the adapter's, or all of them), the optimizer,
+scheduler and grad-scaler state, every process's RNG states, and `trainer_state.json` (step, data position, counters
+and the settings a resume must share). It is written under `.step_NNNNNNNN.partial` and renamed when complete, so a
+run killed mid-write leaves nothing that a later run trusts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+from safetensors.torch import load_file, save_file
+
+CHECKPOINTS = "checkpoints"
+STATE_FILE = "trainer_state.json"
+
+
+class ResumeError(ValueError):
+    """The checkpoint cannot continue this run; the message names the setting that differs."""
+
+
+def complete_checkpoints(run_dir: Path) -> list[Path]:
+    """Complete checkpoints, oldest first (partial ones have another name and are never listed)."""
+    folder = Path(run_dir) / CHECKPOINTS
+    found = [p for p in folder.glob("step_*") if (p / STATE_FILE).is_file()] if folder.is_dir() else []
+    return sorted(found, key=lambda p: int(p.name.split("_")[1]))
+
+
+def remove_partial_checkpoints(run_dir: Path) -> None:
+    for partial in (Path(run_dir) / CHECKPOINTS).glob(".step_*.partial"):
+        shutil.rmtree(partial, ignore_errors=True)
+
+
+def run_signature(cfg: DictConfig, num_processes: int) -> dict[str, object]:
+    """What a resumed run must share with the checkpoint: model, adapter, data, task and global batch."""
+    budget = cfg.trainer.max_tokens_per_batch
+    per_process = f"{budget} tokens" if budget else f"{cfg.trainer.batch_size} rows"
+    signature = {
+        "model.name_or_path": cfg.model.name_or_path,
+        "data.path": cfg.data.path,
+        "data.max_examples": cfg.data.max_examples,
+        "task.name": cfg.task.name,
+        "seed": cfg.seed,
+        "global batch": f"{per_process}{' packed' if cfg.trainer.packing else ''} x "
+                        f"{cfg.trainer.gradient_accumulation_steps} accumulation x {num_processes} processes",
+    }
+    for key, value in OmegaConf.to_container(cfg.peft, resolve=True).items():
+        signature[f"peft.{key}"] = value
+    return signature
+
+
+def check_compatible(saved: dict, current: dict, checkpoint: Path) -> None:
+    for key in sorted(set(saved) | set(current)):
+        if saved.get(key) != current.get(key):
+            raise ResumeError(f"cannot resume from {checkpoint}: {key} was {saved.get(key)!r} there and is "
+                              f"{current.get(key)!r} now; resume with the same setting, or start a new run "
+                              "(another hydra.run.dir)")
+
+
+def _rng_files(folder: Path, rank: int) -> tuple[Path, Path]:
+    return folder / f"rng_{rank}.safetensors", folder / f"rng_{rank}.json"
+
+
+def _save_rng(folder: Path, rank: int) -> None:
+    tensors = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        tensors.update({f"cuda_{i}": s for i, s in enumerate(torch.cuda.get_rng_state_all())})
+    version, internal, gauss = random.getstate()
+    name, keys, position, has_gauss, cached = np.random.get_state()
+    tensor_path, json_path = _rng_files(folder, rank)
+    save_file(tensors, tensor_path)
+    json_path.write_text(json.dumps({"python": [version, list(internal), gauss],
+                                     "numpy": [name, keys.tolist(), position, has_gauss, cached]}))
+
+
+def _load_rng(folder: Path, rank: int) -> None:
+    tensor_path, json_path = _rng_files(folder, rank)
+    if not tensor_path.is_file():
+        raise ResumeError(f"cannot resume from {folder}: it has no RNG state for process {rank}; resume with the "
+                          "number of processes that wrote it")
+    tensors = load_file(tensor_path)
+    torch.set_rng_state(tensors["torch"])
+    cuda = [tensors[f"cuda_{i}"] for i in range(torch.cuda.device_count()) if f"cuda_{i}" in tensors]
+    if cuda:
+        torch.cuda.set_rng_state_all(cuda)
+    states = json.loads(json_path.read_text())
+    version, internal, gauss = states["python"]
+    random.setstate((version, tuple(internal), gauss))
+    name, keys, position, has_gauss, cached = states["numpy"]
+    np.random.set_state((name, np.array(keys, dtype=np.uint32), position, has_gauss, cached))
+
+
+def _save_optimizer(optimizer, folder: Path) -> None:
+    state = optimizer.state_dict()
+    tensors, scalars = {}, {}
+    for index, values in state["state"].items():
+        for name, value in values.items():
+            if torch.is_tensor(value):
+                tensors[f"{index}.{name}"] = value.detach().cpu().contiguous()
+            else:
+                scalars[f"{index}.{name}"] = value
+    save_file(tensors, folder / "optimizer.safetensors")
+    (folder / "optimizer.json").write_text(json.dumps({"param_groups": state["param_groups"], "scalars": scalars}))
+
+
+def _load_optimizer(optimizer, folder: Path) -> None:
+    meta = json.loads((folder / "optimizer.json").read_text())
+    state: dict[int, dict] = {}
+    for key, value in [*load_file(folder / "optimizer.safetensors").items(), *meta["scalars"].items()]:
+        index, name = key.split(".", 1)
+        state.setdefault(int(index), {})[name] = value
+    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+
+
+def trainable_state(model) -> dict[str, torch.Tensor]:
+    return {name: p.detach().cpu().contiguous() for name, p in model.named_parameters() if p.requires_grad}
+
+
+def save_checkpoint(accelerator, run_dir: Path, step: int, model, optimizer, scheduler, trainer_state: dict,
+                    keep_last_n: int | None, uses_deepspeed: bool = False) -> Path:
+    """Every process calls this; the main process writes the shared files and commits the folder by renaming it.
+    Under DeepSpeed the model and (partitioned) optimizer go through DeepSpeed's own checkpoint format instead."""
+    folder = Path(run_dir) / CHECKPOINTS / f"step_{step:08d}"
+    partial = folder.parent / f".{folder.name}.partial"
+    if accelerator.is_main_process:
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+    accelerator.wait_for_everyone()
+    _save_rng(partial, accelerator.process_index)
+    if uses_deepspeed:
+        accelerator.save_state(str(partial / "deepspeed"))
+    if accelerator.is_main_process:
+        if not uses_deepspeed:
+            save_file(trainable_state(accelerator.unwrap_model(model)), partial / "trainable.safetensors")
+            _save_optimizer(optimizer, partial)
+        (partial / "scheduler.json").write_text(json.dumps(scheduler.state_dict()))
+        if accelerator.scaler is not None:
+            (partial / "scaler.json").write_text(json.dumps(accelerator.scaler.state_dict()))
+        (partial / STATE_FILE).write_text(json.dumps(trainer_state, indent=2))  # last: marks the content complete
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        shutil.rmtree(folder, ignore_errors=True)
+        os.replace(partial, folder)
+        if keep_last_n:
+            for old in complete_checkpoints(run_dir)[:-keep_last_n]:
+                shutil.rmtree(old)
+    accelerator.wait_for_everyone()
+    return folder
+
+
+def load_checkpoint(accelerator, folder: Path, model, optimizer, scheduler, uses_deepspeed: bool = False) -> dict:
+    """Restores everything `save_checkpoint` wrote into the live objects; returns the trainer state."""
+    if uses_deepspeed:
+        accelerator.load_state(str(folder / "deepspeed"))
+    else:
+        _load_weights_and_optimizer(accelerator, folder, model, optimizer)
+    scheduler.load_state_dict(json.loads((folder / "scheduler.json").read_text()))
+    if accelerator.scaler is not None and (folder / "scaler.json").is_file():
+        accelerator.scaler.load_state_dict(json.loads((folder / "scaler.json").read_text()))
+    _load_rng(folder, accelerator.process_index)
+    return json.loads((folder / STATE_FILE).read_text())
+
+
+def _load_weights_and_optimizer(accelerator, folder: Path, model, optimizer) -> None:
+    unwrapped = accelerator.unwrap_model(model)
+    weights = load_file(folder / "trainable.safetensors")
+    expected = {name for name, p in unwrapped.named_parameters() if p.requires_grad}
+    if set(weights) != expected:
+        missing = sorted(expected ^ set(weights))[:3]
+        raise ResumeError(f"cannot resume from {folder}: its trained parameters differ from this model's "
+                          f"(e.g. {missing}); resume with the same model and peft settings")
+    unwrapped.load_state_dict(weights, strict=False)
+    _load_optimizer(optimizer, folder)
