@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from omegaconf import DictConfig, OmegaConf
 
 from higgs_train.data.tasks import TASKS
@@ -50,3 +52,9 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError("trainer.packing=true needs trainer.max_tokens_per_batch (the length of a packed row)")
     if cfg.data.path in (None, "", "???"):
         raise ConfigError("data.path is not set; give data.path=/path/to/conversations.jsonl")
+    if not str(cfg.data.path).startswith("builtin:") and not Path(cfg.data.path).exists():
+        raise ConfigError(f"data.path={cfg.data.path} does not exist; point it at a conversation JSONL or a folder "
+                          "written by `higgs-prep convert`")
+    if cfg.resume not in (None, "auto") and not Path(cfg.resume).is_dir():
+        raise ConfigError(f"resume={cfg.resume} does not exist; use resume=auto or a <run_dir>/checkpoints/step_N "
+                          "folder")

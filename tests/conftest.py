@@ -63,3 +63,20 @@ def eval_cfg_factory():
         return OmegaConf.merge(OmegaConf.load(CONFIG_DIR / "eval" / "default.yaml"), overrides)
 
     return make
+
+
+@pytest.fixture
+def compose_config():
+    """The config `higgs-train` would run for these command-line overrides."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from higgs_train.cli import CONFIG_DIR, register_recipes
+
+    def make(*overrides):
+        GlobalHydra.instance().clear()
+        register_recipes()
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
+            return compose(config_name="config", overrides=list(overrides))
+
+    return make

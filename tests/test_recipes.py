@@ -26,8 +26,10 @@ def test_the_catalog_is_complete():
 
 
 @pytest.mark.parametrize("recipe", RECIPES)
-def test_recipe_composes_and_validates(recipe):
-    cfg = _compose([f"recipe={recipe}", "data.path=/data/train.jsonl"] if recipe != "smoke" else ["recipe=smoke"])
+def test_recipe_composes_and_validates(recipe, tmp_path):
+    data = tmp_path / "train.jsonl"
+    data.write_text("")
+    cfg = _compose([f"recipe={recipe}", f"data.path={data}"] if recipe != "smoke" else ["recipe=smoke"])
     validate(cfg)
     header = (RECIPES_DIR / f"{recipe}.yaml").read_text().splitlines()[:6]
     assert any("higgs-train recipe=" in line or "-m higgs_train.cli recipe=" in line for line in header), \

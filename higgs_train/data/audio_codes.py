@@ -59,7 +59,8 @@ def encode_files(audio_tokenizer, paths: list[str], batch_size: int = 8,
     milliseconds = {p: round(1000 * _length_key(p)[1] / _length_key(p)[0]) for p in set(paths)}
     # Counted in integer milliseconds (shown as seconds), so the bar ends exactly at its total.
     progress = tqdm(total=sum(milliseconds.values()), desc="encoding audio", unit="audio-s", unit_scale=0.001,
-                    disable=not show_progress)
+                    disable=not show_progress,
+                    bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} audio-s [{elapsed}<{remaining}, {rate_fmt}{postfix}]")
     started, done = time.time(), 0
     with ThreadPoolExecutor(max_workers=1) as loader:
         pending = loader.submit(lambda b: [load_audio(p) for p in b], batches[0]) if batches else None

@@ -68,8 +68,10 @@ def build_dataloader(conversations: list[dict], collator, cfg: DictConfig):
         sampler = TokenBudgetBatchSampler([c["num_positions"] for c in conversations],
                                           cfg.trainer.max_tokens_per_batch,
                                           mode="pack" if cfg.trainer.packing else "bucket", seed=cfg.seed)
+    # A private generator: starting an epoch's iterator draws a seed from it, never from the global RNG that
+    # dropout uses, so the RNG stream does not depend on where in an epoch a run was resumed.
     loader = DataLoader(conversations, batch_sampler=sampler, collate_fn=collator,
-                        num_workers=cfg.trainer.num_workers)
+                        num_workers=cfg.trainer.num_workers, generator=torch.Generator().manual_seed(cfg.seed))
     return loader, sampler
 
 
@@ -105,6 +107,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
     log = print if is_main else (lambda *_: None)
     resume_from = claim_run_dir(run_dir, cfg.resume, cfg.overwrite, is_main, log)
     if is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
         remove_partial_checkpoints(run_dir)
     accelerator.wait_for_everyone()
     set_seed(cfg.seed)
@@ -227,7 +230,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
         state["positions"] += step_positions
         progress.update(1)
         progress.set_postfix(loss=f"{step_loss:.3f}")
-        if step % cfg.trainer.log_every_n_steps == 0 or step in (1, cfg.trainer.max_steps):
+        if finite and (step % cfg.trainer.log_every_n_steps == 0 or step in (1, cfg.trainer.max_steps)):
             elapsed = max(time.time() - window_clock, 1e-9)
             record = {"step": step, "loss": step_loss, "loss_per_codebook": per_codebook,
                       "grad_norm": float(grad_norm) if grad_norm is not None else None,

@@ -1,0 +1,153 @@
+"""Runs die; resuming must be as if nothing happened, and nothing half-written may be trusted."""
+
+import json
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from higgs_train.train import checkpoint as checkpoint_module
+from higgs_train.train import loop as loop_module
+from higgs_train.train.loop import TrainingError, train
+
+# Several epochs of 3 batches, dropout on (so RNG state matters), a checkpoint every 4 steps, every step logged.
+RUN = ["recipe=smoke", "trainer.max_steps=24", "trainer.save_every_n_steps=4", "trainer.keep_last_n=2",
+       "data.max_examples=12", "peft.dropout=0.1", "eval.num_samples=0", "optim.scheduler=cosine",
+       "optim.warmup_steps=3"]
+
+
+def _cli(run_dir, *extra, wait=True):
+    command = [sys.executable, "-m", "higgs_train.cli", *RUN, f"hydra.run.dir={run_dir}", *extra]
+    if wait:
+        return subprocess.run(command, capture_output=True, text=True, timeout=300)
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _losses(run_dir):
+    return {r["step"]: r["loss"] for r in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines())}
+
+
+def _logged_steps(run_dir) -> int:
+    path = run_dir / "metrics.jsonl"
+    lines = path.read_text().splitlines() if path.exists() else []
+    return json.loads(lines[-1])["step"] if lines and lines[-1].endswith("}") else 0
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory, tiny_checkpoint, demo_dir):
+    run_dir = tmp_path_factory.mktemp("resume") / "clean"
+    result = _cli(run_dir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return run_dir
+
+
+def test_sigkill_at_a_random_step_then_resume_gives_the_same_losses_and_bit_identical_weights(uninterrupted, tmp_path):
+    kill_after = random.randint(5, 19)
+    print(f"killing after step {kill_after}")
+    run_dir = tmp_path / "killed"
+    process = _cli(run_dir, wait=False)
+    while _logged_steps(run_dir) < kill_after and process.poll() is None:
+        time.sleep(0.002)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    killed_at = _logged_steps(run_dir)
+    assert process.returncode == -signal.SIGKILL and kill_after <= killed_at < 24, killed_at
+    assert not (run_dir / "adapter").exists()
+
+    resumed = _cli(run_dir, "resume=auto")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resumed from" in resumed.stdout
+    assert _losses(run_dir) == _losses(uninterrupted)  # every step, exactly
+    weights = load_file(run_dir / "adapter" / "adapter_model.safetensors")
+    expected = load_file(uninterrupted / "adapter" / "adapter_model.safetensors")
+    assert weights.keys() == expected.keys() and all(torch.equal(weights[k], expected[k]) for k in weights)
+    kept = sorted(p.name for p in (run_dir / "checkpoints").iterdir())
+    assert kept == ["step_00000020", "step_00000024"]  # keep_last_n=2
+
+
+@pytest.mark.parametrize("change, named", [
+    ("peft.r=16", "peft.r was 8 there and is 16 now"),
+    ("trainer.batch_size=2", "global batch was '4 rows x 1 accumulation x 1 processes' there"),
+    ("data.max_examples=10", "data.max_examples was 12 there and is 10 now"),
+])
+def test_resuming_with_an_incompatible_config_names_the_difference(uninterrupted, change, named):
+    result = _cli(uninterrupted, "resume=auto", change)
+    assert result.returncode == 2
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("higgs-train: error: cannot resume from") and named in last, last
+
+
+def test_a_run_dir_holding_another_run_is_refused_unless_asked(uninterrupted):
+    result = _cli(uninterrupted)
+    assert result.returncode == 2
+    assert "already holds a run" in result.stderr and "resume=auto" in result.stderr
+    assert (uninterrupted / "metrics.jsonl").exists()
+
+
+def test_death_while_writing_a_checkpoint_resumes_from_the_previous_complete_one(compose_config, tmp_path,
+                                                                                 monkeypatch, demo_dir):
+    run_dir = tmp_path / "run"
+    cfg = compose_config(*RUN, "trainer.max_steps=12")
+    real_save = checkpoint_module._save_optimizer
+
+    def dies_at_step_8(optimizer, folder):
+        if folder.name == ".step_00000008.partial":
+            raise KeyboardInterrupt  # the process is gone mid-write: weights written, optimizer and state not
+        real_save(optimizer, folder)
+
+    monkeypatch.setattr(checkpoint_module, "_save_optimizer", dies_at_step_8)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, run_dir)
+    assert (run_dir / "checkpoints" / ".step_00000008.partial" / "trainable.safetensors").exists()
+    monkeypatch.setattr(checkpoint_module, "_save_optimizer", real_save)
+
+    messages = []
+    monkeypatch.setattr("builtins.print", lambda *args, **_: messages.append(" ".join(map(str, args))))
+    cfg = compose_config(*RUN, "trainer.max_steps=12", "resume=auto")
+    summary = train(cfg, run_dir)
+    assert any("resumed from" in m and m.rstrip().endswith("at step 4") for m in messages), messages
+    assert summary["steps"] == 12
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["step_00000008", "step_00000012"]
+    assert sorted(_losses(run_dir)) == list(range(1, 13))
+
+
+def _poison(monkeypatch, bad_calls):
+    """Make the loss non-finite on the given micro-batch calls (1-based)."""
+    real = loop_module.audio_loss_terms
+    calls = {"n": 0}
+
+    def poisoned(model, batch, config, text_head=None):
+        calls["n"] += 1
+        terms = real(model, batch, config, text_head)
+        if calls["n"] in bad_calls:
+            terms.sums = terms.sums * float("nan")
+        return terms
+
+    monkeypatch.setattr(loop_module, "audio_loss_terms", poisoned)
+
+
+def test_a_non_finite_step_is_skipped_and_counted(compose_config, tmp_path, monkeypatch, demo_dir):
+    _poison(monkeypatch, bad_calls={3})
+    run_dir = tmp_path / "run"
+    summary = train(compose_config(*RUN, "trainer.max_steps=6"), run_dir)
+    assert summary["skipped_steps"] == 1 and summary["steps"] == 6
+    assert sorted(_losses(run_dir)) == [1, 2, 4, 5, 6]
+    weights = load_file(run_dir / "adapter" / "adapter_model.safetensors")
+    assert all(torch.isfinite(w).all() for w in weights.values())
+
+
+def test_too_many_non_finite_steps_stop_the_run_with_a_good_checkpoint(compose_config, tmp_path, monkeypatch,
+                                                                      demo_dir):
+    _poison(monkeypatch, bad_calls=set(range(3, 100)))
+    run_dir = tmp_path / "run"
+    with pytest.raises(TrainingError, match="3 non-finite steps in a row .* saved in .*step_00000005"):
+        train(compose_config(*RUN, "trainer.max_steps=10"), run_dir)
+    saved = load_file(run_dir / "checkpoints" / "step_00000005" / "trainable.safetensors")
+    assert all(torch.isfinite(w).all() for w in saved.values())
+    state = json.loads((run_dir / "checkpoints" / "step_00000005" / "trainer_state.json").read_text())["state"]
+    assert state["skipped_steps"] == 3
