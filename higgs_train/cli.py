@@ -52,8 +52,40 @@ def _run(cfg: DictConfig) -> None:
         sys.exit(1)
 
 
+def composition_error(overrides: list[str]) -> str | None:
+    """Hydra's multi-line complaint about a mistyped key or unknown recipe, as one line; None when it composes."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException, MissingConfigException
+    from omegaconf.errors import OmegaConfBaseException
+
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
+            compose(config_name="config", overrides=[o for o in overrides if not o.startswith("hydra")])
+    except MissingConfigException as error:
+        group = next((o.split("=")[0] for o in overrides if error.missing_cfg_file and
+                      o.startswith(error.missing_cfg_file.split("/")[0] + "=")), None)
+        choices = ", ".join(sorted(error.options or []))
+        return f"{str(error).splitlines()[0].strip()}; available {group or 'options'}: {choices}"
+    except (HydraException, OmegaConfBaseException) as error:
+        first = str(error).strip().splitlines()[0].rstrip(".")
+        if first.startswith("Could not override"):
+            return f"{first}: no such key; check its spelling in configs/ (or add it with a leading +)"
+        return first
+    finally:
+        GlobalHydra.instance().clear()
+    return None
+
+
 def main() -> None:
     register_recipes()
+    overrides = sys.argv[1:]
+    if overrides and not any(o.startswith("-") for o in overrides):  # Hydra's own flags (--help, --cfg) pass by
+        error = composition_error(overrides)
+        if error:
+            print(f"higgs-train: error: {error}", file=sys.stderr)
+            sys.exit(2)
     _run()
 
 
