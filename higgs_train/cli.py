@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -78,8 +79,18 @@ def composition_error(overrides: list[str]) -> str | None:
     return None
 
 
+def _quiet_hydra_on_other_ranks() -> None:
+    """Under `accelerate launch`/torchrun only rank 0 writes Hydra's run directory; the others write nothing (their
+    `${now}` may differ) and receive rank 0's directory once the process group is up."""
+    if int(os.environ.get("RANK", "0")) > 0:
+        sys.argv = [a for a in sys.argv if not a.startswith("hydra.run.dir=")] + [
+            "hydra.run.dir=.", "hydra.output_subdir=null", "hydra/job_logging=disabled",
+            "hydra/hydra_logging=disabled"]
+
+
 def main() -> None:
     register_recipes()
+    _quiet_hydra_on_other_ranks()
     overrides = sys.argv[1:]
     if overrides and not any(o.startswith("-") for o in overrides):  # Hydra's own flags (--help, --cfg) pass by
         error = composition_error(overrides)

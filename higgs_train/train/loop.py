@@ -16,7 +16,8 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import DistributedType, GradientAccumulationPlugin, set_seed
+from accelerate.utils import (DistributedType, GradientAccumulationPlugin, InitProcessGroupKwargs,
+                               broadcast_object_list, set_seed)
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
@@ -34,7 +35,7 @@ from higgs_train.train.checkpoint import (check_compatible, load_checkpoint, rem
                                           run_signature, save_checkpoint)
 from higgs_train.train.loss import audio_loss_terms, target_counts
 from higgs_train.train.metrics import JsonlMetrics
-from higgs_train.train.run_dir import claim_run_dir, truncate_metrics
+from higgs_train.train.run_dir import RunDirError, claim_run_dir, truncate_metrics
 from higgs_train.train.throughput import flops_per_token, peak_flops, peak_memory_gb
 
 MIXED_PRECISION = {"bf16": "bf16", "fp16": "fp16", "fp32": "no"}
@@ -47,7 +48,11 @@ class TrainingError(RuntimeError):
 
 def build_accelerator(cfg: DictConfig, run_dir: Path) -> Accelerator:
     trackers = {"wandb": "wandb", "tensorboard": "tensorboard"}.get(cfg.logger.name)
-    return Accelerator(
+    handlers = []
+    if os.environ.get("ACCELERATE_USE_DEEPSPEED") == "true" and not torch.cuda.is_available():
+        # DeepSpeed on CPU (DS_ACCELERATOR=cpu): without a named backend Accelerate counts one process per rank.
+        handlers.append(InitProcessGroupKwargs(backend="gloo"))
+    accelerator = Accelerator(
         mixed_precision=MIXED_PRECISION[cfg.trainer.precision],
         # Windows are ours (one step = gradient_accumulation_steps batches); never cut one short at an epoch end.
         gradient_accumulation_plugin=GradientAccumulationPlugin(
@@ -56,7 +61,14 @@ def build_accelerator(cfg: DictConfig, run_dir: Path) -> Accelerator:
         log_with=trackers,
         project_dir=str(run_dir),
         dynamo_backend="inductor" if cfg.trainer.compile else "no",
+        kwargs_handlers=handlers,
     )
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    if launched != accelerator.num_processes:
+        raise RuntimeError(f"launched {launched} processes but Accelerate sees {accelerator.num_processes}: on CPU use "
+                           "`accelerate launch --multi_gpu --num_processes N ... trainer.device=cpu` (DDP), or "
+                           "`--use_deepspeed` with trainer.device=auto and DS_ACCELERATOR=cpu (DeepSpeed)")
+    return accelerator
 
 
 def build_dataloader(conversations: list[dict], collator, cfg: DictConfig):
@@ -99,17 +111,39 @@ def _finite(value) -> bool:
     return value is None or math.isfinite(float(value))
 
 
+def _claim(accelerator, cfg: DictConfig, run_dir: Path, log) -> tuple[Path, Path | None]:
+    """The main process's run directory and resume decision, shared with every process (one decision, no races)."""
+    outcome = [None]
+    if accelerator.is_main_process:
+        try:
+            resume_from = claim_run_dir(run_dir, cfg.resume, cfg.overwrite, True, log)
+            run_dir.mkdir(parents=True, exist_ok=True)
+            remove_partial_checkpoints(run_dir)
+            outcome = [(str(run_dir), str(resume_from) if resume_from else None, None)]
+        except RunDirError as error:
+            outcome = [(str(run_dir), None, str(error))]
+    if accelerator.num_processes > 1:
+        broadcast_object_list(outcome, from_process=0)
+    shared_dir, resume_from, error = outcome[0]
+    if error:
+        raise RunDirError(error)
+    return Path(shared_dir), Path(resume_from) if resume_from else None
+
+
 def train(cfg: DictConfig, run_dir: Path) -> dict:
     """Runs the configured job and returns its summary (also written to `run_summary.json`)."""
-    started = time.time()
     accelerator = build_accelerator(cfg, run_dir)
+    try:
+        return _train(accelerator, cfg, run_dir)
+    finally:
+        accelerator.end_training()  # also tears the process group down, before the interpreter exits
+
+
+def _train(accelerator: Accelerator, cfg: DictConfig, run_dir: Path) -> dict:
+    started = time.time()
     is_main = accelerator.is_main_process
     log = print if is_main else (lambda *_: None)
-    resume_from = claim_run_dir(run_dir, cfg.resume, cfg.overwrite, is_main, log)
-    if is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        remove_partial_checkpoints(run_dir)
-    accelerator.wait_for_everyone()
+    run_dir, resume_from = _claim(accelerator, cfg, run_dir, log)
     set_seed(cfg.seed)
 
     with accelerator.main_process_first():
@@ -141,8 +175,12 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
     # The scheduler stays outside `prepare`: one scheduler step per optimizer step whatever the process count.
     scheduler = get_scheduler(SCHEDULERS[cfg.optim.scheduler], optimizer, num_warmup_steps=cfg.optim.warmup_steps,
                               num_training_steps=cfg.trainer.max_steps)
-    model, optimizer, dataloader = accelerator.prepare(model, optimizer, dataloader)
     uses_deepspeed = accelerator.distributed_type == DistributedType.DEEPSPEED
+    if uses_deepspeed:  # batches come from our sampler, so DeepSpeed's "auto" sizes cannot be read off the loader
+        ds_config = accelerator.state.deepspeed_plugin.deepspeed_config
+        ds_config["train_micro_batch_size_per_gpu"] = cfg.trainer.batch_size
+        ds_config["gradient_clipping"] = cfg.optim.max_grad_norm
+    model, optimizer, dataloader = accelerator.prepare(model, optimizer, dataloader)
     batches = BatchStream(accelerator, dataloader, sampler)
 
     signature = run_signature(cfg, accelerator.num_processes)
@@ -255,13 +293,15 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
     state["train_seconds"] += time.time() - window_clock
 
     accelerator.wait_for_everyone()
+    # Under ZeRO-3 the weights are sharded: every process takes part in gathering them before the main one saves.
+    gathered = accelerator.get_state_dict(model) if uses_deepspeed else None
     summary = {"steps": state["step"], "first_loss": state["first_loss"], "final_loss": last_loss,
                "skipped_rows": prepared.skipped, "skipped_steps": state["skipped_steps"], "clips": prepared.codes}
     if is_main:
         unwrapped = accelerator.unwrap_model(model)
         final_dir = run_dir / ("model" if cfg.peft.type == "none" else "adapter")
         partial = run_dir / f".{final_dir.name}.partial"
-        unwrapped.save_pretrained(partial)
+        unwrapped.save_pretrained(partial, **({"state_dict": gathered} if gathered is not None else {}))
         if cfg.peft.type == "none":
             processor.save_pretrained(partial)
         if final_dir.exists():
@@ -285,5 +325,4 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
         os.replace(summary_partial, run_dir / "run_summary.json")
         log(f"higgs-train: done in {summary['wall_s']} s, loss {state['first_loss']:.3f} -> {last_loss:.3f}; "
             f"{len(records)} samples in {run_dir / 'samples'}")
-    accelerator.end_training()
     return summary
