@@ -13,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from higgs_train.config import ConfigError, validate
 from higgs_train.data.conversations import DataError
+from higgs_train.model.freezing import FreezeConfigError
 from higgs_train.model.loading import ModelLoadError
 from higgs_train.model.peft_setup import PeftConfigError
 from higgs_train.train.checkpoint import ResumeError
@@ -22,7 +23,7 @@ from higgs_train.train.run_dir import RunDirError
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = PROJECT_ROOT / "configs"
 RECIPES_DIR = PROJECT_ROOT / "recipes"
-USER_ERRORS = (ConfigError, DataError, ModelLoadError, PeftConfigError, RunDirError, ResumeError)
+USER_ERRORS = (ConfigError, DataError, ModelLoadError, PeftConfigError, FreezeConfigError, RunDirError, ResumeError)
 
 
 def register_recipes() -> None:

@@ -21,8 +21,8 @@ CHOICES = {
 }
 POSITIVE = ("trainer.max_steps", "trainer.batch_size", "trainer.gradient_accumulation_steps",
             "trainer.log_every_n_steps", "trainer.max_bad_steps", "data.max_positions", "data.encode_batch_size",
-            "eval.max_new_tokens")
-OPTIONAL_POSITIVE = ("trainer.save_every_n_steps", "trainer.keep_last_n")
+            "eval.max_new_tokens", "eval.batch_size")
+OPTIONAL_POSITIVE = ("trainer.save_every_n_steps", "trainer.keep_last_n", "eval.every_n_steps")
 
 
 class ConfigError(ValueError):
@@ -42,6 +42,14 @@ def validate(cfg: DictConfig) -> None:
         value = OmegaConf.select(cfg, key)
         if value is not None and (not isinstance(value, int) or value <= 0):
             raise ConfigError(f"{key}={value!r} must be a positive integer or null")
+    if cfg.freeze.trainable is not None and cfg.peft.type != "none":
+        raise ConfigError(f"freeze.trainable={list(cfg.freeze.trainable)} is for full fine-tuning (peft=none); with "
+                          "adapters, train extra modules with peft.modules_to_save")
+    if not isinstance(cfg.eval.val_size, int) or cfg.eval.val_size < 0:
+        raise ConfigError(f"eval.val_size={cfg.eval.val_size!r} must be an integer >= 0 (0: no validation split)")
+    if cfg.eval.prompts and not Path(cfg.eval.prompts).is_file():
+        raise ConfigError(f"eval.prompts={cfg.eval.prompts} does not exist; give a prompts JSONL (one {{\"text\": "
+                          "...} per line, see README) or null for the held-out conversations")
     if cfg.optim.lr <= 0:
         raise ConfigError(f"optim.lr={cfg.optim.lr!r} must be > 0")
     budget = cfg.trainer.max_tokens_per_batch

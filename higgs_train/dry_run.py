@@ -12,9 +12,10 @@ from transformers import AutoConfig, HiggsAudioV2ForConditionalGeneration
 from higgs_train import assets
 from higgs_train.data.collator import ConversationCollator
 from higgs_train.data.delay_pattern import IGNORE_INDEX
-from higgs_train.data.prepare import prepare_conversations
+from higgs_train.data.prepare import prepare_conversations, split_validation
 from higgs_train.model.loading import load_processor
 from higgs_train.model.memory import available_memory_gib, estimate_training_memory
+from higgs_train.model.freezing import apply_freeze
 from higgs_train.model.peft_setup import apply_peft
 
 
@@ -49,6 +50,7 @@ def dry_run(cfg: DictConfig, run_dir: Path) -> Path:
     config = AutoConfig.from_pretrained(model_path)
     with torch.device("meta"):  # sizes without reading or allocating any weight
         model = apply_peft(HiggsAudioV2ForConditionalGeneration(config), cfg.peft)
+        model = apply_freeze(model, cfg.freeze.trainable)
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
 
@@ -57,13 +59,15 @@ def dry_run(cfg: DictConfig, run_dir: Path) -> Path:
     collator = ConversationCollator(processor.tokenizer, config, packing=cfg.trainer.packing)
     prepared = prepare_conversations(DictConfig({**cfg.data, "path": data_path}), cfg.task.name, cfg.seed, collator,
                                      processor.audio_tokenizer)
-    batch = next(iter(build_dataloader(prepared.conversations, collator, cfg)[0]))
+    training, validation = split_validation(prepared.conversations, cfg.eval.val_size, cfg.seed)
+    batch = next(iter(build_dataloader(training, collator, cfg)[0]))
     out = run_dir / "dry_run" / "batch_0.safetensors"
     out.parent.mkdir(parents=True, exist_ok=True)
     save_file({name: tensor.contiguous() for name, tensor in batch.items()}, str(out))
 
-    print(f"dry run: {len(prepared.conversations)} conversations (left out: {prepared.skipped or 'none'})")
-    print("example 0 (supervised text in «»):\n" + describe_example(collator, prepared.conversations[0]))
+    print(f"dry run: {len(training)} training conversations, {len(validation)} held out for validation (left out: "
+          f"{prepared.skipped or 'none'})")
+    print("example 0 (supervised text in «»):\n" + describe_example(collator, training[0]))
     print("first batch: " + ", ".join(f"{k} {tuple(v.shape)}" for k, v in batch.items()) + f" -> {out}")
     print(f"parameters: {total:,} total, {trainable:,} trainable ({100 * trainable / total:.2f}%)")
     memory = estimate_training_memory(config, total, trainable, batch["input_ids"].numel(), cfg.trainer.precision,

@@ -40,7 +40,7 @@ def test_round_trip_with_plain_transformers_loaders(tiny_checkpoint, demo_rows, 
     loss.backward()
     assert torch.isfinite(loss) and model.audio_lm_head.weight.grad.abs().sum() > 0
 
-    records = write_samples(model, processor.audio_tokenizer, collator, rows[:1], eval_cfg_factory(max_new_tokens=30),
+    records, _ = write_samples(model, processor.audio_tokenizer, collator, rows[:1], eval_cfg_factory(max_new_tokens=30),
                             tiny_checkpoint.parent / "samples-test")
     waveform, rate = sf.read(records[0]["path"])
     assert rate == 24000 and len(waveform) == records[0]["frames"] * 960 > 0

@@ -198,6 +198,5 @@ class ConversationCollator:
 
 
 def prompt_messages(messages: list[dict]) -> list[dict]:
-    """The conversation as inference sees it: everything before the last assistant turn."""
-    last_assistant = max(i for i, m in enumerate(messages) if m["role"] == "assistant")
-    return messages[:last_assistant]
+    """The conversation as inference sees it: without its closing assistant turn (the target), when it has one."""
+    return messages[:-1] if messages[-1]["role"] == "assistant" else messages

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,3 +51,15 @@ def prepare_conversations(data_cfg, task_name: str, seed: int, collator, audio_t
         hint = f"; raise data.max_positions to at least {min(too_long)}" if too_long else ""
         raise DataError(f"{path}: no usable conversation for task={task_name} (left out: {skipped or 'none'}){hint}")
     return PreparedData(kept, skipped, codes)
+
+
+def split_validation(conversations: list[dict], size: int, seed: int) -> tuple[list[dict], list[dict]]:
+    """(training, validation): `size` conversations held out, chosen from the seed, both in their original order."""
+    if size == 0:
+        return conversations, []
+    if size >= len(conversations):
+        raise DataError(f"eval.val_size={size} would hold out all {len(conversations)} usable conversations; lower "
+                        "it (eval.val_size=0 turns the validation split off)")
+    held_out = set(random.Random(seed).sample(range(len(conversations)), size))
+    return ([c for i, c in enumerate(conversations) if i not in held_out],
+            [c for i, c in enumerate(conversations) if i in held_out])

@@ -1,15 +1,17 @@
-"""Listening to the model: greedy/sampled generation for a few prompts, decoded to 24 kHz wav files."""
+"""Listening to the model: greedy/sampled generation for a few prompts, decoded to 24 kHz wav files and measured."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import soundfile as sf
 import torch
 from transformers import GenerationConfig
 
 from higgs_train.data.audio import TARGET_SAMPLE_RATE
 from higgs_train.data.delay_pattern import codes_from_generation
+from higgs_train.evaluate.sample_metrics import duration_ratio, expected_frames_from_text, silent_share
 
 
 # A repeat count no window reaches: how repetition-aware sampling is switched off (a None would be replaced by the
@@ -52,24 +54,50 @@ def generate_codes(model, collator, conversations: list[dict], eval_cfg) -> list
     ]
 
 
+def target_text(conversation: dict) -> str:
+    """The transcript the sample should speak: the last user turn's text."""
+    user = [m for m in conversation["messages"] if m["role"] == "user"]
+    return " ".join(i["text"].strip() for i in user[-1]["content"] if i["type"] == "text") if user else ""
+
+
+def target_clip(conversation: dict) -> dict | None:
+    """The audio item the prompt was made from (a held-out conversation's target), None for a bare prompt."""
+    last = conversation["messages"][-1]
+    return last["content"][-1] if last["role"] == "assistant" else None
+
+
 @torch.no_grad()
-def write_samples(model, audio_tokenizer, collator, conversations: list[dict], eval_cfg, out_dir: Path) -> list[dict]:
-    """Generate, decode and write `<out_dir>/<id>.wav` for each conversation; returns one record per sample."""
+def write_samples(model, audio_tokenizer, collator, conversations: list[dict], eval_cfg,
+                  out_dir: Path) -> tuple[list[dict], list[np.ndarray]]:
+    """Generate (`eval.batch_size` prompts at a time), decode and write `<out_dir>/<id>.wav` for each conversation;
+    returns one record per sample (length, stop, duration ratio, silent share) and the waveforms."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    records = []
-    for conversation, (codes, stopped) in zip(conversations, generate_codes(model, collator, conversations, eval_cfg)):
-        if codes.shape[1] > 0:
-            device = next(audio_tokenizer.parameters()).device
-            waveform = audio_tokenizer.decode(codes[None].to(device)).audio_values[0, 0].float().cpu().numpy()
-        else:
-            waveform = torch.zeros(0).numpy()
-        path = out_dir / f"{str(conversation['id']).replace('/', '_')}.wav"
-        sf.write(path, waveform, TARGET_SAMPLE_RATE)
-        record = {"id": conversation["id"], "path": str(path), "frames": int(codes.shape[1]), "stopped": stopped}
-        target = conversation["messages"][-1]["content"][-1].get("codes")
-        if target is not None:  # how closely the sample follows the clip the prompt was made from
-            shared = min(target.shape[1], codes.shape[1])
-            record["target_frames"] = int(target.shape[1])
-            record["frame_match"] = float((codes[:, :shared] == target[:, :shared]).all(dim=0).sum() / target.shape[1])
-        records.append(record)
-    return records
+    frame_rate = audio_tokenizer.config.frame_rate
+    samples_per_frame = round(TARGET_SAMPLE_RATE / frame_rate)
+    device = next(audio_tokenizer.parameters()).device
+    records, waveforms = [], []
+    for start in range(0, len(conversations), eval_cfg.batch_size):
+        chunk = conversations[start:start + eval_cfg.batch_size]
+        for conversation, (codes, stopped) in zip(chunk, generate_codes(model, collator, chunk, eval_cfg)):
+            if codes.shape[1] > 0:
+                waveform = audio_tokenizer.decode(codes[None].to(device)).audio_values[0, 0].float().cpu().numpy()
+            else:
+                waveform = np.zeros(0, dtype=np.float32)
+            path = out_dir / f"{str(conversation['id']).replace('/', '_')}.wav"
+            sf.write(path, waveform, TARGET_SAMPLE_RATE)
+            record = {"id": conversation["id"], "path": str(path), "text": target_text(conversation),
+                      "frames": int(codes.shape[1]), "stopped": stopped,
+                      "silent_share": silent_share(waveform, samples_per_frame, eval_cfg.silence_db)}
+            target = (target_clip(conversation) or {}).get("codes")
+            if target is not None:  # how closely the sample follows the clip the prompt was made from
+                shared = min(target.shape[1], codes.shape[1])
+                record["target_frames"] = int(target.shape[1])
+                record["frame_match"] = float((codes[:, :shared] == target[:, :shared]).all(dim=0).sum()
+                                              / target.shape[1])
+                expected = target.shape[1]
+            else:
+                expected = expected_frames_from_text(record["text"], frame_rate, eval_cfg.chars_per_second)
+            record["duration_ratio"] = duration_ratio(record["frames"], expected)
+            records.append(record)
+            waveforms.append(waveform)
+    return records, waveforms

@@ -52,6 +52,7 @@ def run_signature(cfg: DictConfig, num_processes: int) -> dict[str, object]:
         "global batch": f"{per_process}{' packed' if cfg.trainer.packing else ''} x "
                         f"{cfg.trainer.gradient_accumulation_steps} accumulation x {num_processes} processes",
     }
+    signature["freeze.trainable"] = OmegaConf.to_container(cfg.freeze, resolve=True)["trainable"]
     for key, value in OmegaConf.to_container(cfg.peft, resolve=True).items():
         signature[f"peft.{key}"] = value
     return signature

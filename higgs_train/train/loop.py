@@ -25,10 +25,11 @@ from transformers import get_scheduler
 
 from higgs_train import assets
 from higgs_train.data.collator import ConversationCollator
-from higgs_train.data.prepare import prepare_conversations
+from higgs_train.data.prepare import prepare_conversations, split_validation
 from higgs_train.data.sampler import FixedSizeBatchSampler, TokenBudgetBatchSampler
-from higgs_train.evaluate.samples import write_samples
+from higgs_train.evaluate.evaluation import Evaluator
 from higgs_train.model.loading import load_model, load_processor, resolve_attn_implementation
+from higgs_train.model.freezing import apply_freeze
 from higgs_train.model.peft_setup import apply_peft
 from higgs_train.train.batches import BatchStream
 from higgs_train.train.checkpoint import (check_compatible, load_checkpoint, remove_partial_checkpoints,
@@ -119,6 +120,10 @@ def _claim(accelerator, cfg: DictConfig, run_dir: Path, log) -> tuple[Path, Path
             resume_from = claim_run_dir(run_dir, cfg.resume, cfg.overwrite, True, log)
             run_dir.mkdir(parents=True, exist_ok=True)
             remove_partial_checkpoints(run_dir)
+            snapshot = run_dir / ".hydra" / "config.yaml"
+            if not snapshot.is_file():  # called as a library, not through Hydra: keep the config export reads
+                snapshot.parent.mkdir(exist_ok=True)
+                OmegaConf.save(cfg, snapshot)
             outcome = [(str(run_dir), str(resume_from) if resume_from else None, None)]
         except RunDirError as error:
             outcome = [(str(run_dir), None, str(error))]
@@ -152,7 +157,7 @@ def _train(accelerator: Accelerator, cfg: DictConfig, run_dir: Path) -> dict:
     processor = load_processor(model_path)
     attn = resolve_attn_implementation(cfg.model.attn_implementation, accelerator.device)
     model = load_model(model_path, attn, torch.float32, use_text_head=cfg.model.use_text_head)
-    model = apply_peft(model, cfg.peft)
+    model = apply_freeze(apply_peft(model, cfg.peft), cfg.freeze.trainable)
     if cfg.model.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model_config = model.config
@@ -165,7 +170,7 @@ def _train(accelerator: Accelerator, cfg: DictConfig, run_dir: Path) -> dict:
     with accelerator.main_process_first():  # the main process fills the code cache's gaps first
         prepared = prepare_conversations(DictConfig({**cfg.data, "path": data_path}), cfg.task.name, cfg.seed,
                                          collator, processor.audio_tokenizer, show_progress=is_main, log=log)
-    conversations = prepared.conversations
+    conversations, validation = split_validation(prepared.conversations, cfg.eval.val_size, cfg.seed)
     dataloader, sampler = build_dataloader(conversations, collator, cfg)
 
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -198,8 +203,9 @@ def _train(accelerator: Accelerator, cfg: DictConfig, run_dir: Path) -> dict:
 
     metrics = JsonlMetrics(run_dir / "metrics.jsonl") if is_main else None
     _init_trackers(accelerator, cfg, run_dir)
+    evaluator = Evaluator(accelerator, cfg, collator, processor.audio_tokenizer, validation, conversations, run_dir, log)
     total = sum(p.numel() for p in model.parameters())
-    log(f"higgs-train: {len(conversations)} conversations (left out: {prepared.skipped or 'none'}; "
+    log(f"higgs-train: {len(conversations)} conversations, {len(validation)} held out for validation (left out: {prepared.skipped or 'none'}; "
         f"clips {prepared.codes}); {sum(p.numel() for p in trainable):,} of {total:,} parameters trained; "
         f"attention={attn}; {accelerator.num_processes} process(es); run dir {run_dir}")
 
@@ -289,6 +295,10 @@ def _train(accelerator: Accelerator, cfg: DictConfig, run_dir: Path) -> dict:
             window_clock, window_frames, window_positions, window_slots = time.time(), 0, 0, 0
         if cfg.trainer.save_every_n_steps and step % cfg.trainer.save_every_n_steps == 0:
             checkpoint()
+        if cfg.eval.every_n_steps and step % cfg.eval.every_n_steps == 0 and step < cfg.trainer.max_steps:
+            eval_started = time.time()
+            evaluator(model, step)
+            window_clock += time.time() - eval_started  # evaluation time is not training time
     progress.close()
     state["train_seconds"] += time.time() - window_clock
 
@@ -307,12 +317,12 @@ def _train(accelerator: Accelerator, cfg: DictConfig, run_dir: Path) -> dict:
         if final_dir.exists():
             shutil.rmtree(final_dir)
         os.replace(partial, final_dir)
-        eval_rows = conversations[: cfg.eval.num_samples]
-        records = write_samples(unwrapped, processor.audio_tokenizer, collator, eval_rows, cfg.eval,
-                                run_dir / "samples" / f"step_{state['step']}") if eval_rows else []
+    final_eval = evaluator(model, state["step"])
+    if is_main:
         train_seconds = max(state["train_seconds"], 1e-9)
         summary.update({
-            "samples": records, "stop_rate": sum(r["stopped"] for r in records) / max(len(records), 1),
+            "samples": final_eval.pop("samples", []),
+            **{key: value for key, value in final_eval.items() if key != "step"},
             "wall_s": round(time.time() - started, 1), "train_s": round(train_seconds, 1),
             "peak_memory_gb": round(peak_memory_gb(accelerator.device), 3),
             "tokens_per_s": round(state["positions"] * accelerator.num_processes / train_seconds, 1),
@@ -324,5 +334,5 @@ def _train(accelerator: Accelerator, cfg: DictConfig, run_dir: Path) -> dict:
         summary_partial.write_text(json.dumps(summary, indent=2))
         os.replace(summary_partial, run_dir / "run_summary.json")
         log(f"higgs-train: done in {summary['wall_s']} s, loss {state['first_loss']:.3f} -> {last_loss:.3f}; "
-            f"{len(records)} samples in {run_dir / 'samples'}")
+            f"{len(summary['samples'])} samples in {run_dir / 'samples'}")
     return summary

@@ -25,6 +25,7 @@ class LossTerms:
     counts: torch.Tensor  # (K,)
     text_sum: torch.Tensor | None = None
     text_count: torch.Tensor | None = None
+    correct: torch.Tensor | None = None  # (K,) top-1 hits, when asked for (validation)
 
 
 def next_token_audio_targets(batch: dict, audio_token_id: int, delay_token_id: int) -> torch.Tensor:
@@ -52,8 +53,9 @@ def target_counts(batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
     return audio, (batch["labels"] != IGNORE_INDEX).sum()
 
 
-def audio_loss_terms(model, batch: dict, config, text_head=None) -> LossTerms:
-    """Loss sums and counts of one micro-batch; `text_head` (the model's `text_lm_head`) adds the text targets."""
+def audio_loss_terms(model, batch: dict, config, text_head=None, with_accuracy: bool = False) -> LossTerms:
+    """Loss sums and counts of one micro-batch; `text_head` (the model's `text_lm_head`) adds the text targets and
+    `with_accuracy` the top-1 hits per codebook."""
     targets = next_token_audio_targets(batch, config.audio_token_id, config.audio_delay_token_id)
     keep = (targets != IGNORE_INDEX).any(dim=-1)
     text_targets = next_token_text_targets(batch) if text_head is not None else None
@@ -65,6 +67,8 @@ def audio_loss_terms(model, batch: dict, config, text_head=None) -> LossTerms:
     logits = outputs.logits.reshape(kept_targets.shape[0], config.num_codebooks, config.codebook_size)
     losses = F.cross_entropy(logits.float().transpose(1, 2), kept_targets, ignore_index=IGNORE_INDEX, reduction="none")
     terms = LossTerms(sums=losses.sum(dim=0), counts=(kept_targets != IGNORE_INDEX).sum(dim=0))
+    if with_accuracy:
+        terms.correct = (logits.argmax(dim=-1) == kept_targets).sum(dim=0)  # -100 never equals an argmax
     if text_head is not None:
         wanted = text_targets != IGNORE_INDEX
         text_logits = text_head(outputs.hidden_states[-1][wanted])

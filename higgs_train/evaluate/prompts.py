@@ -1,0 +1,80 @@
+"""Inference prompts for the four workflows, from a few plain fields, laid out exactly as the task builders lay out
+training conversations (so a fine-tuned model is asked what it was taught):
+
+- smart voice: `text` (+ `scene`, a description of the recording);
+- multi-speaker: `text` with `[SPEAKER0] ...` lines + `speakers`, one description per speaker;
+- voice cloning: `text` + `reference_audio` (one clip) + `reference_text` (its transcript);
+- multi-speaker cloning: `text` with `[SPEAKERn]` lines + `reference_audio`, a list with one clip per speaker.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from higgs_train.data.conversations import DataError
+
+SYSTEM = "Generate audio following instruction."
+FIELDS = ("id", "text", "scene", "speakers", "reference_audio", "reference_text")
+
+
+def _text(value: str) -> dict:
+    return {"type": "text", "text": value}
+
+
+def _audio(path: str, folder: Path, where: str) -> dict:
+    resolved = (folder / path).resolve()
+    if not resolved.is_file():
+        raise DataError(f"{where}: reference_audio {path} does not exist")
+    return {"type": "audio", "path": str(resolved)}
+
+
+def prompt_conversation(prompt: dict, where: str, folder: Path = Path(".")) -> dict:
+    """A conversation that ends where the model starts speaking; audio paths are taken relative to `folder`."""
+    unknown = sorted(set(prompt) - set(FIELDS))
+    if unknown:
+        raise DataError(f"{where}: unknown field(s) {unknown}; a prompt has {list(FIELDS)}")
+    text = prompt.get("text")
+    if not isinstance(text, str) or not text.strip():
+        raise DataError(f"{where}: 'text' (what to say) is missing or empty")
+    references = prompt.get("reference_audio")
+    scene = [_text(prompt["scene"])] if prompt.get("scene") else []
+    turns = []
+    if isinstance(references, list):  # multi-speaker cloning: one reference clip per speaker, in the scene
+        for index, path in enumerate(references):
+            scene += [_text(f"SPEAKER{index}:"), _audio(path, folder, where)]
+    elif references:
+        if not prompt.get("reference_text"):
+            raise DataError(f"{where}: voice cloning needs 'reference_text', the transcript of {references}")
+        turns += [{"role": "user", "content": [_text(prompt["reference_text"])]},
+                  {"role": "assistant", "content": [_audio(references, folder, where)]}]
+    for index, description in enumerate(prompt.get("speakers") or []):
+        scene.append(_text(f"SPEAKER{index}: {description}".strip()))
+    messages = [{"role": "system", "content": [_text(SYSTEM)]}]
+    if scene:
+        messages.append({"role": "scene", "content": scene})
+    messages += turns + [{"role": "user", "content": [_text(text)]}]
+    return {"id": str(prompt.get("id", "sample")), "messages": messages}
+
+
+def load_prompts(path: str | Path) -> list[dict]:
+    """One prompt per JSONL line (fields as above; `id` names its wav, else `prompt_<line>`)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such prompts file (JSONL, one {{\"text\": ...}} object per line)")
+    conversations = []
+    with open(path, encoding="utf-8") as handle:
+        for line_number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            where = f"{path}:{line_number}"
+            try:
+                prompt = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise DataError(f"{where}: not valid JSON ({error.msg}); each line must be one JSON object") from None
+            if not isinstance(prompt, dict):
+                raise DataError(f"{where}: each line must be one JSON object with a 'text' field")
+            conversations.append(prompt_conversation({"id": f"prompt_{line_number}", **prompt}, where, path.parent))
+    if not conversations:
+        raise DataError(f"{path}: holds no prompt")
+    return conversations

@@ -1,0 +1,62 @@
+"""`KEY=VALUE` command lines for the small tools (`higgs-export`, `higgs-generate`), in the same style as
+`higgs-train`'s overrides, but with text taken literally (`text=yes` stays the string "yes")."""
+
+from __future__ import annotations
+
+import sys
+
+import yaml
+
+
+class ArgumentError(ValueError):
+    """A command-line argument the tool cannot take; the message says which and what is allowed."""
+
+
+def _typed(key: str, raw: str, default, may_be_list: bool):
+    if isinstance(default, bool):
+        if raw.lower() not in ("true", "false"):
+            raise ArgumentError(f"{key}={raw!r} must be true or false")
+        return raw.lower() == "true"
+    if isinstance(default, (int, float)) and not isinstance(default, bool):
+        try:
+            return type(default)(raw)
+        except ValueError:
+            raise ArgumentError(f"{key}={raw!r} must be a {type(default).__name__}") from None
+    if may_be_list and raw.startswith("["):  # e.g. reference_audio=[a.wav,b.wav]
+        try:
+            return [str(v) for v in yaml.safe_load(raw)]
+        except yaml.YAMLError:
+            raise ArgumentError(f"{key}={raw!r} is not a list like [a,b]") from None
+    return None if raw in ("null", "") else raw
+
+
+def parse(argv: list[str], defaults: dict, required: tuple[str, ...] = (), lists: tuple[str, ...] = ()) -> dict:
+    """The defaults updated from `argv` (a `[a,b]` value of a key in `lists` is a list; other text is taken as it is);
+    an unknown key, a malformed value or a missing required key raises."""
+    values = dict(defaults)
+    for argument in argv:
+        key, sep, raw = argument.partition("=")
+        if not sep or key not in defaults:
+            raise ArgumentError(f"{argument!r} is not KEY=VALUE with a known KEY; use {sorted(defaults)}")
+        values[key] = _typed(key, raw, defaults[key], key in lists)
+    missing = [key for key in required if values.get(key) in (None, "")]
+    if missing:
+        raise ArgumentError(f"{', '.join(missing)} must be given ({' '.join(k + '=...' for k in missing)})")
+    return values
+
+
+def run_tool(name: str, usage: str, body, errors: tuple[type[Exception], ...] = ()) -> None:
+    """Runs `body(argv)`; `--help` prints the usage, and the known user errors (plus the tool's own `errors`) end as
+    one line and exit 2."""
+    from higgs_train.data.conversations import DataError
+    from higgs_train.model.loading import ModelLoadError
+
+    argv = sys.argv[1:]
+    if any(a in ("-h", "--help") for a in argv):
+        print(usage)
+        return
+    try:
+        body(argv)
+    except (ArgumentError, DataError, ModelLoadError, *errors) as error:
+        print(f"{name}: error: {error}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,123 @@
+"""A run's result usable anywhere Transformers runs: the exported adapter and the merged checkpoint give the logits the
+trained model gave, and `higgs-generate` speaks for each of the four workflows."""
+
+import subprocess
+import sys
+
+import pytest
+import soundfile as sf
+import torch
+from peft import PeftModel
+from safetensors.torch import load_file
+from transformers import AutoConfig, AutoProcessor, HiggsAudioV2ForConditionalGeneration
+
+from higgs_train.data.audio_codes import attach_codes
+from higgs_train.data.collator import ConversationCollator
+from higgs_train.export import ExportError, export
+from higgs_train.export import main as export_main
+from higgs_train.generate import _defaults, generate
+from higgs_train.generate import main as generate_main
+from higgs_train.model.loading import load_model
+from higgs_train.model.peft_setup import apply_peft
+from higgs_train.train.checkpoint import complete_checkpoints
+from higgs_train.train.loop import train
+from higgs_train.train.loss import MODEL_INPUTS
+
+RUN = ["recipe=smoke", "trainer.max_steps=6", "trainer.save_every_n_steps=6", "eval.num_samples=0",
+       "optim.lr=1e-2"]
+
+
+@pytest.fixture(scope="module")
+def inputs(tiny_checkpoint, demo_rows):
+    """A real batch (text and audio positions), so the audio path and the audio head are exercised."""
+    rows = [dict(r) for r in demo_rows[:2]]
+    processor = AutoProcessor.from_pretrained(tiny_checkpoint)
+    attach_codes(rows, processor.audio_tokenizer, show_progress=False)
+    batch = ConversationCollator(processor.tokenizer, AutoConfig.from_pretrained(tiny_checkpoint))(rows)
+    return {k: v for k, v in batch.items() if k in MODEL_INPUTS}
+
+
+def _logits(model, inputs):
+    with torch.no_grad():
+        return model.eval()(**inputs).logits
+
+
+@pytest.mark.parametrize("modules_to_save", [[], ["audio_lm_head"]], ids=["lora", "lora+audio_lm_head"])
+def test_exported_adapter_and_merged_checkpoint_give_the_trained_logits(modules_to_save, compose_config, tmp_path,
+                                                                        tiny_checkpoint, inputs):
+    cfg = compose_config(*RUN, f"peft.modules_to_save=[{','.join(modules_to_save)}]")
+    run_dir = tmp_path / "run"
+    train(cfg, run_dir)
+    # The model as training held it at its last step: the base + adapters + the trained weights of that step.
+    in_memory = apply_peft(load_model(str(tiny_checkpoint), "sdpa", torch.float32, False), cfg.peft)
+    in_memory.load_state_dict(load_file(complete_checkpoints(run_dir)[-1] / "trainable.safetensors"), strict=False)
+    expected = _logits(in_memory, inputs)
+    base_logits = _logits(HiggsAudioV2ForConditionalGeneration.from_pretrained(tiny_checkpoint), inputs)
+    assert not torch.allclose(expected, base_logits, atol=1e-3), "training changed nothing: the test would be void"
+
+    adapter = export(run_dir, log=lambda _: None)
+    reloaded = PeftModel.from_pretrained(HiggsAudioV2ForConditionalGeneration.from_pretrained(tiny_checkpoint), adapter)
+    torch.testing.assert_close(_logits(reloaded, inputs), expected, atol=1e-5, rtol=0)
+
+    merged = export(run_dir, checkpoint="latest", merge=True, log=lambda _: None)
+    plain = HiggsAudioV2ForConditionalGeneration.from_pretrained(merged)
+    torch.testing.assert_close(_logits(plain, inputs), expected, atol=1e-5, rtol=0)
+    assert AutoProcessor.from_pretrained(merged).tokenizer is not None
+    assert not list(merged.parent.glob(".*.partial"))
+
+
+def _run_main(main, arguments, monkeypatch, capsys) -> str:
+    """The tool's `main` as its console script runs it; returns stderr after it exits with status 2."""
+    monkeypatch.setattr(sys, "argv", ["tool", *arguments])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 2
+    return capsys.readouterr().err
+
+
+def test_export_of_an_unfinished_run_says_what_to_export_instead(tmp_path, monkeypatch, capsys):
+    with pytest.raises(ExportError, match="not a higgs-train run directory"):
+        export(tmp_path, log=lambda _: None)
+    assert _run_main(export_main, [f"run_dir={tmp_path}", "merge=maybe"], monkeypatch, capsys).strip() == \
+        "higgs-export: error: merge='maybe' must be true or false"
+
+
+@pytest.mark.parametrize("workflow", [
+    {"text": "The sun rises.", "scene": "A quiet room."},
+    {"text": "[SPEAKER0] Hello. [SPEAKER1] Hi there.", "speakers": ["feminine", "masculine"]},
+    {"text": "The sun rises.", "reference_audio": "clips/alice_00.wav", "reference_text": "Good morning."},
+    {"text": "[SPEAKER0] Hello. [SPEAKER1] Hi there.", "reference_audio": ["clips/alice_00.wav", "clips/bruno_00.wav"]},
+], ids=["smart_voice", "multi_speaker", "voice_clone", "multi_speaker_clone"])
+def test_generate_writes_a_wav_for_each_workflow(workflow, tmp_path, demo_dir, tiny_checkpoint, monkeypatch):
+    monkeypatch.chdir(demo_dir)  # reference paths relative to the working directory, as a user types them
+    out = tmp_path / "out.wav"
+    records = generate({**_defaults(), **workflow, "model": str(tiny_checkpoint), "out": str(out),
+                        "max_new_tokens": 20}, log=lambda _: None)
+    waveform, rate = sf.read(out)
+    assert rate == 24000 and len(records) == 1 and len(waveform) == records[0]["frames"] * 960 > 0
+
+
+def test_generate_cli_takes_a_prompts_file_and_an_adapter(tmp_path, demo_dir, tiny_checkpoint, compose_config):
+    run_dir = tmp_path / "run"
+    train(compose_config(*RUN), run_dir)
+    prompts = demo_dir / "prompts-test.jsonl"
+    prompts.write_text('{"id": "one", "text": "One."}\n'
+                       '{"id": "two", "text": "Two.", "reference_audio": "clips/alice_01.wav", '
+                       '"reference_text": "Hello."}\n{"text": "Three."}\n')
+    result = subprocess.run([sys.executable, "-m", "higgs_train.generate", f"model={tiny_checkpoint}",
+                             f"adapter={run_dir / 'adapter'}", f"prompts={prompts}", f"out_dir={tmp_path / 'wavs'}",
+                             "max_new_tokens=20", "batch_size=2"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert sorted(p.name for p in (tmp_path / "wavs").glob("*.wav")) == ["one.wav", "prompt_3.wav", "two.wav"]
+    assert result.stdout.count("higgs-generate: ") == 3
+
+
+@pytest.mark.parametrize("arguments, says", [
+    ([], "model must be given"),
+    (["model=builtin:tiny", "text=Hi", "reference_audio=nowhere.wav", "reference_text=x"],
+     "command line: reference_audio nowhere.wav does not exist"),
+    (["model=builtin:tiny", "text=Hi", "voice=anna"], "'voice=anna' is not KEY=VALUE with a known KEY"),
+])
+def test_generate_mistakes_are_one_line(arguments, says, monkeypatch, capsys):
+    said = _run_main(generate_main, arguments, monkeypatch, capsys)
+    assert said.startswith("higgs-generate: error: ") and says in said and len(said.strip().splitlines()) == 1, said
