@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Iterator
 
 ROLES = {"system", "scene", "user", "assistant"}
 
@@ -97,21 +98,29 @@ def load_rows(path: str | Path, max_examples: int | None = None) -> list[dict]:
     return rows
 
 
-def _load_jsonl(path: Path, max_examples: int | None) -> list[dict]:
-    rows = []
+def jsonl_objects(path: Path) -> Iterator[tuple[int, str, dict]]:
+    """(line number, "file:line", object) for each non-empty line; a line that is not one JSON object is an error."""
     with open(path, encoding="utf-8") as handle:
         for line_number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
             where = f"{path}:{line_number}"
             try:
-                row = json.loads(line)
+                value = json.loads(line)
             except json.JSONDecodeError as error:
                 raise DataError(f"{where}: not valid JSON ({error.msg}); each line must be one JSON object") from None
-            validate(row, where)
-            _resolve_paths(row, path.parent)
-            row.setdefault("id", f"{path.stem}:{line_number}")
-            rows.append(row)
-            if max_examples is not None and len(rows) >= max_examples:
-                break
+            if not isinstance(value, dict):
+                raise DataError(f"{where}: each line must be one JSON object")
+            yield line_number, where, value
+
+
+def _load_jsonl(path: Path, max_examples: int | None) -> list[dict]:
+    rows = []
+    for line_number, where, row in jsonl_objects(path):
+        validate(row, where)
+        _resolve_paths(row, path.parent)
+        row.setdefault("id", f"{path.stem}:{line_number}")
+        rows.append(row)
+        if max_examples is not None and len(rows) >= max_examples:
+            break
     return rows

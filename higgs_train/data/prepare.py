@@ -7,6 +7,8 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import soundfile as sf
+
 from higgs_train.data.audio_codes import attach_codes
 from higgs_train.data.conversations import DataError, dataset_root, load_rows
 from higgs_train.data.tasks import build_task
@@ -25,11 +27,45 @@ def _speaker_descriptions(data_path: Path) -> dict[str, str]:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
+def _audio_problem(row: dict) -> str | None:
+    """Why the row's audio cannot be read (the first bad file), or None; the encoder reads files the same way."""
+    for message in row["messages"]:
+        for item in message["content"]:
+            if item["type"] != "audio" or "path" not in item:
+                continue
+            if not Path(item["path"]).is_file():
+                return f"{item['path']} does not exist"
+            try:
+                sf.info(item["path"])
+            except RuntimeError:  # soundfile's LibsndfileError
+                return f"{item['path']} cannot be decoded"
+    return None
+
+
+def _readable_rows(rows: list[dict], on_bad_row: str) -> tuple[list[dict], list[str]]:
+    """(rows whose audio can be read, "row: problem" for the others); with on_bad_row=fail the first bad row raises."""
+    readable, unreadable = [], []
+    for row in rows:
+        problem = _audio_problem(row)
+        if problem is None:
+            readable.append(row)
+        elif on_bad_row == "fail":
+            raise DataError(f"row {row['id']}: audio {problem}; fix it, or set data.on_bad_row=skip to leave such rows "
+                            "out (`higgs-prep convert jsonl` lists every bad row)")
+        else:
+            unreadable.append(f"row {row['id']}: {problem}")
+    return readable, unreadable
+
+
 def prepare_conversations(data_cfg, task_name: str, seed: int, collator, audio_tokenizer,
                           show_progress: bool = True, log=print) -> PreparedData:
     path = Path(data_cfg.path)
-    rows = load_rows(path, data_cfg.max_examples)
+    rows, unreadable = _readable_rows(load_rows(path, data_cfg.max_examples), data_cfg.on_bad_row)
     conversations, skipped = build_task(rows, task_name, seed, _speaker_descriptions(path))
+    if unreadable:
+        skipped["missing or undecodable audio"] = len(unreadable)
+        log(f"higgs-train: warning: left out {len(unreadable)} rows whose audio is missing or cannot be decoded "
+            f"(e.g. {'; '.join(unreadable[:3])}); `higgs-prep convert` checks every row and lists them all")
     codes = attach_codes(conversations, audio_tokenizer, path, data_cfg.encode_batch_size, show_progress, log)
     kept, too_long = [], []
     for conversation in conversations:

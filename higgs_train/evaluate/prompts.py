@@ -9,10 +9,9 @@ training conversations (so a fine-tuned model is asked what it was taught):
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from higgs_train.data.conversations import DataError
+from higgs_train.data.conversations import DataError, jsonl_objects
 
 SYSTEM = "Generate audio following instruction."
 FIELDS = ("id", "text", "scene", "speakers", "reference_audio", "reference_text")
@@ -62,19 +61,8 @@ def load_prompts(path: str | Path) -> list[dict]:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such prompts file (JSONL, one {{\"text\": ...}} object per line)")
-    conversations = []
-    with open(path, encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{line_number}"
-            try:
-                prompt = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise DataError(f"{where}: not valid JSON ({error.msg}); each line must be one JSON object") from None
-            if not isinstance(prompt, dict):
-                raise DataError(f"{where}: each line must be one JSON object with a 'text' field")
-            conversations.append(prompt_conversation({"id": f"prompt_{line_number}", **prompt}, where, path.parent))
+    conversations = [prompt_conversation({"id": f"prompt_{line_number}", **prompt}, where, path.parent)
+                     for line_number, where, prompt in jsonl_objects(path)]
     if not conversations:
         raise DataError(f"{path}: holds no prompt")
     return conversations
