@@ -34,6 +34,10 @@ def _losses(run_dir):
     return [json.loads(line)["loss"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
+def _eval(run_dir) -> dict:
+    return json.loads((run_dir / "eval.jsonl").read_text().splitlines()[-1])
+
+
 def _run(command, env=None):
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=ROOT,
                             env={**os.environ, **(env or {})})
@@ -58,6 +62,9 @@ def test_two_ddp_processes_give_the_one_process_loss_curve(one_process, tmp_path
                    f"hydra.run.dir={run_dir}"])
     assert "2 process(es)" in result.stdout
     assert _losses(run_dir) == pytest.approx(_losses(one_process), rel=1e-4)
+    # The validation batches are shared out between the processes and their sums added: the one-process numbers.
+    assert _eval(run_dir)["val_loss_per_codebook"] == pytest.approx(_eval(one_process)["val_loss_per_codebook"],
+                                                                    rel=1e-4)
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["step_00000003", "step_00000006"]
     assert sorted(p.name for p in (run_dir / "checkpoints" / "step_00000006").glob("rng_*.json")) == \
         ["rng_0.json", "rng_1.json"]
@@ -78,15 +85,21 @@ def test_two_nodes_on_localhost_complete_a_run(one_process, tmp_path):
     assert (run_dir / "adapter" / "adapter_model.safetensors").is_file()
 
 
-def test_deepspeed_zero2_on_cpu_trains_and_its_adapter_loads_back(one_process, tmp_path, tiny_checkpoint):
+@pytest.mark.parametrize("stage", ["zero2", "zero3"])
+def test_deepspeed_on_cpu_trains_and_its_adapter_loads_back(stage, one_process, tmp_path, tiny_checkpoint):
+    """ZeRO-3 shards the weights too: the audio tokenizer must load whole, evaluation runs on every process and the
+    adapter is gathered for saving."""
     pytest.importorskip("deepspeed")
-    run_dir = tmp_path / "zero2"
-    result = _run([*ACCELERATE, "--use_deepspeed", "--deepspeed_config_file", "configs/distributed/zero2.json",
+    run_dir = tmp_path / stage
+    result = _run([*ACCELERATE, "--use_deepspeed", "--deepspeed_config_file", f"configs/distributed/{stage}.json",
                    "--num_processes", "2", "--main_process_port", str(_free_port()), "-m", "higgs_train.cli", *RUN,
-                   "trainer.batch_size=2", "trainer.device=auto", f"hydra.run.dir={run_dir}"],
+                   "trainer.batch_size=2", "trainer.device=auto", f"hydra.run.dir={run_dir}", "eval.num_samples=2",
+                   "eval.max_new_tokens=20"],
                   env={"DS_ACCELERATOR": "cpu"})
     assert "2 process(es)" in result.stdout
     assert _losses(run_dir) == pytest.approx(_losses(one_process), rel=1e-4)
+    assert _eval(run_dir)["val_loss"] == pytest.approx(_eval(one_process)["val_loss"], rel=1e-4)
+    assert len(list((run_dir / "samples" / "step_6").glob("*.wav"))) == 2
     base = HiggsAudioV2ForConditionalGeneration.from_pretrained(tiny_checkpoint)
     inputs = {"input_ids": torch.tensor([[1, 2, 3, 4]])}
     with torch.no_grad():

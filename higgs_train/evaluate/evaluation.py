@@ -16,7 +16,7 @@ from higgs_train.data.audio_codes import attach_codes
 from higgs_train.evaluate.judges import AsrJudge, SpeakerJudge
 from higgs_train.evaluate.prompts import load_prompts
 from higgs_train.evaluate.sample_metrics import summarize
-from higgs_train.evaluate.samples import target_clip, write_samples
+from higgs_train.evaluate.samples import generate_codes, target_clip, write_samples
 from higgs_train.evaluate.validation import validation_metrics
 
 
@@ -54,9 +54,11 @@ class Evaluator:
     """Built once per run: the validation batches, the sample prompts (fixed for the whole run) and the judges."""
 
     def __init__(self, accelerator, cfg: DictConfig, collator, audio_tokenizer, validation: list[dict],
-                 training: list[dict], run_dir: Path, log=print):
+                 training: list[dict], run_dir: Path, every_process_forwards: bool = False, log=print):
+        """`every_process_forwards`: the weights are sharded (ZeRO-3), so every forward pass needs every process;
+        they all run the same validation batches and the same generation, and the main process writes."""
         self.accelerator, self.cfg, self.collator, self.audio_tokenizer = accelerator, cfg, collator, audio_tokenizer
-        self.run_dir, self.log = run_dir, log
+        self.run_dir, self.log, self.every_process_forwards = run_dir, log, every_process_forwards
         size = cfg.eval.batch_size
         self.val_batches = [collator(validation[i:i + size]) for i in range(0, len(validation), size)]
         if cfg.eval.prompts:
@@ -74,7 +76,13 @@ class Evaluator:
         unwrapped = accelerator.unwrap_model(model)
         result = {"step": step}
         if self.val_batches:
-            result.update(validation_metrics(accelerator, unwrapped, self.val_batches, unwrapped.config))
+            result.update(validation_metrics(accelerator, unwrapped, self.val_batches, unwrapped.config,
+                                             split=not self.every_process_forwards))
+        if self.every_process_forwards and not accelerator.is_main_process:
+            for start in range(0, len(self.prompts), self.cfg.eval.batch_size):  # the main process's generate calls
+                with accelerator.autocast():
+                    generate_codes(unwrapped, self.collator, self.prompts[start:start + self.cfg.eval.batch_size],
+                                   self.cfg.eval)
         if accelerator.is_main_process and self.prompts:
             with accelerator.autocast():
                 records, waveforms = write_samples(unwrapped, self.audio_tokenizer, self.collator, self.prompts,

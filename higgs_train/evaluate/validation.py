@@ -9,20 +9,22 @@ from higgs_train.train.loss import MODEL_INPUTS, audio_loss_terms
 
 
 @torch.no_grad()
-def validation_metrics(accelerator, model, batches: list[dict], model_config) -> dict:
-    """`model` is the unwrapped model (no collective calls, so each process may hold another number of batches)."""
+def validation_metrics(accelerator, model, batches: list[dict], model_config, split: bool = True) -> dict:
+    """`model` is the unwrapped model. With `split` each process takes its share of the batches (no collective calls
+    in the forward pass); without (ZeRO-3, where every forward needs every process) each runs them all."""
     num_codebooks = model_config.num_codebooks
     device = accelerator.device
     totals = torch.zeros((3, num_codebooks), device=device)  # loss sums, target counts, top-1 hits
     was_training = model.training
     model.eval()
-    for batch in batches[accelerator.process_index::accelerator.num_processes]:
+    share = batches[accelerator.process_index::accelerator.num_processes] if split else batches
+    for batch in share:
         batch = {k: v.to(device) for k, v in batch.items() if k in (*MODEL_INPUTS, "audio_labels", "labels")}
         with accelerator.autocast():
             terms = audio_loss_terms(model, batch, model_config, with_accuracy=True)
         totals += torch.stack([terms.sums.float(), terms.counts.float(), terms.correct.float()])
     model.train(was_training)
-    sums, counts, correct = accelerator.reduce(totals, "sum").cpu()
+    sums, counts, correct = (accelerator.reduce(totals, "sum") if split else totals).cpu()
     counts = counts.clamp(min=1)
     per_codebook = (sums / counts).tolist()
     accuracy = (correct / counts).tolist()

@@ -7,6 +7,7 @@ parallelism give the gradient of the one big batch, whatever the lengths of the 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -37,7 +38,7 @@ from higgs_train.train.checkpoint import (check_compatible, load_checkpoint, rem
 from higgs_train.train.loss import audio_loss_terms, target_counts
 from higgs_train.train.metrics import JsonlMetrics
 from higgs_train.train.run_dir import RunDirError, claim_run_dir, truncate_metrics
-from higgs_train.train.throughput import flops_per_token, peak_flops, peak_memory_gb
+from higgs_train.train.throughput import flops_per_token, parameter_size, peak_flops, peak_memory_gb
 
 MIXED_PRECISION = {"bf16": "bf16", "fp16": "fp16", "fp32": "no"}
 SCHEDULERS = {"cosine": "cosine", "linear": "linear", "constant": "constant_with_warmup"}
@@ -112,6 +113,20 @@ def _finite(value) -> bool:
     return value is None or math.isfinite(float(value))
 
 
+@contextlib.contextmanager
+def _whole_weights(plugin):
+    """Loads inside it are not partitioned by ZeRO-3: the audio tokenizer is frozen and used whole on every process
+    (Transformers partitions any `from_pretrained` while Accelerate's DeepSpeed config is registered)."""
+    from transformers.integrations.deepspeed import set_hf_deepspeed_config, unset_hf_deepspeed_config
+
+    unset_hf_deepspeed_config()
+    try:
+        yield
+    finally:
+        if plugin.dschf is not None:
+            set_hf_deepspeed_config(plugin.dschf)
+
+
 def _claim(accelerator, cfg: DictConfig, run_dir: Path, log) -> tuple[Path, Path | None]:
     """The main process's run directory and resume decision, shared with every process (one decision, no races)."""
     outcome = [None]
@@ -154,7 +169,10 @@ def _train(accelerator: Accelerator, cfg: DictConfig, run_dir: Path) -> dict:
     with accelerator.main_process_first():
         model_path = assets.resolve(cfg.model.name_or_path, log)
         data_path = assets.resolve(cfg.data.path, log)
-    processor = load_processor(model_path)
+    plugin = accelerator.state.deepspeed_plugin
+    zero3 = plugin is not None and plugin.zero_stage == 3
+    with _whole_weights(plugin) if zero3 else contextlib.nullcontext():
+        processor = load_processor(model_path)
     attn = resolve_attn_implementation(cfg.model.attn_implementation, accelerator.device)
     model = load_model(model_path, attn, torch.float32, use_text_head=cfg.model.use_text_head)
     model = apply_freeze(apply_peft(model, cfg.peft), cfg.freeze.trainable)
@@ -203,10 +221,11 @@ def _train(accelerator: Accelerator, cfg: DictConfig, run_dir: Path) -> dict:
 
     metrics = JsonlMetrics(run_dir / "metrics.jsonl") if is_main else None
     _init_trackers(accelerator, cfg, run_dir)
-    evaluator = Evaluator(accelerator, cfg, collator, processor.audio_tokenizer, validation, conversations, run_dir, log)
-    total = sum(p.numel() for p in model.parameters())
+    evaluator = Evaluator(accelerator, cfg, collator, processor.audio_tokenizer, validation, conversations, run_dir,
+                          every_process_forwards=zero3, log=log)
+    total = sum(parameter_size(p) for p in model.parameters())
     log(f"higgs-train: {len(conversations)} conversations, {len(validation)} held out for validation (left out: {prepared.skipped or 'none'}; "
-        f"clips {prepared.codes}); {sum(p.numel() for p in trainable):,} of {total:,} parameters trained; "
+        f"clips {prepared.codes}); {sum(parameter_size(p) for p in trainable):,} of {total:,} parameters trained; "
         f"attention={attn}; {accelerator.num_processes} process(es); run dir {run_dir}")
 
     def checkpoint() -> Path:

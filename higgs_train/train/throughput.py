@@ -29,10 +29,15 @@ def peak_flops(device: torch.device, precision: str, override_tflops: float | No
     return next((flops for fragment, flops in PEAK_FLOPS if fragment in name), None)
 
 
+def parameter_size(parameter: torch.Tensor) -> int:
+    """Its number of elements, also when ZeRO-3 holds only a shard of it on this process."""
+    return getattr(parameter, "ds_numel", None) or parameter.numel()
+
+
 def flops_per_token(model: nn.Module, gradient_checkpointing: bool) -> float:
-    embedding = sum(p.numel() for m in model.modules() if isinstance(m, nn.Embedding) for p in m.parameters())
-    dense = sum(p.numel() for p in model.parameters()) - embedding
-    trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    embedding = sum(parameter_size(p) for m in model.modules() if isinstance(m, nn.Embedding) for p in m.parameters())
+    dense = sum(parameter_size(p) for p in model.parameters()) - embedding
+    trained = sum(parameter_size(p) for p in model.parameters() if p.requires_grad)
     forward_passes = 2 if gradient_checkpointing else 1
     return 2 * dense * forward_passes + 2 * dense + 2 * trained
 
