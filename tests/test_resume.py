@@ -151,3 +151,12 @@ def test_too_many_non_finite_steps_stop_the_run_with_a_good_checkpoint(compose_c
     assert all(torch.isfinite(w).all() for w in saved.values())
     state = json.loads((run_dir / "checkpoints" / "step_00000005" / "trainer_state.json").read_text())["state"]
     assert state["skipped_steps"] == 3
+
+
+def test_metrics_logged_after_the_checkpoint_are_dropped_on_resume_even_a_half_written_line(tmp_path):
+    from higgs_train.train.run_dir import truncate_metrics
+
+    path = tmp_path / "eval.jsonl"
+    path.write_text("".join(json.dumps({"step": s, "val_loss": 1.0}) + "\n" for s in (2, 4, 6)) + '{"step": 8, "val')
+    truncate_metrics(path, 4)
+    assert [json.loads(line)["step"] for line in path.read_text().splitlines()] == [2, 4]

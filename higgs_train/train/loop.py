@@ -216,7 +216,8 @@ def _train(accelerator: Accelerator, cfg: DictConfig, run_dir: Path) -> dict:
         state = saved["state"]
         batches.restore(saved["data_position"])
         if is_main:
-            truncate_metrics(run_dir / "metrics.jsonl", state["step"])
+            for name in ("metrics.jsonl", "eval.jsonl"):
+                truncate_metrics(run_dir / name, state["step"])
         log(f"higgs-train: resumed from {resume_from} at step {state['step']}")
 
     metrics = JsonlMetrics(run_dir / "metrics.jsonl") if is_main else None

@@ -51,10 +51,17 @@ def claim_run_dir(run_dir: Path, resume: str | None, overwrite: bool, is_main: b
     return checkpoint
 
 
+def _step(line: str) -> float:
+    """The step of a JSONL metrics line; a line cut short by a killed write counts as after every step."""
+    try:
+        return json.loads(line).get("step", 0)
+    except json.JSONDecodeError:
+        return float("inf")
+
+
 def truncate_metrics(path: Path, last_step: int) -> None:
     """Drops metric lines logged after `last_step` by a run that died before its next checkpoint."""
     if not path.is_file():
         return
-    kept = [line for line in path.read_text().splitlines() if line.strip()
-            and json.loads(line).get("step", 0) <= last_step]
+    kept = [line for line in path.read_text().splitlines() if line.strip() and _step(line) <= last_step]
     path.write_text("".join(line + "\n" for line in kept))
