@@ -147,3 +147,10 @@ def test_speaker_similarity_with_a_local_verifier(tmp_path):
     tone = (0.3 * np.sin(np.arange(24000) / 24000 * 2 * np.pi * 220)).astype(np.float32)
     assert judge(noise, noise) == pytest.approx(1.0, abs=1e-5)
     assert judge(noise, tone) < 0.99
+
+
+def test_no_split_and_no_samples_means_no_evaluation_line(compose_config, tmp_path, demo_dir):
+    summary = train(compose_config("recipe=smoke", "trainer.max_steps=2", "eval.val_size=0", "eval.num_samples=0",
+                                   "trainer.save_every_n_steps=null"), tmp_path / "run")
+    assert not (tmp_path / "run" / "eval.jsonl").exists()
+    assert summary["samples"] == [] and "val_loss" not in summary and "stop_rate" not in summary

@@ -91,7 +91,7 @@ class Evaluator:
             result.update(summarize(records))
             log_audio(accelerator, self.cfg.logger.name, records, waveforms, step)
             result["samples"] = records
-        if accelerator.is_main_process:
+        if accelerator.is_main_process and len(result) > 1:  # nothing to report with no split and no samples
             with open(self.run_dir / "eval.jsonl", "a") as handle:
                 handle.write(json.dumps(result) + "\n")
             accelerator.log({f"eval/{k}": v for k, v in result.items() if isinstance(v, (int, float)) and k != "step"},
