@@ -32,7 +32,7 @@ from higgs_train.model.loading import load_processor  # noqa: E402
 from higgs_train.model.peft_setup import apply_peft  # noqa: E402
 from higgs_train.train.loss import audio_loss_terms  # noqa: E402
 
-CONVERSATIONS, ROWS_PER_BATCH, LR = 96, 4, 3e-3
+CONVERSATIONS, LR = 96, 3e-3
 
 
 def conversation(index: int, frames: int) -> dict:
@@ -71,21 +71,28 @@ def packing_vs_padding() -> None:
     padded = ConversationCollator(processor.tokenizer, AutoConfig.from_pretrained(checkpoint))
     packed = ConversationCollator(processor.tokenizer, AutoConfig.from_pretrained(checkpoint), packing=True)
     positions = [padded.encode(r["messages"]).num_positions for r in rows]
-    random_batches = list(FixedSizeBatchSampler(len(rows), ROWS_PER_BATCH, seed=0))
-    # The budget that gives the same number of optimizer steps as the padded epoch (same schedule, same data).
-    budget = max(max(positions), -(-sum(positions) // len(random_batches)) + 40)
-    packed_batches = list(TokenBudgetBatchSampler(positions, budget, mode="pack", seed=0))
-    slots = sum(max(positions[i] for i in b) * len(b) for b in random_batches)
-    print(f"{len(rows)} conversations of {min(positions)}-{max(positions)} positions; random batches of "
-          f"{ROWS_PER_BATCH} are {100 * sum(positions) / slots:.1f}% real positions; packed rows of {budget}")
-    results = {"padded random batches": one_epoch(checkpoint, padded, rows, random_batches, validation),
-               "packed rows": one_epoch(checkpoint, packed, rows, packed_batches, validation)}
-    base = results["padded random batches"]["frames_per_s"]
-    print("| batching | optimizer steps | supervised frames/s | vs padded | val loss after the epoch |")
-    print("|---|---|---|---|---|")
-    for name, r in results.items():
-        print(f"| {name} | {r['steps']} | {r['frames_per_s']:.0f} | {r['frames_per_s'] / base:.2f}x | "
-              f"{r['val_loss']:.3f} |")
+    print(f"{len(rows)} conversations of {min(positions)}-{max(positions)} positions")
+    print("| batching | real positions | optimizer steps | supervised frames/s | vs padded | val loss after the epoch |")
+    print("|---|---|---|---|---|---|")
+    for rows_per_batch in (4, 16):
+        random_batches = list(FixedSizeBatchSampler(len(rows), rows_per_batch, seed=0))
+        # The row length that gives about as many optimizer steps as the padded epoch (same schedule, same data).
+        budget = max(max(positions), -(-sum(positions) // len(random_batches)) + 40)
+        packed_batches = list(TokenBudgetBatchSampler(positions, budget, mode="pack", seed=0))
+        # Bucketing: padded batches of similar lengths under a budget of rows x longest, again about as many steps.
+        bucket_budget = budget + max(positions)
+        bucketed_batches = list(TokenBudgetBatchSampler(positions, bucket_budget, mode="bucket", seed=0))
+        one_epoch(checkpoint, padded, rows, random_batches[:2], validation)  # warm-up, not timed
+        base = one_epoch(checkpoint, padded, rows, random_batches, validation)
+        bucketed = one_epoch(checkpoint, padded, rows, bucketed_batches, validation)
+        ours = one_epoch(checkpoint, packed, rows, packed_batches, validation)
+        for name, batches, r in ((f"padded random batches of {rows_per_batch}", random_batches, base),
+                                 (f"bucketed, {bucket_budget}-position budget", bucketed_batches, bucketed),
+                                 (f"packed rows of {budget} positions", None, ours)):
+            share = 1.0 if batches is None else sum(positions) / sum(max(positions[i] for i in b) * len(b)
+                                                                     for b in batches)
+            print(f"| {name} | {100 * share:.1f}% | {r['steps']} | {r['frames_per_s']:.0f} | "
+                  f"{r['frames_per_s'] / base['frames_per_s']:.2f}x | {r['val_loss']:.3f} |")
 
 
 # A mid-size random model: the real layout (DualFFN, GQA, 8 codebooks x 1026), scaled so a step fits this CPU.

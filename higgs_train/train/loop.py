@@ -174,6 +174,9 @@ def _train(accelerator: Accelerator, cfg: DictConfig, run_dir: Path) -> dict:
     with _whole_weights(plugin) if zero3 else contextlib.nullcontext():
         processor = load_processor(model_path)
     attn = resolve_attn_implementation(cfg.model.attn_implementation, accelerator.device)
+    if cfg.trainer.packing and attn != "flash_attention_2":
+        log(f"higgs-train: warning: trainer.packing=true with attention={attn}: a packed row attends over its whole "
+            "length, which is slower than bucketing (trainer.packing=false) unless FlashAttention 2 is used")
     model = load_model(model_path, attn, torch.float32, use_text_head=cfg.model.use_text_head)
     model = apply_freeze(apply_peft(model, cfg.peft), cfg.freeze.trainable)
     if cfg.model.gradient_checkpointing:
