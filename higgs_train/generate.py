@@ -9,6 +9,7 @@ import torch
 from omegaconf import OmegaConf
 
 from higgs_train import assets
+from higgs_train.cli import CONFIG_DIR
 from higgs_train.data.audio_codes import attach_codes
 from higgs_train.data.collator import ConversationCollator
 from higgs_train.evaluate.prompts import load_prompts, prompt_conversation
@@ -16,7 +17,6 @@ from higgs_train.evaluate.samples import write_samples
 from higgs_train.key_value_args import ArgumentError, parse, run_tool
 from higgs_train.model.loading import load_model, load_processor, resolve_attn_implementation
 
-EVAL_DEFAULTS = Path(__file__).resolve().parent.parent / "configs" / "eval" / "default.yaml"
 USAGE = """usage: higgs-generate model=NAME_OR_DIR [adapter=DIR] text="..." [scene="..."] [speakers=[d0,d1]]
                       [reference_audio=FILE|[F0,F1] reference_text="..."] [out=out.wav]
        higgs-generate model=NAME_OR_DIR [adapter=DIR] prompts=FILE.jsonl [out_dir=DIR]
@@ -34,7 +34,7 @@ GENERATION_KEYS = ("max_new_tokens", "do_sample", "temperature", "ras_win_len", 
 
 
 def _defaults() -> dict:
-    eval_defaults = OmegaConf.to_container(OmegaConf.load(EVAL_DEFAULTS))
+    eval_defaults = OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / "eval" / "default.yaml"))
     return {"model": None, "adapter": None, "text": None, "scene": None, "speakers": None, "reference_audio": None,
             "reference_text": None, "out": "out.wav", "prompts": None, "out_dir": "samples", "seed": 0,
             "device": "auto", **{key: eval_defaults[key] for key in GENERATION_KEYS}}

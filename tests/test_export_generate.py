@@ -121,3 +121,46 @@ def test_generate_cli_takes_a_prompts_file_and_an_adapter(tmp_path, demo_dir, ti
 def test_generate_mistakes_are_one_line(arguments, says, monkeypatch, capsys):
     said = _run_main(generate_main, arguments, monkeypatch, capsys)
     assert said.startswith("higgs-generate: error: ") and says in said and len(said.strip().splitlines()) == 1, said
+
+
+def test_full_fine_tuning_exports_a_checkpoint_that_loads_plainly(compose_config, tmp_path, tiny_checkpoint, inputs):
+    cfg = compose_config(*RUN, "peft=none", "freeze=text_path")
+    run_dir = tmp_path / "run"
+    train(cfg, run_dir)
+    expected = _logits(HiggsAudioV2ForConditionalGeneration.from_pretrained(run_dir / "model"), inputs)
+    exported = export(run_dir, checkpoint="latest", log=lambda _: None)
+    assert exported == run_dir / "export" / "merged"
+    torch.testing.assert_close(_logits(HiggsAudioV2ForConditionalGeneration.from_pretrained(exported), inputs),
+                               expected, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("task", ["voice_clone", "multi_speaker", "multi_speaker_clone"])
+def test_generate_prompts_are_laid_out_as_the_training_conversations(task, demo_dir, demo_rows, processor,
+                                                                     model_config):
+    """What higgs-generate asks is token for token what training taught: the task builder's conversation without
+    its target turn."""
+    import json
+
+    from higgs_train.data.tasks import build_task
+    from higgs_train.evaluate.prompts import prompt_conversation
+
+    descriptions = json.loads((demo_dir / "speakers.json").read_text())
+    built = build_task([dict(r) for r in demo_rows], task, seed=0, speaker_descriptions=descriptions)[0][0]
+    text = " ".join(i["text"] for i in built["messages"][-2]["content"])
+    audio = [i["path"] for m in built["messages"][:-1] for i in m["content"] if i["type"] == "audio"]
+    fields = {"text": text, "scene": built["messages"][1]["content"][0]["text"]}
+    if task == "voice_clone":
+        fields.update(reference_audio=audio[0], reference_text=built["messages"][-4]["content"][0]["text"])
+    elif task == "multi_speaker":
+        fields["speakers"] = [descriptions[built["speaker"]]]
+    else:
+        fields["reference_audio"] = audio
+    prompt = prompt_conversation(fields, "test")
+    assert prompt["messages"][0] == built["messages"][0]
+    conversations = [built, prompt]
+    attach_codes(conversations, processor.audio_tokenizer, show_progress=False)
+    collator = ConversationCollator(processor.tokenizer, model_config)
+    ours, theirs = (collator.prompts([c]) for c in conversations)
+    assert torch.equal(ours["input_ids"], theirs["input_ids"])
+    if audio:
+        assert torch.equal(ours["audio_input_ids"], theirs["audio_input_ids"])

@@ -16,7 +16,7 @@ from higgs_train.data.audio_codes import attach_codes
 from higgs_train.evaluate.judges import AsrJudge, SpeakerJudge
 from higgs_train.evaluate.prompts import load_prompts
 from higgs_train.evaluate.sample_metrics import summarize
-from higgs_train.evaluate.samples import generate_codes, target_clip, write_samples
+from higgs_train.evaluate.samples import generate_in_batches, target_clip, write_samples
 from higgs_train.evaluate.validation import validation_metrics
 
 
@@ -79,10 +79,9 @@ class Evaluator:
             result.update(validation_metrics(accelerator, unwrapped, self.val_batches, unwrapped.config,
                                              split=not self.every_process_forwards))
         if self.every_process_forwards and not accelerator.is_main_process:
-            for start in range(0, len(self.prompts), self.cfg.eval.batch_size):  # the main process's generate calls
-                with accelerator.autocast():
-                    generate_codes(unwrapped, self.collator, self.prompts[start:start + self.cfg.eval.batch_size],
-                                   self.cfg.eval)
+            with accelerator.autocast():  # the main process's generate calls, in step with it
+                for _ in generate_in_batches(unwrapped, self.collator, self.prompts, self.cfg.eval):
+                    pass
         if accelerator.is_main_process and self.prompts:
             with accelerator.autocast():
                 records, waveforms = write_samples(unwrapped, self.audio_tokenizer, self.collator, self.prompts,

@@ -54,6 +54,14 @@ def generate_codes(model, collator, conversations: list[dict], eval_cfg) -> list
     ]
 
 
+def generate_in_batches(model, collator, conversations: list[dict], eval_cfg):
+    """(conversation, codes, stopped) for each conversation, generated `eval.batch_size` prompts at a time."""
+    for start in range(0, len(conversations), eval_cfg.batch_size):
+        chunk = conversations[start:start + eval_cfg.batch_size]
+        for conversation, (codes, stopped) in zip(chunk, generate_codes(model, collator, chunk, eval_cfg)):
+            yield conversation, codes, stopped
+
+
 def target_text(conversation: dict) -> str:
     """The transcript the sample should speak: the last user turn's text."""
     user = [m for m in conversation["messages"] if m["role"] == "user"]
@@ -76,28 +84,26 @@ def write_samples(model, audio_tokenizer, collator, conversations: list[dict], e
     samples_per_frame = round(TARGET_SAMPLE_RATE / frame_rate)
     device = next(audio_tokenizer.parameters()).device
     records, waveforms = [], []
-    for start in range(0, len(conversations), eval_cfg.batch_size):
-        chunk = conversations[start:start + eval_cfg.batch_size]
-        for conversation, (codes, stopped) in zip(chunk, generate_codes(model, collator, chunk, eval_cfg)):
-            if codes.shape[1] > 0:
-                waveform = audio_tokenizer.decode(codes[None].to(device)).audio_values[0, 0].float().cpu().numpy()
-            else:
-                waveform = np.zeros(0, dtype=np.float32)
-            path = out_dir / f"{str(conversation['id']).replace('/', '_')}.wav"
-            sf.write(path, waveform, TARGET_SAMPLE_RATE)
-            record = {"id": conversation["id"], "path": str(path), "text": target_text(conversation),
-                      "frames": int(codes.shape[1]), "stopped": stopped,
-                      "silent_share": silent_share(waveform, samples_per_frame, eval_cfg.silence_db)}
-            target = (target_clip(conversation) or {}).get("codes")
-            if target is not None:  # how closely the sample follows the clip the prompt was made from
-                shared = min(target.shape[1], codes.shape[1])
-                record["target_frames"] = int(target.shape[1])
-                record["frame_match"] = float((codes[:, :shared] == target[:, :shared]).all(dim=0).sum()
-                                              / target.shape[1])
-                expected = target.shape[1]
-            else:
-                expected = expected_frames_from_text(record["text"], frame_rate, eval_cfg.chars_per_second)
-            record["duration_ratio"] = duration_ratio(record["frames"], expected)
-            records.append(record)
-            waveforms.append(waveform)
+    for conversation, codes, stopped in generate_in_batches(model, collator, conversations, eval_cfg):
+        if codes.shape[1] > 0:
+            waveform = audio_tokenizer.decode(codes[None].to(device)).audio_values[0, 0].float().cpu().numpy()
+        else:
+            waveform = np.zeros(0, dtype=np.float32)
+        path = out_dir / f"{str(conversation['id']).replace('/', '_')}.wav"
+        sf.write(path, waveform, TARGET_SAMPLE_RATE)
+        record = {"id": conversation["id"], "path": str(path), "text": target_text(conversation),
+                  "frames": int(codes.shape[1]), "stopped": stopped,
+                  "silent_share": silent_share(waveform, samples_per_frame, eval_cfg.silence_db)}
+        target = (target_clip(conversation) or {}).get("codes")
+        if target is not None:  # how closely the sample follows the clip the prompt was made from
+            shared = min(target.shape[1], codes.shape[1])
+            record["target_frames"] = int(target.shape[1])
+            record["frame_match"] = float((codes[:, :shared] == target[:, :shared]).all(dim=0).sum()
+                                          / target.shape[1])
+            expected = target.shape[1]
+        else:
+            expected = expected_frames_from_text(record["text"], frame_rate, eval_cfg.chars_per_second)
+        record["duration_ratio"] = duration_ratio(record["frames"], expected)
+        records.append(record)
+        waveforms.append(waveform)
     return records, waveforms
