@@ -25,7 +25,7 @@ from higgs_train.data.collator import ConversationCollator  # noqa: E402
 from higgs_train.data.conversations import load_rows  # noqa: E402
 from higgs_train.evaluate.samples import generate_codes  # noqa: E402
 from higgs_train.model.loading import load_processor  # noqa: E402
-from higgs_train.train.loss import audio_loss_terms  # noqa: E402
+from higgs_train.model.loss import audio_loss_terms  # noqa: E402
 
 STEPS, LR = 400, 2e-3
 

@@ -29,8 +29,8 @@ from higgs_train.assets import ensure_builtin  # noqa: E402
 from higgs_train.data.collator import ConversationCollator  # noqa: E402
 from higgs_train.data.sampler import FixedSizeBatchSampler, TokenBudgetBatchSampler  # noqa: E402
 from higgs_train.model.loading import load_processor  # noqa: E402
+from higgs_train.model.loss import audio_loss_terms  # noqa: E402
 from higgs_train.model.peft_setup import apply_peft  # noqa: E402
-from higgs_train.train.loss import audio_loss_terms  # noqa: E402
 
 CONVERSATIONS, LR = 96, 3e-3
 
@@ -58,7 +58,8 @@ def one_epoch(checkpoint, collator, rows, batches, validation) -> dict:
     seconds = time.perf_counter() - start
     with torch.no_grad():
         terms = audio_loss_terms(model.eval(), collator(validation), model.config)
-    return {"frames_per_s": frames / seconds, "steps": len(batches), "val_loss": float((terms.sums / terms.counts).sum())}
+    val_loss = float((terms.sums / terms.counts).sum())
+    return {"frames_per_s": frames / seconds, "steps": len(batches), "val_loss": val_loss}
 
 
 def packing_vs_padding() -> None:
@@ -72,7 +73,8 @@ def packing_vs_padding() -> None:
     packed = ConversationCollator(processor.tokenizer, AutoConfig.from_pretrained(checkpoint), packing=True)
     positions = [padded.encode(r["messages"]).num_positions for r in rows]
     print(f"{len(rows)} conversations of {min(positions)}-{max(positions)} positions")
-    print("| batching | real positions | optimizer steps | supervised frames/s | vs padded | val loss after the epoch |")
+    print("| batching | real positions | optimizer steps | supervised frames/s | vs padded "
+          "| val loss after the epoch |")
     print("|---|---|---|---|---|---|")
     for rows_per_batch in (4, 16):
         random_batches = list(FixedSizeBatchSampler(len(rows), rows_per_batch, seed=0))
@@ -100,7 +102,7 @@ MID_SIZE = dict(hidden_size=768, intermediate_size=2048, num_hidden_layers=8, nu
                 num_key_value_heads=4, head_dim=64)
 def memory_variant(peft: str, checkpointing: bool, frames: int) -> dict:
     """Runs in its own process: peak RSS of two training steps on one conversation with a clip of `frames`."""
-    from data_prep.tiny_checkpoint import build_model_config, build_text_tokenizer
+    from higgs_train.kit.tiny_checkpoint import build_model_config, build_text_tokenizer
 
     torch.manual_seed(0)
     tokenizer = build_text_tokenizer()

@@ -7,6 +7,8 @@ import json
 import sys
 
 from data_prep.sources import FORMATS
+from higgs_train.errors import UserError
+from higgs_train.logs import log_to_console
 
 DESCRIPTION = """Prepare data and checkpoints for higgs-train. Typical flow:
   higgs-prep convert ljspeech --input LJSpeech-1.1 --output data/lj     # checked 24 kHz clips + conversations
@@ -73,24 +75,21 @@ def _run(args: argparse.Namespace) -> None:
         tokenizer = load_audio_tokenizer(assets.resolve(args.model)).to(args.device)
         print(json.dumps(encode_dataset(args.input, tokenizer, args.batch_size, args.shard_size), indent=2))
     elif args.command == "demo":
-        from data_prep.demo import write_demo_dataset
+        from higgs_train.kit.demo_data import write_demo_dataset
 
         print(write_demo_dataset(args.out) / "train.jsonl")
     else:
-        from data_prep.tiny_checkpoint import write_tiny_checkpoint
+        from higgs_train.kit.tiny_checkpoint import write_tiny_checkpoint
 
         print(write_tiny_checkpoint(args.out, seed=args.seed))
 
 
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
-    from data_prep.convert import ConvertError
-    from higgs_train.data.conversations import DataError
-    from higgs_train.model.loading import ModelLoadError
-
+    log_to_console("higgs-prep")
     try:
         _run(args)
-    except (ConvertError, DataError, ModelLoadError, FileNotFoundError, ValueError) as error:
+    except (UserError, FileNotFoundError, ValueError) as error:
         print(f"higgs-prep: error: {error}", file=sys.stderr)
         sys.exit(2)
 

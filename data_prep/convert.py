@@ -7,9 +7,7 @@ first bad row (`fail`). The output folder appears only when complete: it is buil
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import time
 from collections import Counter
 from pathlib import Path
@@ -20,11 +18,13 @@ from tqdm.auto import tqdm
 
 from data_prep.audio_checks import BadRow, checked_clip
 from data_prep.sources import SourceRow, read_source
+from higgs_train import atomic
 from higgs_train.data.audio import TARGET_SAMPLE_RATE
 from higgs_train.data.conversations import DataError, validate
+from higgs_train.errors import UserError
 
 
-class ConvertError(ValueError):
+class ConvertError(UserError):
     """The conversion cannot go on; the message names the row or path and the fix."""
 
 
@@ -95,45 +95,42 @@ def convert(kind: str, source: str | Path, output: str | Path, on_bad_row: str =
     source, output = Path(source), Path(output)
     if output.exists() and any(output.iterdir()) and not overwrite:
         raise ConvertError(f"{output}: already exists and is not empty; choose another --output or add --overwrite")
-    partial = output.parent / f".{output.name}.partial-{os.getpid()}"
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
+    with atomic.atomic_output(output, unique=True) as partial:
+        partial.mkdir()
+        return _write_dataset(kind, source, partial, on_bad_row, min_seconds, max_seconds, split, show_progress)
+
+
+def _write_dataset(kind: str, source: Path, folder: Path, on_bad_row: str, min_seconds: float, max_seconds: float,
+                   split: str, show_progress: bool) -> dict:
     speakers = _speaker_list(kind, source)
-    clips = _ClipWriter(partial, min_seconds, max_seconds)
+    clips = _ClipWriter(folder, min_seconds, max_seconds)
     records, rejected, seen_ids = [], [], set()
     started, audio_seconds = time.time(), 0.0
-    try:
-        progress = tqdm(read_source(kind, source, split), desc=f"converting {kind}", unit="row",
-                        disable=not show_progress)
-        for row in progress:
-            try:
-                record = _convert_row(row, clips, speakers, seen_ids)
-            except BadRow as error:
-                if on_bad_row == "fail":
-                    raise ConvertError(f"{row.where}: {error}; fix the row or use --on-bad-row skip") from None
-                rejected.append({"row": row.where, "id": row.id, "reason": error.reason, "detail": str(error)})
-                continue
-            records.append(record)
-            audio_seconds += record["seconds"]
-            elapsed = max(time.time() - started, 1e-9)
-            progress.set_postfix(clips_per_s=f"{len(records) / elapsed:.1f}",
-                                 audio_s_per_s=f"{audio_seconds / elapsed:.1f}")
-        if not records:
-            raise ConvertError(f"{source}: no usable row ({len(rejected)} rejected, see the reasons above)")
-        datasets.Dataset.from_list(records).save_to_disk(str(partial))
-        with open(partial / "rejected.jsonl", "w", encoding="utf-8") as handle:
-            for entry in rejected:
-                handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
-        if speakers is not None:
-            (partial / "speakers.json").write_text(json.dumps(speakers, indent=2, ensure_ascii=False))
-        report = {"format": kind, "source": str(source), "kept": len(records), "rejected": len(rejected),
-                  "rejected_by_reason": dict(Counter(entry["reason"] for entry in rejected)),
-                  "audio_seconds": round(audio_seconds, 2)}
-        (partial / "report.json").write_text(json.dumps(report, indent=2))
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
-    if output.exists():
-        shutil.rmtree(output)
-    os.replace(partial, output)
+    progress = tqdm(read_source(kind, source, split), desc=f"converting {kind}", unit="row",
+                    disable=not show_progress)
+    for row in progress:
+        try:
+            record = _convert_row(row, clips, speakers, seen_ids)
+        except BadRow as error:
+            if on_bad_row == "fail":
+                raise ConvertError(f"{row.where}: {error}; fix the row or use --on-bad-row skip") from None
+            rejected.append({"row": row.where, "id": row.id, "reason": error.reason, "detail": str(error)})
+            continue
+        records.append(record)
+        audio_seconds += record["seconds"]
+        elapsed = max(time.time() - started, 1e-9)
+        progress.set_postfix(clips_per_s=f"{len(records) / elapsed:.1f}",
+                             audio_s_per_s=f"{audio_seconds / elapsed:.1f}")
+    if not records:
+        raise ConvertError(f"{source}: no usable row ({len(rejected)} rejected, see the reasons above)")
+    datasets.Dataset.from_list(records).save_to_disk(str(folder))
+    with open(folder / "rejected.jsonl", "w", encoding="utf-8") as handle:
+        for entry in rejected:
+            handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
+    if speakers is not None:
+        (folder / "speakers.json").write_text(json.dumps(speakers, indent=2, ensure_ascii=False))
+    report = {"format": kind, "source": str(source), "kept": len(records), "rejected": len(rejected),
+              "rejected_by_reason": dict(Counter(entry["reason"] for entry in rejected)),
+              "audio_seconds": round(audio_seconds, 2)}
+    (folder / "report.json").write_text(json.dumps(report, indent=2))
     return report

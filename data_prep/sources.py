@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 from data_prep.audio_checks import BadRow
-from data_prep.demo import SCENE, SYSTEM_PROMPT
+from higgs_train.kit.demo_data import SCENE, SYSTEM_PROMPT
 
 FORMATS = ("ljspeech", "audiofolder", "hf", "jsonl")
 TEXT_COLUMNS = ("text", "transcription", "normalized_text", "sentence", "transcript")

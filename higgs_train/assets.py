@@ -1,10 +1,13 @@
-"""Built-in stand-ins (`builtin:tiny`, `builtin:demo`): made on first use in a cache folder, trusted only when complete."""
+"""Built-in stand-ins (`builtin:tiny`, `builtin:demo`): made on first use in a cache folder, trusted only when
+complete."""
 
 from __future__ import annotations
 
 import os
 import shutil
 from pathlib import Path
+
+from higgs_train.logs import logger
 
 BUILTIN_PREFIX = "builtin:"
 COMPLETE_MARKER = ".complete"
@@ -18,34 +21,35 @@ def cache_root() -> Path:
 
 def _build(name: str, folder: Path) -> None:
     if name == "tiny":
-        from data_prep.tiny_checkpoint import write_tiny_checkpoint
+        from higgs_train.kit.tiny_checkpoint import write_tiny_checkpoint
 
         write_tiny_checkpoint(folder)
     else:
-        from data_prep.demo import write_demo_dataset
+        from higgs_train.kit.demo_data import write_demo_dataset
 
         write_demo_dataset(folder)
 
 
-def ensure_builtin(name: str, log=print) -> Path:
+def ensure_builtin(name: str) -> Path:
     """The folder of built-in asset `name`, built now if missing or left incomplete by an interrupted build."""
     if name not in BUILDERS:
-        raise ValueError(f"{BUILTIN_PREFIX}{name} is not a built-in; use one of {[BUILTIN_PREFIX + n for n in BUILDERS]}")
+        known = [BUILTIN_PREFIX + n for n in BUILDERS]
+        raise ValueError(f"{BUILTIN_PREFIX}{name} is not a built-in; use one of {known}")
     folder = cache_root() / BUILDERS[name]
     if (folder / COMPLETE_MARKER).exists():
         return folder
     shutil.rmtree(folder, ignore_errors=True)
-    log(f"higgs-train: building {BUILTIN_PREFIX}{name} in {folder} (first use only)")
+    logger.info(f"building {BUILTIN_PREFIX}{name} in {folder} (first use only)")
     # Built in place (the checkpoint records its own absolute path); the marker comes last, after every file.
     _build(name, folder)
     (folder / COMPLETE_MARKER).write_text("ok\n")
     return folder
 
 
-def resolve(value: str, log=print) -> str:
+def resolve(value: str) -> str:
     """`builtin:NAME[/sub/path]` -> a real path; anything else is returned unchanged."""
     if not value.startswith(BUILTIN_PREFIX):
         return value
     name, _, rest = value[len(BUILTIN_PREFIX):].partition("/")
-    folder = ensure_builtin(name, log)
+    folder = ensure_builtin(name)
     return str(folder / rest) if rest else str(folder)

@@ -1,4 +1,9 @@
-"""`higgs-train recipe=NAME key=value ...`: compose the config with Hydra, check it, then run the job."""
+"""`higgs-train recipe=NAME key=value ...`: compose the config with Hydra, check it, then run the job.
+
+The configs ship inside the package (`higgs_train/configs/`, recipes in its `recipe/` group), so an installed wheel
+finds them from any folder; `--config-dir DIR` adds a folder of the user's own (`DIR/recipe/NAME.yaml`). Only Hydra
+and the config checks are imported before the job starts, so `--help` and config mistakes answer at once.
+"""
 
 from __future__ import annotations
 
@@ -7,33 +12,18 @@ import sys
 from pathlib import Path
 
 import hydra
-from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from higgs_train.config import ConfigError, validate
-from higgs_train.data.conversations import DataError
-from higgs_train.model.freezing import FreezeConfigError
-from higgs_train.model.loading import ModelLoadError
-from higgs_train.model.peft_setup import PeftConfigError
-from higgs_train.train.checkpoint import ResumeError
-from higgs_train.train.loop import TrainingError
-from higgs_train.train.run_dir import RunDirError
+from higgs_train.config import validate
+from higgs_train.configs import CONFIG_DIR
+from higgs_train.errors import TrainingError, UserError
+from higgs_train.logs import logger
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-CONFIG_DIR = PROJECT_ROOT / "configs"
-RECIPES_DIR = PROJECT_ROOT / "recipes"
-USER_ERRORS = (ConfigError, DataError, ModelLoadError, PeftConfigError, FreezeConfigError, RunDirError, ResumeError)
+USER_CONFIG_FLAGS = ("--config-dir", "-cd")
 
 
-def register_recipes() -> None:
-    """Expose `recipes/*.yaml` as the `recipe` config group (each one a `_global_` package)."""
-    store = ConfigStore.instance()
-    for path in sorted(RECIPES_DIR.glob("*.yaml")):
-        store.store(group="recipe", name=path.stem, node=OmegaConf.load(path), package="_global_")
-
-
-@hydra.main(config_path=str(CONFIG_DIR), config_name="config", version_base=None)
+@hydra.main(config_path="configs", config_name="config", version_base=None)
 def _run(cfg: DictConfig) -> None:
     try:
         validate(cfg)
@@ -43,28 +33,41 @@ def _run(cfg: DictConfig) -> None:
 
             dry_run(cfg, run_dir)
             return
-        from higgs_train.train.loop import train
+        from higgs_train.train.recipe import train
 
         train(cfg, run_dir)
-    except USER_ERRORS as error:
-        print(f"higgs-train: error: {error}", file=sys.stderr)
+    except UserError as error:
+        logger.error(error)
         sys.exit(2)
     except TrainingError as error:
-        print(f"higgs-train: error: {error}", file=sys.stderr)
+        logger.error(error)
         sys.exit(1)
 
 
-def composition_error(overrides: list[str]) -> str | None:
+def user_config_dir(argv: list[str]) -> str | None:
+    """The folder given with Hydra's `--config-dir DIR` (or `-cd DIR`, `--config-dir=DIR`), if any."""
+    for index, argument in enumerate(argv):
+        if argument in USER_CONFIG_FLAGS and index + 1 < len(argv):
+            return argv[index + 1]
+        if argument.startswith("--config-dir="):
+            return argument.partition("=")[2]
+    return None
+
+
+def composition_error(overrides: list[str], config_dir: str | None = None) -> str | None:
     """Hydra's multi-line complaint about a mistyped key or unknown recipe, as one line; None when it composes."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
     from hydra.errors import HydraException, MissingConfigException
     from omegaconf.errors import OmegaConfBaseException
 
+    overrides = [o for o in overrides if not o.startswith("hydra")]
+    if config_dir:
+        overrides.append(f"hydra.searchpath=[file://{Path(config_dir).resolve()}]")
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
-            compose(config_name="config", overrides=[o for o in overrides if not o.startswith("hydra")])
+            compose(config_name="config", overrides=overrides)
     except MissingConfigException as error:
         group = next((o.split("=")[0] for o in overrides if error.missing_cfg_file and
                       o.startswith(error.missing_cfg_file.split("/")[0] + "=")), None)
@@ -73,7 +76,7 @@ def composition_error(overrides: list[str]) -> str | None:
     except (HydraException, OmegaConfBaseException) as error:
         first = str(error).strip().splitlines()[0].rstrip(".")
         if first.startswith("Could not override"):
-            return f"{first}: no such key; check its spelling in configs/ (or add it with a leading +)"
+            return f"{first}: no such key; `higgs-train --cfg job` prints every key (or add it with a leading +)"
         return first
     finally:
         GlobalHydra.instance().clear()
@@ -89,12 +92,19 @@ def _quiet_hydra_on_other_ranks() -> None:
             "hydra/hydra_logging=disabled"]
 
 
+def _checkable(argv: list[str]) -> list[str] | None:
+    """The overrides to check before Hydra runs, or None when a Hydra flag other than --config-dir asks for
+    something else (--help, --cfg job, ...)."""
+    config_dir = user_config_dir(argv)
+    rest = [a for a in argv if a not in USER_CONFIG_FLAGS and a != config_dir and not a.startswith("--config-dir=")]
+    return None if any(a.startswith("-") for a in rest) else rest
+
+
 def main() -> None:
-    register_recipes()
     _quiet_hydra_on_other_ranks()
-    overrides = sys.argv[1:]
-    if overrides and not any(o.startswith("-") for o in overrides):  # Hydra's own flags (--help, --cfg) pass by
-        error = composition_error(overrides)
+    overrides = _checkable(sys.argv[1:])
+    if overrides:
+        error = composition_error(overrides, user_config_dir(sys.argv[1:]))
         if error:
             print(f"higgs-train: error: {error}", file=sys.stderr)
             sys.exit(2)

@@ -7,6 +7,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from higgs_train.data.tasks import TASKS
+from higgs_train.errors import UserError
 
 CHOICES = {
     "model.attn_implementation": ("auto", "flash_attention_2", "sdpa", "eager"),
@@ -25,7 +26,7 @@ POSITIVE = ("trainer.max_steps", "trainer.batch_size", "trainer.gradient_accumul
 OPTIONAL_POSITIVE = ("trainer.save_every_n_steps", "trainer.keep_last_n", "eval.every_n_steps")
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError):
     """One config key with a bad value; the message names the key and what is allowed."""
 
 

@@ -4,19 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 from omegaconf import DictConfig
 from safetensors.torch import save_file
-from transformers import AutoConfig, HiggsAudioV2ForConditionalGeneration
 
 from higgs_train import assets
 from higgs_train.data.collator import ConversationCollator
 from higgs_train.data.delay_pattern import IGNORE_INDEX
-from higgs_train.data.prepare import prepare_conversations, split_validation
+from higgs_train.data.loader import build_training_data
+from higgs_train.logs import logger
 from higgs_train.model.loading import load_processor
 from higgs_train.model.memory import available_memory_gib, estimate_training_memory
-from higgs_train.model.freezing import apply_freeze
-from higgs_train.model.peft_setup import apply_peft
+from higgs_train.model.trainable import build_trainable_model
 
 
 def describe_example(collator: ConversationCollator, conversation: dict) -> str:
@@ -44,35 +42,28 @@ def describe_example(collator: ConversationCollator, conversation: dict) -> str:
 
 
 def dry_run(cfg: DictConfig, run_dir: Path) -> Path:
+    """The training setup's model half (on the meta device: sizes without weights) and data half, then the first
+    batch, written to `dry_run/batch_0.safetensors`."""
     model_path = assets.resolve(cfg.model.name_or_path)
     data_path = assets.resolve(cfg.data.path)
     processor = load_processor(model_path)
-    config = AutoConfig.from_pretrained(model_path)
-    with torch.device("meta"):  # sizes without reading or allocating any weight
-        model = apply_peft(HiggsAudioV2ForConditionalGeneration(config), cfg.peft)
-        model = apply_freeze(model, cfg.freeze.trainable)
+    model = build_trainable_model(cfg, model_path, cfg.model.attn_implementation, on_meta=True)
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-
-    from higgs_train.train.loop import build_dataloader
-
-    collator = ConversationCollator(processor.tokenizer, config, packing=cfg.trainer.packing)
-    prepared = prepare_conversations(DictConfig({**cfg.data, "path": data_path}), cfg.task.name, cfg.seed, collator,
-                                     processor.audio_tokenizer)
-    training, validation = split_validation(prepared.conversations, cfg.eval.val_size, cfg.seed)
-    batch = next(iter(build_dataloader(training, collator, cfg)[0]))
+    data = build_training_data(cfg, data_path, processor, model.config)
+    batch = next(iter(data.dataloader))
     out = run_dir / "dry_run" / "batch_0.safetensors"
     out.parent.mkdir(parents=True, exist_ok=True)
     save_file({name: tensor.contiguous() for name, tensor in batch.items()}, str(out))
 
-    print(f"dry run: {len(training)} training conversations, {len(validation)} held out for validation (left out: "
-          f"{prepared.skipped or 'none'})")
-    print("example 0 (supervised text in «»):\n" + describe_example(collator, training[0]))
-    print("first batch: " + ", ".join(f"{k} {tuple(v.shape)}" for k, v in batch.items()) + f" -> {out}")
-    print(f"parameters: {total:,} total, {trainable:,} trainable ({100 * trainable / total:.2f}%)")
-    memory = estimate_training_memory(config, total, trainable, batch["input_ids"].numel(), cfg.trainer.precision,
-                                      cfg.model.gradient_checkpointing)
+    logger.info(f"dry run: {len(data.training)} training conversations, {len(data.validation)} held out for "
+                f"validation (left out: {data.prepared.skipped or 'none'})")
+    logger.info("example 0 (supervised text in «»):\n" + describe_example(data.collator, data.training[0]))
+    logger.info("first batch: " + ", ".join(f"{k} {tuple(v.shape)}" for k, v in batch.items()) + f" -> {out}")
+    logger.info(f"parameters: {total:,} total, {trainable:,} trainable ({100 * trainable / total:.2f}%)")
+    memory = estimate_training_memory(model.config, total, trainable, batch["input_ids"].numel(),
+                                      cfg.trainer.precision, cfg.model.gradient_checkpointing)
     device, available = available_memory_gib()
-    print("estimated training memory per process: " + ", ".join(f"{k} {v:.2f} GiB" for k, v in memory.items())
-          + f"; {device} has {available:.1f} GiB")
+    logger.info("estimated training memory per process: " + ", ".join(f"{k} {v:.2f} GiB" for k, v in memory.items())
+                + f"; {device} has {available:.1f} GiB")
     return out

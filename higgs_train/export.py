@@ -6,16 +6,16 @@ written under a temporary name and renamed when complete."""
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import torch
 from omegaconf import OmegaConf
 from safetensors.torch import load_file
 
-from higgs_train import assets
+from higgs_train import assets, atomic
+from higgs_train.errors import UserError
 from higgs_train.key_value_args import parse, run_tool
+from higgs_train.logs import logger
 from higgs_train.model.loading import load_model, load_processor
 from higgs_train.model.peft_setup import apply_peft
 from higgs_train.train.checkpoint import complete_checkpoints
@@ -30,7 +30,7 @@ USAGE = """usage: higgs-export run_dir=DIR [checkpoint=latest|DIR] [merge=true] 
 DEFAULTS = {"run_dir": None, "checkpoint": None, "merge": False, "out": None}
 
 
-class ExportError(ValueError):
+class ExportError(UserError):
     """The run or checkpoint cannot be exported as asked; the message says what to give instead."""
 
 
@@ -43,7 +43,8 @@ def _checkpoint_folder(run_dir: Path, checkpoint: str) -> Path:
     folder = Path(checkpoint)
     if not (folder / "trainable.safetensors").is_file():
         raise ExportError(f"checkpoint={checkpoint} holds no trainable.safetensors (a DeepSpeed checkpoint or not a "
-                          "checkpoint folder); use checkpoint=latest, a checkpoints/step_N folder, or the final weights")
+                          "checkpoint folder); use checkpoint=latest, a checkpoints/step_N folder, or the final "
+                          "weights")
     return folder
 
 
@@ -76,25 +77,18 @@ def load_trained_model(run_dir: Path, checkpoint: str | None = None):
 
 
 def export(run_dir: str | Path, checkpoint: str | None = None, merge: bool = False, out: str | Path | None = None,
-           log=print) -> Path:
+) -> Path:
     run_dir = Path(run_dir)
     model, cfg = load_trained_model(run_dir, checkpoint)
     full_checkpoint = merge or cfg.peft.type == "none"
     out = Path(out) if out else run_dir / "export" / ("merged" if full_checkpoint else "adapter")
-    partial = out.parent / f".{out.name}.partial"
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.parent.mkdir(parents=True, exist_ok=True)
-    if full_checkpoint:
-        if cfg.peft.type != "none":
-            model = model.merge_and_unload()  # also puts trained `modules_to_save` copies in place
+    if full_checkpoint and cfg.peft.type != "none":
+        model = model.merge_and_unload()  # also puts trained `modules_to_save` copies in place
+    with atomic.atomic_output(out) as partial:
         model.save_pretrained(partial)
-        load_processor(assets.resolve(cfg.model.name_or_path)).save_pretrained(partial)
-    else:
-        model.save_pretrained(partial)
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(partial, out)
-    log(f"higgs-export: wrote {'a full checkpoint' if full_checkpoint else 'a PEFT adapter'} to {out}")
+        if full_checkpoint:
+            load_processor(assets.resolve(cfg.model.name_or_path)).save_pretrained(partial)
+    logger.info(f"wrote {'a full checkpoint' if full_checkpoint else 'a PEFT adapter'} to {out}")
     return out
 
 
@@ -103,7 +97,7 @@ def main() -> None:
         args = parse(argv, DEFAULTS, required=("run_dir",))
         export(args["run_dir"], args["checkpoint"], args["merge"], args["out"])
 
-    run_tool("higgs-export", USAGE, body, errors=(ExportError,))
+    run_tool("higgs-export", USAGE, body)
 
 
 if __name__ == "__main__":

@@ -9,12 +9,13 @@ import torch
 from omegaconf import OmegaConf
 
 from higgs_train import assets
-from higgs_train.cli import CONFIG_DIR
+from higgs_train.configs import CONFIG_DIR
 from higgs_train.data.audio_codes import attach_codes
 from higgs_train.data.collator import ConversationCollator
 from higgs_train.evaluate.prompts import load_prompts, prompt_conversation
 from higgs_train.evaluate.samples import write_samples
 from higgs_train.key_value_args import ArgumentError, parse, run_tool
+from higgs_train.logs import logger
 from higgs_train.model.loading import load_model, load_processor, resolve_attn_implementation
 
 USAGE = """usage: higgs-generate model=NAME_OR_DIR [adapter=DIR] text="..." [scene="..."] [speakers=[d0,d1]]
@@ -28,7 +29,7 @@ USAGE = """usage: higgs-generate model=NAME_OR_DIR [adapter=DIR] text="..." [sce
   prompts            a JSONL of such objects (plus "id", the wav's name), generated batch_size at a time
 
   generation: max_new_tokens, do_sample, temperature, ras_win_len, ras_win_max_num_repeat, batch_size, seed,
-  device (auto|cpu|cuda); defaults from configs/eval/default.yaml"""
+  device (auto|cpu|cuda); defaults from eval/default.yaml in the packaged configs"""
 GENERATION_KEYS = ("max_new_tokens", "do_sample", "temperature", "ras_win_len", "ras_win_max_num_repeat",
                    "batch_size", "chars_per_second", "silence_db")
 
@@ -54,7 +55,7 @@ def load_for_inference(model: str, adapter: str | None, device: torch.device):
     return loaded.to(device).eval(), processor
 
 
-def generate(args: dict, log=print) -> list[dict]:
+def generate(args: dict) -> list[dict]:
     """Writes one wav per prompt; returns the sample records (path, frames, stopped, duration ratio...)."""
     if args["prompts"]:
         conversations, out_dir = load_prompts(args["prompts"]), Path(args["out_dir"])
@@ -74,7 +75,7 @@ def generate(args: dict, log=print) -> list[dict]:
     records, _ = write_samples(model, processor.audio_tokenizer, collator, conversations, eval_cfg, out_dir)
     for record in records:
         seconds = record["frames"] / processor.audio_tokenizer.config.frame_rate
-        log(f"higgs-generate: {record['path']}: {seconds:.2f} s, "
+        logger.info(f"{record['path']}: {seconds:.2f} s, "
             f"{'stopped' if record['stopped'] else 'did not stop within max_new_tokens'}")
     return records
 

@@ -7,8 +7,11 @@ import sys
 
 import yaml
 
+from higgs_train.errors import UserError
+from higgs_train.logs import log_to_console
 
-class ArgumentError(ValueError):
+
+class ArgumentError(UserError):
     """A command-line argument the tool cannot take; the message says which and what is allowed."""
 
 
@@ -45,18 +48,16 @@ def parse(argv: list[str], defaults: dict, required: tuple[str, ...] = (), lists
     return values
 
 
-def run_tool(name: str, usage: str, body, errors: tuple[type[Exception], ...] = ()) -> None:
-    """Runs `body(argv)`; `--help` prints the usage, and the known user errors (plus the tool's own `errors`) end as
-    one line and exit 2."""
-    from higgs_train.data.conversations import DataError
-    from higgs_train.model.loading import ModelLoadError
-
+def run_tool(name: str, usage: str, body) -> None:
+    """Runs `body(argv)` with our log lines on the console as `name: ...`; `--help` prints the usage, and a user
+    error ends as one line and exit 2."""
     argv = sys.argv[1:]
     if any(a in ("-h", "--help") for a in argv):
         print(usage)
         return
+    log_to_console(name)
     try:
         body(argv)
-    except (ArgumentError, DataError, ModelLoadError, *errors) as error:
+    except UserError as error:
         print(f"{name}: error: {error}", file=sys.stderr)
         sys.exit(2)

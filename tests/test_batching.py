@@ -11,7 +11,7 @@ from higgs_train.data.collator import ConversationCollator
 from higgs_train.data.conversations import DataError
 from higgs_train.data.sampler import TokenBudgetBatchSampler
 from higgs_train.data.tasks import build_task
-from higgs_train.train.loss import audio_loss_terms
+from higgs_train.model.loss import audio_loss_terms
 
 
 @pytest.fixture(scope="module")
@@ -72,33 +72,34 @@ def test_an_example_over_the_budget_is_a_clear_error():
 def _data_cfg(demo_dir, **overrides):
     from omegaconf import OmegaConf
 
-    from higgs_train.cli import CONFIG_DIR
+    from higgs_train.configs import CONFIG_DIR
 
     cfg = OmegaConf.merge(OmegaConf.load(CONFIG_DIR / "data" / "jsonl.yaml"), overrides)
     cfg.path = str(demo_dir / "train.jsonl")
     return cfg
 
 
-def test_too_long_conversations_are_counted_and_warned_never_truncated(demo_dir, processor, model_config):
+def test_too_long_conversations_are_counted_and_warned_never_truncated(demo_dir, processor, model_config, caplog):
     from higgs_train.data.prepare import prepare_conversations
 
     collator = ConversationCollator(processor.tokenizer, model_config)
     everything = prepare_conversations(_data_cfg(demo_dir), "voice_clone", 0, collator, processor.audio_tokenizer,
-                                       show_progress=False, log=lambda _: None)
+                                       show_progress=False)
     lengths = sorted(c["num_positions"] for c in everything.conversations)
     limit = lengths[len(lengths) // 2]
-    messages = []
+    caplog.set_level("INFO", logger="higgs_train")
     prepared = prepare_conversations(_data_cfg(demo_dir, max_positions=limit, on_bad_row="skip"), "voice_clone", 0,
-                                     collator, processor.audio_tokenizer, show_progress=False, log=messages.append)
+                                     collator, processor.audio_tokenizer, show_progress=False)
     left_out = sum(n > limit for n in lengths)
     assert len(prepared.conversations) == len(lengths) - left_out > 0
     assert prepared.skipped == {f"longer than data.max_positions={limit}": left_out}
     assert all(collator.encode(c["messages"]).num_positions == c["num_positions"] <= limit
                for c in prepared.conversations)
-    assert any(f"left out {left_out} of {len(lengths)}" in m for m in messages)
+    assert any(f"left out {left_out} of {len(lengths)}" in r.getMessage() and r.levelname == "WARNING"
+               for r in caplog.records)
     with pytest.raises(DataError, match=f"raise data.max_positions to at least {lengths[0]}"):
         prepare_conversations(_data_cfg(demo_dir, max_positions=lengths[0] - 1, on_bad_row="skip"), "voice_clone", 0,
-                              collator, processor.audio_tokenizer, show_progress=False, log=lambda _: None)
+                              collator, processor.audio_tokenizer, show_progress=False)
     with pytest.raises(DataError, match="exceed data.max_positions"):
         prepare_conversations(_data_cfg(demo_dir, max_positions=limit, on_bad_row="fail"), "voice_clone", 0,
-                              collator, processor.audio_tokenizer, show_progress=False, log=lambda _: None)
+                              collator, processor.audio_tokenizer, show_progress=False)

@@ -13,17 +13,17 @@ import soundfile as sf
 import torch
 
 from data_prep.encode import encode_dataset
-from data_prep.tiny_checkpoint import build_audio_tokenizer
 from higgs_train.data.audio import load_audio
 from higgs_train.data.audio_codes import attach_codes, encode_files, encode_waveform
 from higgs_train.data.code_cache import CodeCache, tokenizer_fingerprint
 from higgs_train.data.conversations import load_rows
+from higgs_train.kit.tiny_checkpoint import build_audio_tokenizer
 
 
 @pytest.fixture
 def demo_copy(demo_dir, tmp_path):
-    """A private copy of the demo data, so caches written here never reach other tests."""
-    shutil.copytree(demo_dir, tmp_path / "demo")
+    """A private copy of the demo data without its codes, so caches written here never reach other tests."""
+    shutil.copytree(demo_dir, tmp_path / "demo", ignore=shutil.ignore_patterns("codes"))
     return tmp_path / "demo"
 
 
@@ -80,6 +80,7 @@ def _shard_keys(folder):
     return keys
 
 
+@pytest.mark.slow
 def test_killed_encode_resumes_to_the_cache_of_an_uninterrupted_run(demo_copy, tiny_checkpoint, processor, tmp_path):
     uninterrupted = tmp_path / "clean"
     shutil.copytree(demo_copy, uninterrupted)

@@ -26,14 +26,14 @@ def test_delayed_ids_and_labels_of_a_two_frame_clip_with_three_codebooks():
 
 
 def test_revert_undoes_delay():
-    codes = torch.randint(0, 1024, (8, 13))
+    codes = torch.randint(0, 1024, (8, 13), generator=torch.Generator().manual_seed(0))
     delayed = delayed_audio_ids(codes, BOS, EOS)
     assert delayed.shape == (8, 13 + 9)
     assert torch.equal(revert_delay(delayed)[:, 1:-1], codes)
 
 
 def test_codes_from_generation_drops_markers_and_reports_stop():
-    codes = torch.randint(0, 1024, (8, 5))
+    codes = torch.randint(0, 1024, (8, 5), generator=torch.Generator().manual_seed(1))
     generated = delayed_audio_ids(codes, BOS, EOS).T  # (frames, K) as generate returns them
     recovered, stopped = codes_from_generation(generated, BOS, EOS)
     assert stopped and torch.equal(recovered, codes)

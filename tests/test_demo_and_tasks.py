@@ -5,8 +5,8 @@ import shutil
 import pytest
 import soundfile as sf
 
-from data_prep import demo
 from higgs_train.data.tasks import build_task
+from higgs_train.kit import demo_data as demo
 
 
 def test_demo_is_real_short_speech_in_two_voices(demo_rows):

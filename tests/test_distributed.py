@@ -13,7 +13,10 @@ import torch
 from peft import PeftModel
 from transformers import HiggsAudioV2ForConditionalGeneration
 
-from higgs_train.train.loop import train
+from higgs_train.launch import LAUNCH_DIR
+from higgs_train.train.recipe import train
+
+pytestmark = pytest.mark.slow  # end-to-end runs in subprocesses
 
 ROOT = Path(__file__).resolve().parent.parent
 LAUNCH = [sys.executable, "-m", "accelerate.commands.launch", "--mixed_precision", "no", "--dynamo_backend", "no"]
@@ -50,8 +53,8 @@ def _run(command, env=None):
 def one_process(tmp_path_factory, tiny_checkpoint, demo_dir):
     """The reference: one process, batches of 2, accumulating 2 per step (global batch 4)."""
     run_dir = tmp_path_factory.mktemp("dist") / "one"
-    _run([sys.executable, "-m", "higgs_train.cli", *RUN, "trainer.batch_size=2", "trainer.gradient_accumulation_steps=2",
-          f"hydra.run.dir={run_dir}"])
+    _run([sys.executable, "-m", "higgs_train.cli", *RUN, "trainer.batch_size=2",
+          "trainer.gradient_accumulation_steps=2", f"hydra.run.dir={run_dir}"])
     return run_dir
 
 
@@ -91,7 +94,7 @@ def test_deepspeed_on_cpu_trains_and_its_adapter_loads_back(stage, one_process, 
     adapter is gathered for saving."""
     pytest.importorskip("deepspeed")
     run_dir = tmp_path / stage
-    result = _run([*ACCELERATE, "--use_deepspeed", "--deepspeed_config_file", f"configs/distributed/{stage}.json",
+    result = _run([*ACCELERATE, "--use_deepspeed", "--deepspeed_config_file", str(LAUNCH_DIR / f"{stage}.json"),
                    "--num_processes", "2", "--main_process_port", str(_free_port()), "-m", "higgs_train.cli", *RUN,
                    "trainer.batch_size=2", "trainer.device=auto", f"hydra.run.dir={run_dir}", "eval.num_samples=2",
                    "eval.max_new_tokens=20"],

@@ -3,13 +3,17 @@
 import subprocess
 import sys
 
+import pytest
 import torch
 from safetensors.torch import load_file
 from transformers import HiggsAudioV2Config
 
+from higgs_train.dry_run import dry_run
 from higgs_train.model.memory import estimate_training_memory
+from higgs_train.model.trainable import build_trainable_model
 
 
+@pytest.mark.slow
 def test_dry_run_writes_the_first_batch_and_trains_nothing(tmp_path, tiny_checkpoint, demo_dir):
     run_dir = tmp_path / "run"
     result = subprocess.run([sys.executable, "-m", "higgs_train.cli", "recipe=voice_clone_lora", "model=tiny",
@@ -35,3 +39,15 @@ def test_memory_estimate_of_the_real_architecture_is_in_the_right_range():
                                     gradient_checkpointing=True)
     assert 19 < full["weights"] < 21 and 79 < full["total"] < 90  # fp32 weights + grads + AdamW = 16 bytes/param
     assert lora["total"] < 25 and lora["optimizer"] < 0.5
+
+
+@pytest.mark.parametrize("overrides", [("model.use_text_head=true",), ("peft=none", "freeze=text_path")])
+def test_dry_run_counts_the_parameters_training_builds(overrides, compose_config, tmp_path, tiny_checkpoint, caplog):
+    cfg = compose_config("recipe=smoke", *overrides)
+    caplog.set_level("INFO", logger="higgs_train")
+    dry_run(cfg, tmp_path)
+    [line] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("parameters:")]
+    trained = build_trainable_model(cfg, str(tiny_checkpoint), "sdpa")
+    total = sum(p.numel() for p in trained.parameters())
+    trainable = sum(p.numel() for p in trained.parameters() if p.requires_grad)
+    assert line.startswith(f"parameters: {total:,} total, {trainable:,} trainable")

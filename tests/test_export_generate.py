@@ -18,10 +18,10 @@ from higgs_train.export import main as export_main
 from higgs_train.generate import _defaults, generate
 from higgs_train.generate import main as generate_main
 from higgs_train.model.loading import load_model
+from higgs_train.model.loss import MODEL_INPUTS
 from higgs_train.model.peft_setup import apply_peft
 from higgs_train.train.checkpoint import complete_checkpoints
-from higgs_train.train.loop import train
-from higgs_train.train.loss import MODEL_INPUTS
+from higgs_train.train.recipe import train
 
 RUN = ["recipe=smoke", "trainer.max_steps=6", "trainer.save_every_n_steps=6", "eval.num_samples=0",
        "optim.lr=1e-2"]
@@ -55,11 +55,11 @@ def test_exported_adapter_and_merged_checkpoint_give_the_trained_logits(modules_
     base_logits = _logits(HiggsAudioV2ForConditionalGeneration.from_pretrained(tiny_checkpoint), inputs)
     assert not torch.allclose(expected, base_logits, atol=1e-3), "training changed nothing: the test would be void"
 
-    adapter = export(run_dir, log=lambda _: None)
+    adapter = export(run_dir)
     reloaded = PeftModel.from_pretrained(HiggsAudioV2ForConditionalGeneration.from_pretrained(tiny_checkpoint), adapter)
     torch.testing.assert_close(_logits(reloaded, inputs), expected, atol=1e-5, rtol=0)
 
-    merged = export(run_dir, checkpoint="latest", merge=True, log=lambda _: None)
+    merged = export(run_dir, checkpoint="latest", merge=True)
     plain = HiggsAudioV2ForConditionalGeneration.from_pretrained(merged)
     torch.testing.assert_close(_logits(plain, inputs), expected, atol=1e-5, rtol=0)
     assert AutoProcessor.from_pretrained(merged).tokenizer is not None
@@ -77,7 +77,7 @@ def _run_main(main, arguments, monkeypatch, capsys) -> str:
 
 def test_export_of_an_unfinished_run_says_what_to_export_instead(tmp_path, monkeypatch, capsys):
     with pytest.raises(ExportError, match="not a higgs-train run directory"):
-        export(tmp_path, log=lambda _: None)
+        export(tmp_path)
     assert _run_main(export_main, [f"run_dir={tmp_path}", "merge=maybe"], monkeypatch, capsys).strip() == \
         "higgs-export: error: merge='maybe' must be true or false"
 
@@ -92,17 +92,18 @@ def test_generate_writes_a_wav_for_each_workflow(workflow, tmp_path, demo_dir, t
     monkeypatch.chdir(demo_dir)  # reference paths relative to the working directory, as a user types them
     out = tmp_path / "out.wav"
     records = generate({**_defaults(), **workflow, "model": str(tiny_checkpoint), "out": str(out),
-                        "max_new_tokens": 20}, log=lambda _: None)
+                        "max_new_tokens": 20})
     waveform, rate = sf.read(out)
     assert rate == 24000 and len(records) == 1 and len(waveform) == records[0]["frames"] * 960 > 0
 
 
+@pytest.mark.slow
 def test_generate_cli_takes_a_prompts_file_and_an_adapter(tmp_path, demo_dir, tiny_checkpoint, compose_config):
     run_dir = tmp_path / "run"
     train(compose_config(*RUN), run_dir)
-    prompts = demo_dir / "prompts-test.jsonl"
+    prompts = tmp_path / "prompts.jsonl"
     prompts.write_text('{"id": "one", "text": "One."}\n'
-                       '{"id": "two", "text": "Two.", "reference_audio": "clips/alice_01.wav", '
+                       f'{{"id": "two", "text": "Two.", "reference_audio": "{demo_dir}/clips/alice_01.wav", '
                        '"reference_text": "Hello."}\n{"text": "Three."}\n')
     result = subprocess.run([sys.executable, "-m", "higgs_train.generate", f"model={tiny_checkpoint}",
                              f"adapter={run_dir / 'adapter'}", f"prompts={prompts}", f"out_dir={tmp_path / 'wavs'}",
@@ -128,7 +129,7 @@ def test_full_fine_tuning_exports_a_checkpoint_that_loads_plainly(compose_config
     run_dir = tmp_path / "run"
     train(cfg, run_dir)
     expected = _logits(HiggsAudioV2ForConditionalGeneration.from_pretrained(run_dir / "model"), inputs)
-    exported = export(run_dir, checkpoint="latest", log=lambda _: None)
+    exported = export(run_dir, checkpoint="latest")
     assert exported == run_dir / "export" / "merged"
     torch.testing.assert_close(_logits(HiggsAudioV2ForConditionalGeneration.from_pretrained(exported), inputs),
                                expected, atol=1e-5, rtol=0)

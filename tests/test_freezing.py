@@ -8,7 +8,7 @@ from safetensors.torch import load_file
 from transformers import HiggsAudioV2ForConditionalGeneration
 
 from higgs_train.model.freezing import FreezeConfigError, apply_freeze
-from higgs_train.train.loop import train
+from higgs_train.train.recipe import train
 
 AUDIO_PATH = ("audio_mlp", "audio_input_layernorm", "audio_post_attention_layernorm", "embed_audio_tokens",
               "audio_lm_head")

@@ -6,6 +6,8 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.slow  # end-to-end runs in subprocesses
+
 
 @pytest.mark.parametrize("overrides, says", [
     (["data.path=/no/such/train.jsonl"], "data.path=/no/such/train.jsonl does not exist"),

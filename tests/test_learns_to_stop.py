@@ -3,7 +3,9 @@ clip's code frames and emits stream-EOS where the clip ends, for full fine-tunin
 
 import pytest
 
-from higgs_train.train.loop import train
+from higgs_train.train.recipe import train
+
+pytestmark = pytest.mark.slow  # hundreds of training steps
 
 COMMON = ["recipe=smoke", "data.max_examples=4", "trainer.batch_size=4", "trainer.max_steps=400",
           "trainer.log_every_n_steps=50", "trainer.save_every_n_steps=null", "optim.scheduler=constant",

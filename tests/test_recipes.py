@@ -6,17 +6,15 @@ import sys
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
-from omegaconf import OmegaConf
 
-from higgs_train.cli import CONFIG_DIR, RECIPES_DIR, register_recipes
 from higgs_train.config import ConfigError, validate
+from higgs_train.configs import CONFIG_DIR, RECIPES_DIR
 
 RECIPES = sorted(p.stem for p in RECIPES_DIR.glob("*.yaml"))
 
 
 def _compose(overrides):
     GlobalHydra.instance().clear()
-    register_recipes()
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
         return compose(config_name="config", overrides=overrides)
 
@@ -55,29 +53,30 @@ def test_bad_value_names_the_key_and_the_choices():
         validate(cfg)
 
 
-def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "higgs_train.cli", *args, "hydra.run.dir=/tmp/higgs-never-made"],
+def _cli(tmp_path, *args):
+    return subprocess.run([sys.executable, "-m", "higgs_train.cli", *args, f"hydra.run.dir={tmp_path / 'run'}"],
                           capture_output=True, text=True, timeout=120)
 
 
-def test_cli_rejects_a_mistyped_key_in_one_line_before_loading_anything():
-    result = _cli("recipe=smoke", "trainer.max_step=3")
+def test_cli_rejects_a_mistyped_key_in_one_line_before_loading_anything(tmp_path):
+    result = _cli(tmp_path, "recipe=smoke", "trainer.max_step=3")
     assert result.returncode == 2 and "Loading weights" not in result.stderr + result.stdout
     assert result.stderr.strip().splitlines() == [
-        "higgs-train: error: Could not override 'trainer.max_step': no such key; check its spelling in configs/ "
-        "(or add it with a leading +)"]
+        "higgs-train: error: Could not override 'trainer.max_step': no such key; `higgs-train --cfg job` prints "
+        "every key (or add it with a leading +)"]
 
 
-def test_cli_rejects_an_unknown_recipe_in_one_line_listing_the_known_ones():
-    result = _cli("recipe=smoek")
+def test_cli_rejects_an_unknown_recipe_in_one_line_listing_the_known_ones(tmp_path):
+    result = _cli(tmp_path, "recipe=smoek")
     [line] = result.stderr.strip().splitlines()
     assert result.returncode == 2 and "'recipe/smoek'" in line and "smoke, tts_full, voice_clone_lora" in line
 
 
-def test_cli_bad_value_is_one_line():
-    result = _cli("recipe=smoke", "model.attn_implementation=flash")
+def test_cli_bad_value_is_one_line(tmp_path):
+    result = _cli(tmp_path, "recipe=smoke", "model.attn_implementation=flash")
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         "higgs-train: error: model.attn_implementation='flash' is not allowed; "
         "use one of ['auto', 'flash_attention_2', 'sdpa', 'eager']"
     ]
+    assert "[ERROR] model.attn_implementation='flash' is not allowed" in (tmp_path / "run" / "train.log").read_text()

@@ -11,6 +11,8 @@ import yaml
 from peft import PeftModel
 from transformers import HiggsAudioV2ForConditionalGeneration
 
+pytestmark = pytest.mark.slow  # end-to-end runs in subprocesses
+
 
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory, tiny_checkpoint, demo_dir):

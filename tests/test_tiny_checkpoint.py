@@ -6,11 +6,11 @@ import soundfile as sf
 import torch
 from transformers import AutoProcessor, HiggsAudioV2ForConditionalGeneration, HiggsAudioV2TokenizerModel
 
-from data_prep.tiny_checkpoint import write_tiny_checkpoint
 from higgs_train.data.audio_codes import attach_codes
 from higgs_train.data.collator import ConversationCollator
 from higgs_train.evaluate.samples import write_samples
-from higgs_train.train.loss import audio_loss_terms
+from higgs_train.kit.tiny_checkpoint import write_tiny_checkpoint
+from higgs_train.model.loss import audio_loss_terms
 
 
 def test_same_seed_writes_identical_weights(tmp_path):
@@ -20,7 +20,7 @@ def test_same_seed_writes_identical_weights(tmp_path):
                        shallow=False)
 
 
-def test_round_trip_with_plain_transformers_loaders(tiny_checkpoint, demo_rows, eval_cfg_factory):
+def test_round_trip_with_plain_transformers_loaders(tiny_checkpoint, demo_rows, eval_cfg_factory, tmp_path):
     processor = AutoProcessor.from_pretrained(tiny_checkpoint)  # exactly what a hub id goes through
     model = HiggsAudioV2ForConditionalGeneration.from_pretrained(tiny_checkpoint, use_text_head=True)
     assert model.text_lm_head is not None
@@ -40,8 +40,8 @@ def test_round_trip_with_plain_transformers_loaders(tiny_checkpoint, demo_rows, 
     loss.backward()
     assert torch.isfinite(loss) and model.audio_lm_head.weight.grad.abs().sum() > 0
 
-    records, _ = write_samples(model, processor.audio_tokenizer, collator, rows[:1], eval_cfg_factory(max_new_tokens=30),
-                            tiny_checkpoint.parent / "samples-test")
+    records, _ = write_samples(model, processor.audio_tokenizer, collator, rows[:1],
+                               eval_cfg_factory(max_new_tokens=30), tmp_path / "samples")
     waveform, rate = sf.read(records[0]["path"])
     assert rate == 24000 and len(waveform) == records[0]["frames"] * 960 > 0
 

@@ -9,10 +9,10 @@ at inference. Decoding and resampling of the next batch run in a thread while th
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from itertools import groupby
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 import soundfile as sf
@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from higgs_train.data.audio import load_audio
 from higgs_train.data.code_cache import CodeCache, tokenizer_fingerprint
 from higgs_train.data.conversations import dataset_root
+from higgs_train.logs import logger
 
 
 @torch.inference_mode()
@@ -68,8 +69,7 @@ def encode_files(audio_tokenizer, paths: list[str], batch_size: int = 8,
             waveforms = pending.result()
             if index + 1 < len(batches):
                 pending = loader.submit(lambda b: [load_audio(p) for p in b], batches[index + 1])
-            for path, codes in zip(batch, encode_waveforms(audio_tokenizer, waveforms)):
-                yield path, codes
+            yield from zip(batch, encode_waveforms(audio_tokenizer, waveforms))
             done += len(batch)
             progress.update(sum(milliseconds[p] for p in batch))
             progress.set_postfix(clips_per_s=f"{done / max(time.time() - started, 1e-9):.2f}")
@@ -85,7 +85,7 @@ def _audio_items(conversations: list[dict]) -> Iterator[dict]:
 
 
 def attach_codes(conversations: list[dict], audio_tokenizer, data_path: str | Path | None = None,
-                 batch_size: int = 8, show_progress: bool = True, log: Callable[[str], None] = print) -> dict:
+                 batch_size: int = 8, show_progress: bool = True) -> dict:
     """Fill `codes` into every audio item: from the dataset's code cache (`higgs-prep encode`) when it holds the
     clip under this very tokenizer, otherwise encoded now, each distinct clip once. Returns counts by origin."""
     items = list(_audio_items(conversations))
@@ -107,7 +107,7 @@ def attach_codes(conversations: list[dict], audio_tokenizer, data_path: str | Pa
         started = time.time()
         codes.update(encode_files(audio_tokenizer, missing, batch_size, show_progress))
         if data_path is not None:
-            log(f"higgs-train: encoded {len(missing)} clips in {time.time() - started:.1f} s; cache them once with "
+            logger.info(f"encoded {len(missing)} clips in {time.time() - started:.1f} s; cache them once with "
                 f"`higgs-prep encode --input {data_path} --model <model>` to skip this next time")
     for item in items:
         if "codes" not in item:

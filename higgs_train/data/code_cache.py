@@ -15,6 +15,8 @@ from pathlib import Path
 import pyarrow as pa
 import torch
 
+from higgs_train import atomic
+
 SHARD_GLOB = "shard-*.arrow"
 SCHEMA = pa.schema([("key", pa.string()), ("num_codebooks", pa.int32()), ("codes", pa.list_(pa.int16()))])
 
@@ -59,13 +61,12 @@ class CodeCache:
         self.folder.mkdir(parents=True, exist_ok=True)
         number = len(self.shards())
         final = self.folder / f"shard-{number:05d}.arrow"
-        partial = self.folder / f".{final.name}.partial-{os.getpid()}"
         table = pa.table({
             "key": list(entries),
             "num_codebooks": [int(c.shape[0]) for c in entries.values()],
             "codes": [c.to(torch.int16).reshape(-1).tolist() for c in entries.values()],
         }, schema=SCHEMA)
-        with pa.OSFile(str(partial), "wb") as sink, pa.ipc.new_file(sink, SCHEMA) as writer:
-            writer.write_table(table)
-        os.replace(partial, final)
+        with atomic.atomic_output(final, unique=True) as partial:
+            with pa.OSFile(str(partial), "wb") as sink, pa.ipc.new_file(sink, SCHEMA) as writer:
+                writer.write_table(table)
         return final

@@ -9,13 +9,15 @@ user / assistant; an item is `{"type": "text", "text"}` or `{"type": "audio"}` w
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
+
+from higgs_train.errors import UserError
 
 ROLES = {"system", "scene", "user", "assistant"}
 
 
-class DataError(ValueError):
+class DataError(UserError):
     """A row the trainer cannot use; the message names the file, the row and what to fix."""
 
 

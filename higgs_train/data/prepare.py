@@ -12,6 +12,7 @@ import soundfile as sf
 from higgs_train.data.audio_codes import attach_codes
 from higgs_train.data.conversations import DataError, dataset_root, load_rows
 from higgs_train.data.tasks import build_task
+from higgs_train.logs import logger
 
 
 @dataclass
@@ -58,15 +59,15 @@ def _readable_rows(rows: list[dict], on_bad_row: str) -> tuple[list[dict], list[
 
 
 def prepare_conversations(data_cfg, task_name: str, seed: int, collator, audio_tokenizer,
-                          show_progress: bool = True, log=print) -> PreparedData:
+                          show_progress: bool = True) -> PreparedData:
     path = Path(data_cfg.path)
     rows, unreadable = _readable_rows(load_rows(path, data_cfg.max_examples), data_cfg.on_bad_row)
     conversations, skipped = build_task(rows, task_name, seed, _speaker_descriptions(path))
     if unreadable:
         skipped["missing or undecodable audio"] = len(unreadable)
-        log(f"higgs-train: warning: left out {len(unreadable)} rows whose audio is missing or cannot be decoded "
+        logger.warning(f"left out {len(unreadable)} rows whose audio is missing or cannot be decoded "
             f"(e.g. {'; '.join(unreadable[:3])}); `higgs-prep convert` checks every row and lists them all")
-    codes = attach_codes(conversations, audio_tokenizer, path, data_cfg.encode_batch_size, show_progress, log)
+    codes = attach_codes(conversations, audio_tokenizer, path, data_cfg.encode_batch_size, show_progress)
     kept, too_long = [], []
     for conversation in conversations:
         positions = collator.encode(conversation["messages"]).num_positions
@@ -80,7 +81,7 @@ def prepare_conversations(data_cfg, task_name: str, seed: int, collator, audio_t
             too_long.append(positions)
     if too_long:
         skipped[f"longer than data.max_positions={data_cfg.max_positions}"] = len(too_long)
-        log(f"higgs-train: warning: left out {len(too_long)} of {len(conversations)} conversations longer than "
+        logger.warning(f"left out {len(too_long)} of {len(conversations)} conversations longer than "
             f"data.max_positions={data_cfg.max_positions} (never truncated; the shortest of them has "
             f"{min(too_long)} positions, the longest {max(too_long)})")
     if not kept:

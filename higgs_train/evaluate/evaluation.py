@@ -18,6 +18,7 @@ from higgs_train.evaluate.prompts import load_prompts
 from higgs_train.evaluate.sample_metrics import summarize
 from higgs_train.evaluate.samples import generate_in_batches, target_clip, write_samples
 from higgs_train.evaluate.validation import validation_metrics
+from higgs_train.logs import logger
 
 
 def _reference_waveform(conversation: dict) -> np.ndarray | None:
@@ -54,11 +55,11 @@ class Evaluator:
     """Built once per run: the validation batches, the sample prompts (fixed for the whole run) and the judges."""
 
     def __init__(self, accelerator, cfg: DictConfig, collator, audio_tokenizer, validation: list[dict],
-                 training: list[dict], run_dir: Path, every_process_forwards: bool = False, log=print):
+                 training: list[dict], run_dir: Path, every_process_forwards: bool = False):
         """`every_process_forwards`: the weights are sharded (ZeRO-3), so every forward pass needs every process;
         they all run the same validation batches and the same generation, and the main process writes."""
         self.accelerator, self.cfg, self.collator, self.audio_tokenizer = accelerator, cfg, collator, audio_tokenizer
-        self.run_dir, self.log, self.every_process_forwards = run_dir, log, every_process_forwards
+        self.run_dir, self.every_process_forwards = run_dir, every_process_forwards
         size = cfg.eval.batch_size
         self.val_batches = [collator(validation[i:i + size]) for i in range(0, len(validation), size)]
         if cfg.eval.prompts:
@@ -67,8 +68,8 @@ class Evaluator:
         else:  # held-out conversations when there are any: the model has not learnt these clips by heart
             self.prompts = (validation or training)[: cfg.eval.num_samples]
         is_main = accelerator.is_main_process
-        self.asr = AsrJudge.load(cfg.eval.asr_model, log) if cfg.eval.asr_model and is_main else None
-        self.speaker = SpeakerJudge.load(cfg.eval.speaker_model, log) if cfg.eval.speaker_model and is_main else None
+        self.asr = AsrJudge.load(cfg.eval.asr_model) if cfg.eval.asr_model and is_main else None
+        self.speaker = SpeakerJudge.load(cfg.eval.speaker_model) if cfg.eval.speaker_model and is_main else None
 
     def __call__(self, model, step: int) -> dict:
         """Every process calls this (the validation loss is shared out); returns the results (samples on main)."""
@@ -96,7 +97,7 @@ class Evaluator:
             accelerator.log({f"eval/{k}": v for k, v in result.items() if isinstance(v, (int, float)) and k != "step"},
                             step=step)
             shown = {k: round(v, 3) for k, v in result.items() if isinstance(v, float)}
-            self.log(f"higgs-train: eval at step {step}: {shown}")
+            logger.info(f"eval at step {step}: {shown}")
         accelerator.wait_for_everyone()
         return result
 

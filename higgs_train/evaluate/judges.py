@@ -11,11 +11,12 @@ import torch
 
 from higgs_train.data.audio import TARGET_SAMPLE_RATE, load_audio
 from higgs_train.evaluate.sample_metrics import SPEAKER_TAG
+from higgs_train.logs import NOTICE, logger
 
 
-def _notice(log, key: str, name: str, error: Exception, what: str) -> None:
-    log(f"higgs-train: notice: {key}={name} cannot be loaded ({type(error).__name__}: "
-        f"{str(error).splitlines()[0][:200]}); {what} skipped")
+def _notice(key: str, name: str, error: Exception, what: str) -> None:
+    logger.log(NOTICE, f"{key}={name} cannot be loaded ({type(error).__name__}: "
+                   f"{str(error).splitlines()[0][:200]}); {what} skipped")
 
 
 def _words(text: str) -> str:
@@ -34,14 +35,14 @@ class AsrJudge:
         self.pipeline = pipeline
 
     @classmethod
-    def load(cls, name: str, log) -> "AsrJudge | None":
+    def load(cls, name: str) -> AsrJudge | None:
         try:
             import jiwer  # noqa: F401
             from transformers import pipeline
 
             return cls(pipeline("automatic-speech-recognition", model=name))
         except Exception as error:  # any failure means: skip this judge, say why, train on
-            _notice(log, "eval.asr_model", name, error, "word error rate")
+            _notice("eval.asr_model", name, error, "word error rate")
             return None
 
     def __call__(self, waveform: np.ndarray, text: str) -> float:
@@ -55,13 +56,13 @@ class SpeakerJudge:
         self.feature_extractor, self.model = feature_extractor, model.eval()
 
     @classmethod
-    def load(cls, name: str, log) -> "SpeakerJudge | None":
+    def load(cls, name: str) -> SpeakerJudge | None:
         try:
             from transformers import AutoFeatureExtractor, AutoModelForAudioXVector
 
             return cls(AutoFeatureExtractor.from_pretrained(name), AutoModelForAudioXVector.from_pretrained(name))
         except Exception as error:  # any failure means: skip this judge, say why, train on
-            _notice(log, "eval.speaker_model", name, error, "speaker similarity")
+            _notice("eval.speaker_model", name, error, "speaker similarity")
             return None
 
     @torch.no_grad()

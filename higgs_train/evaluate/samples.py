@@ -13,7 +13,6 @@ from higgs_train.data.audio import TARGET_SAMPLE_RATE
 from higgs_train.data.delay_pattern import codes_from_generation
 from higgs_train.evaluate.sample_metrics import duration_ratio, expected_frames_from_text, silent_share
 
-
 # A repeat count no window reaches: how repetition-aware sampling is switched off (a None would be replaced by the
 # checkpoint's own generation_config default, which samples).
 RAS_OFF = 1 << 30

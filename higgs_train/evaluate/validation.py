@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from higgs_train.train.loss import MODEL_INPUTS, audio_loss_terms
+from higgs_train.model.loss import MODEL_INPUTS, audio_loss_terms
 
 
 @torch.no_grad()

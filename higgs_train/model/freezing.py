@@ -3,8 +3,10 @@ module names (e.g. the audio DualFFN path and the audio head), keep the rest as 
 
 from __future__ import annotations
 
+from higgs_train.errors import UserError
 
-class FreezeConfigError(ValueError):
+
+class FreezeConfigError(UserError):
     """A `freeze.trainable` entry that names no module of the model."""
 
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import importlib.util
+
 import torch
 from transformers import AutoProcessor, HiggsAudioV2ForConditionalGeneration
 
+from higgs_train.errors import UserError
 
-class ModelLoadError(RuntimeError):
+
+class ModelLoadError(UserError):
     """The model or processor could not be loaded; the message says what to point `model.name_or_path` at."""
 
 

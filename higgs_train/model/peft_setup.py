@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from peft import LoraConfig, get_peft_model
 
+from higgs_train.errors import UserError
 
-class PeftConfigError(ValueError):
+
+class PeftConfigError(UserError):
     """A `peft.*` setting that cannot apply to this model."""
 
 

@@ -9,7 +9,6 @@ run killed mid-write leaves nothing that a later run trusts.
 from __future__ import annotations
 
 import json
-import os
 import random
 import shutil
 from pathlib import Path
@@ -19,11 +18,14 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from safetensors.torch import load_file, save_file
 
+from higgs_train import atomic
+from higgs_train.errors import UserError
+
 CHECKPOINTS = "checkpoints"
 STATE_FILE = "trainer_state.json"
 
 
-class ResumeError(ValueError):
+class ResumeError(UserError):
     """The checkpoint cannot continue this run; the message names the setting that differs."""
 
 
@@ -35,8 +37,8 @@ def complete_checkpoints(run_dir: Path) -> list[Path]:
 
 
 def remove_partial_checkpoints(run_dir: Path) -> None:
-    for partial in (Path(run_dir) / CHECKPOINTS).glob(".step_*.partial"):
-        shutil.rmtree(partial, ignore_errors=True)
+    for partial in (Path(run_dir) / CHECKPOINTS).glob(atomic.partial_path(Path("step_*")).name):
+        atomic.remove(partial)
 
 
 def run_signature(cfg: DictConfig, num_processes: int) -> dict[str, object]:
@@ -130,9 +132,9 @@ def save_checkpoint(accelerator, run_dir: Path, step: int, model, optimizer, sch
     """Every process calls this; the main process writes the shared files and commits the folder by renaming it.
     Under DeepSpeed the model and (partitioned) optimizer go through DeepSpeed's own checkpoint format instead."""
     folder = Path(run_dir) / CHECKPOINTS / f"step_{step:08d}"
-    partial = folder.parent / f".{folder.name}.partial"
+    partial = atomic.partial_path(folder)  # one name for every process: each writes its own RNG state into it
     if accelerator.is_main_process:
-        shutil.rmtree(partial, ignore_errors=True)
+        atomic.remove(partial)
         partial.mkdir(parents=True)
     accelerator.wait_for_everyone()
     _save_rng(partial, accelerator.process_index)
@@ -148,8 +150,7 @@ def save_checkpoint(accelerator, run_dir: Path, step: int, model, optimizer, sch
         (partial / STATE_FILE).write_text(json.dumps(trainer_state, indent=2))  # last: marks the content complete
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        shutil.rmtree(folder, ignore_errors=True)
-        os.replace(partial, folder)
+        atomic.commit(partial, folder)
         if keep_last_n:
             for old in complete_checkpoints(run_dir)[:-keep_last_n]:
                 shutil.rmtree(old)

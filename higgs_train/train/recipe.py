@@ -1,0 +1,341 @@
+"""The training recipe in phases: `setup` (run directory, model, data, optimizer, resume) -> `train` (one optimizer
+step at a time) -> `finish` (final weights, last evaluation, summary). One plain loop over Accelerate.
+
+Loss normalisation: a step's loss is the sum over codebooks of (summed cross-entropy / number of supervised targets),
+with both counted over every micro-batch of the accumulation window on every process, so accumulation and data
+parallelism give the gradient of the one big batch, whatever the lengths of the conversations in it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from accelerate.utils import DistributedType, set_seed
+from omegaconf import DictConfig
+from tqdm.auto import tqdm
+from transformers import get_scheduler
+
+from higgs_train import assets, atomic
+from higgs_train.data.loader import build_training_data
+from higgs_train.errors import TrainingError
+from higgs_train.evaluate.evaluation import Evaluator
+from higgs_train.logs import logger, quiet_other_ranks
+from higgs_train.model.loading import load_processor, resolve_attn_implementation
+from higgs_train.model.loss import audio_loss_terms, target_counts
+from higgs_train.model.trainable import build_trainable_model
+from higgs_train.train.accelerator import build_accelerator, init_trackers, whole_weights
+from higgs_train.train.batches import BatchStream
+from higgs_train.train.checkpoint import STATE_FILE, check_compatible, load_checkpoint, run_signature, save_checkpoint
+from higgs_train.train.metrics import JsonlMetrics
+from higgs_train.train.run_dir import claim_for_all_processes, truncate_metrics
+from higgs_train.train.throughput import flops_per_token, parameter_size, peak_flops, peak_memory_gb
+
+SCHEDULERS = {"cosine": "cosine", "linear": "linear", "constant": "constant_with_warmup"}
+
+
+@dataclass
+class TrainingProgress:
+    """The run's counters; a checkpoint stores them (`trainer_state.json` "state") and a resume restores them."""
+
+    step: int = 0
+    skipped_steps: int = 0
+    bad_in_a_row: int = 0
+    first_loss: float | None = None
+    train_seconds: float = 0.0
+    supervised_frames: int = 0
+    positions: int = 0
+
+
+@dataclass
+class StepResult:
+    """One optimizer step as the logs see it; the text sums stay tensors until a logged step reduces them."""
+
+    loss: float
+    per_codebook: list[float]
+    grad_norm: torch.Tensor | float | None
+    finite: bool
+    frames: int  # supervised frames of the whole window, all processes
+    positions: int  # real (unpadded) positions on this process
+    slots: int  # positions including padding
+    text_sum: torch.Tensor | None = None
+    text_total: torch.Tensor | None = None
+
+
+@dataclass
+class ThroughputWindow:
+    """What happened since the last logged step, for the rates in `metrics.jsonl`."""
+
+    started: float = field(default_factory=time.time)
+    frames: int = 0
+    positions: int = 0
+    slots: int = 0
+
+    def add(self, result: StepResult) -> None:
+        self.frames += result.frames
+        self.positions += result.positions
+        self.slots += result.slots
+
+    def elapsed(self) -> float:
+        return time.time() - self.started
+
+
+class FineTuneRecipe:
+    """One run of `higgs-train`: call `setup()`, `train()`, `finish()`, and `cleanup()` whatever happened."""
+
+    def __init__(self, cfg: DictConfig, run_dir: Path):
+        self.cfg, self.run_dir, self.started = cfg, Path(run_dir), time.time()
+        self.accelerator = build_accelerator(cfg, self.run_dir)
+        self.is_main = self.accelerator.is_main_process
+        self.progress = TrainingProgress()
+        self.last_loss: float | None = None
+
+    # ---- setup -------------------------------------------------------------------------------------------------
+    def setup(self) -> None:
+        self.run_dir, resume_from = claim_for_all_processes(self.accelerator, self.cfg, self.run_dir)
+        with self.accelerator.main_process_first():  # built-ins are made on first use, which draws random numbers
+            self.model_path = assets.resolve(self.cfg.model.name_or_path)
+            self.data_path = assets.resolve(self.cfg.data.path)
+        set_seed(self.cfg.seed)  # after them: a first run and a rerun draw the same numbers
+        self._setup_model()
+        self._setup_data()
+        self._setup_optimizer()
+        if resume_from is not None:
+            self._resume(resume_from)
+        self._setup_reporting()
+
+    def _setup_model(self) -> None:
+        cfg, accelerator = self.cfg, self.accelerator
+        with whole_weights(accelerator):
+            self.processor = load_processor(self.model_path)
+        self.attn = resolve_attn_implementation(cfg.model.attn_implementation, accelerator.device)
+        if cfg.trainer.packing and self.attn != "flash_attention_2":
+            logger.warning(f"trainer.packing=true with attention={self.attn}: a packed row attends over its whole "
+                           "length, which is slower than bucketing (trainer.packing=false) unless FlashAttention 2 "
+                           "is used")
+        self.model = build_trainable_model(cfg, self.model_path, self.attn)
+        self.model_config = self.model.config
+        self.text_head = next((m for name, m in self.model.named_modules() if name.endswith("text_lm_head")), None)
+        self.flops_per_token = flops_per_token(self.model, cfg.model.gradient_checkpointing)
+
+    def _setup_data(self) -> None:
+        self.processor.audio_tokenizer.to(self.accelerator.device)
+        with self.accelerator.main_process_first():  # the main process fills the code cache's gaps first
+            self.data = build_training_data(self.cfg, self.data_path, self.processor, self.model_config,
+                                            show_progress=self.is_main)
+
+    def _setup_optimizer(self) -> None:
+        cfg, accelerator = self.cfg, self.accelerator
+        self.trainable = [p for p in self.model.parameters() if p.requires_grad]
+        fused = accelerator.device.type == "cuda" if cfg.optim.fused == "auto" else bool(cfg.optim.fused)
+        optimizer = torch.optim.AdamW(self.trainable, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay,
+                                      betas=tuple(cfg.optim.betas), fused=fused or None)
+        # The scheduler stays outside `prepare`: one scheduler step per optimizer step whatever the process count.
+        self.scheduler = get_scheduler(SCHEDULERS[cfg.optim.scheduler], optimizer,
+                                       num_warmup_steps=cfg.optim.warmup_steps,
+                                       num_training_steps=cfg.trainer.max_steps)
+        self.uses_deepspeed = accelerator.distributed_type == DistributedType.DEEPSPEED
+        if self.uses_deepspeed:  # batches come from our sampler: DeepSpeed's "auto" sizes cannot be read off a loader
+            ds_config = accelerator.state.deepspeed_plugin.deepspeed_config
+            ds_config["train_micro_batch_size_per_gpu"] = cfg.trainer.batch_size
+            ds_config["gradient_clipping"] = cfg.optim.max_grad_norm
+        self.model, self.optimizer, dataloader = accelerator.prepare(self.model, optimizer, self.data.dataloader)
+        self.batches = BatchStream(accelerator, dataloader, self.data.sampler)
+        self.signature = run_signature(cfg, accelerator.num_processes)
+
+    def _resume(self, folder: Path) -> None:
+        saved = json.loads((folder / STATE_FILE).read_text())
+        check_compatible(saved["signature"], self.signature, folder)
+        saved = load_checkpoint(self.accelerator, folder, self.model, self.optimizer, self.scheduler,
+                                self.uses_deepspeed)
+        self.progress = TrainingProgress(**saved["state"])
+        self.batches.restore(saved["data_position"])
+        if self.is_main:
+            for name in ("metrics.jsonl", "eval.jsonl"):
+                truncate_metrics(self.run_dir / name, self.progress.step)
+        logger.info(f"resumed from {folder} at step {self.progress.step}")
+
+    def _setup_reporting(self) -> None:
+        accelerator, data = self.accelerator, self.data
+        self.metrics = JsonlMetrics(self.run_dir / "metrics.jsonl") if self.is_main else None
+        init_trackers(accelerator, self.cfg, self.run_dir)
+        zero3 = self.uses_deepspeed and accelerator.state.deepspeed_plugin.zero_stage == 3
+        self.evaluator = Evaluator(accelerator, self.cfg, data.collator, self.processor.audio_tokenizer,
+                                   data.validation, data.training, self.run_dir, every_process_forwards=zero3)
+        total = sum(parameter_size(p) for p in self.model.parameters())
+        trained = sum(parameter_size(p) for p in self.trainable)
+        logger.info(f"{len(data.training)} conversations, {len(data.validation)} held out for validation (left out: "
+                    f"{data.prepared.skipped or 'none'}; clips {data.prepared.codes}); {trained:,} of {total:,} "
+                    f"parameters trained; attention={self.attn}; {accelerator.num_processes} process(es); "
+                    f"run dir {self.run_dir}")
+
+    # ---- train -------------------------------------------------------------------------------------------------
+    def train(self) -> None:
+        """Steps until `trainer.max_steps`, logging, checkpointing and evaluating on the configured steps."""
+        cfg, progress = self.cfg, self.progress
+        bar = tqdm(total=cfg.trainer.max_steps, initial=progress.step, desc="training", unit="step",
+                   disable=not self.is_main)
+        window = ThroughputWindow()
+        self.model.train()
+        while progress.step < cfg.trainer.max_steps:
+            result = self.train_step()
+            window.add(result)
+            bar.update(1)
+            bar.set_postfix(loss=f"{result.loss:.3f}")
+            step = progress.step
+            if result.finite and (step % cfg.trainer.log_every_n_steps == 0 or step in (1, cfg.trainer.max_steps)):
+                self._log_step(result, window)
+                progress.train_seconds += window.elapsed()
+                window = ThroughputWindow()
+            if cfg.trainer.save_every_n_steps and step % cfg.trainer.save_every_n_steps == 0:
+                self.save_checkpoint()
+            if cfg.eval.every_n_steps and step % cfg.eval.every_n_steps == 0 and step < cfg.trainer.max_steps:
+                eval_started = time.time()
+                self.evaluator(self.model, step)
+                window.started += time.time() - eval_started  # evaluation time is not training time
+        bar.close()
+        progress.train_seconds += window.elapsed()
+
+    def train_step(self) -> StepResult:
+        """One optimizer step over `trainer.gradient_accumulation_steps` micro-batches."""
+        accelerator, cfg = self.accelerator, self.cfg
+        window = [next(self.batches) for _ in range(cfg.trainer.gradient_accumulation_steps)]
+        counts = [target_counts(batch) for batch in window]
+        audio_total = accelerator.reduce(sum(c[0] for c in counts), "sum").clamp(min=1)
+        text_total = accelerator.reduce(sum(c[1] for c in counts), "sum").clamp(min=1)
+        # accelerator.backward divides by the accumulation steps and DDP averages over processes: undo both, since
+        # the loss below is already normalised by the window's global target count.
+        loss_scale = len(window) * accelerator.num_processes
+        sums = torch.zeros_like(audio_total, dtype=torch.float32)
+        text_sum = torch.zeros((), device=sums.device)
+        for batch in window:
+            with accelerator.accumulate(self.model):
+                terms = audio_loss_terms(self.model, batch, self.model_config, self.text_head)
+                loss = (terms.sums / audio_total).sum()
+                if self.text_head is not None:
+                    loss = loss + cfg.optim.text_loss_weight * terms.text_sum / text_total
+                    text_sum += terms.text_sum.detach()
+                accelerator.backward(loss * loss_scale)
+            sums += terms.sums.detach()
+        grad_norm = accelerator.clip_grad_norm_(self.trainable, cfg.optim.max_grad_norm)
+        per_codebook = (accelerator.reduce(sums, "sum") / audio_total).tolist()
+        step_loss = sum(per_codebook)
+        finite = math.isfinite(step_loss) and (grad_norm is None or math.isfinite(float(grad_norm)))
+        if finite or cfg.trainer.precision == "fp16":
+            self.optimizer.step()  # fp16: the grad scaler itself skips non-finite gradients and lowers its scale
+        if finite:
+            self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        result = StepResult(
+            loss=step_loss, per_codebook=per_codebook, grad_norm=grad_norm, finite=finite, frames=int(audio_total[0]),
+            positions=sum(int(b["attention_mask"].sum()) if "attention_mask" in b else b["input_ids"].numel()
+                          for b in window),
+            slots=sum(b["input_ids"].numel() for b in window), text_sum=text_sum, text_total=text_total)
+        self._count(result)
+        return result
+
+    def _count(self, result: StepResult) -> None:
+        """Moves the progress on by one step; too many non-finite steps in a row save the state and stop the run."""
+        progress = self.progress
+        progress.step += 1
+        if result.finite:
+            progress.bad_in_a_row = 0
+            self.last_loss = result.loss
+            progress.first_loss = result.loss if progress.first_loss is None else progress.first_loss
+        else:
+            progress.skipped_steps += 1
+            progress.bad_in_a_row += 1
+            logger.warning(f"step {progress.step} skipped (loss {result.loss}, grad norm {result.grad_norm})")
+            if progress.bad_in_a_row >= self.cfg.trainer.max_bad_steps:
+                saved_to = self.save_checkpoint()
+                raise TrainingError(
+                    f"{progress.bad_in_a_row} non-finite steps in a row (last at step {progress.step}); the last "
+                    f"good state is saved in {saved_to}; lower optim.lr, use trainer.precision=bf16/fp32 or check "
+                    "the data")
+        progress.supervised_frames += result.frames
+        progress.positions += result.positions
+
+    def _log_step(self, result: StepResult, window: ThroughputWindow) -> None:
+        accelerator, step = self.accelerator, self.progress.step
+        elapsed = max(window.elapsed(), 1e-9)
+        frame_rate = self.processor.audio_tokenizer.config.frame_rate
+        record = {"step": step, "loss": result.loss, "loss_per_codebook": result.per_codebook,
+                  "grad_norm": float(result.grad_norm) if result.grad_norm is not None else None,
+                  "lr": self.scheduler.get_last_lr()[0], "supervised_frames_per_s": window.frames / elapsed,
+                  "audio_seconds_per_s": window.frames / frame_rate / elapsed,
+                  "tokens_per_s": window.positions * accelerator.num_processes / elapsed,
+                  "padding_share": 1 - window.positions / max(window.slots, 1),
+                  "peak_memory_gb": peak_memory_gb(accelerator.device),
+                  "skipped_steps": self.progress.skipped_steps, "elapsed_s": round(time.time() - self.started, 3)}
+        if self.text_head is not None:
+            record["text_loss"] = float(accelerator.reduce(result.text_sum, "sum") / result.text_total)
+        peak = peak_flops(accelerator.device, self.cfg.trainer.precision, self.cfg.trainer.peak_tflops)
+        if peak:
+            record["mfu"] = self.flops_per_token * record["tokens_per_s"] / (peak * accelerator.num_processes)
+        if self.metrics:
+            self.metrics.log(record)
+        accelerator.log({k: v for k, v in record.items() if k != "loss_per_codebook"}, step=step)
+
+    def save_checkpoint(self) -> Path:
+        trainer_state = {"signature": self.signature, "state": asdict(self.progress),
+                         "data_position": self.batches.state()}
+        return save_checkpoint(self.accelerator, self.run_dir, self.progress.step, self.model, self.optimizer,
+                               self.scheduler, trainer_state, self.cfg.trainer.keep_last_n, self.uses_deepspeed)
+
+    # ---- finish ------------------------------------------------------------------------------------------------
+    def finish(self) -> dict:
+        """Saves the final weights (`adapter/` or `model/`), evaluates them and writes `run_summary.json`."""
+        accelerator, progress, prepared = self.accelerator, self.progress, self.data.prepared
+        accelerator.wait_for_everyone()
+        # Under ZeRO-3 the weights are sharded: every process takes part in gathering them before the main one saves.
+        gathered = accelerator.get_state_dict(self.model) if self.uses_deepspeed else None
+        if self.is_main:
+            self._save_final_weights(gathered)
+        final_eval = self.evaluator(self.model, progress.step)
+        summary = {"steps": progress.step, "first_loss": progress.first_loss, "final_loss": self.last_loss,
+                   "skipped_rows": prepared.skipped, "skipped_steps": progress.skipped_steps, "clips": prepared.codes}
+        if not self.is_main:
+            return summary
+        train_seconds = max(progress.train_seconds, 1e-9)
+        frame_rate = self.processor.audio_tokenizer.config.frame_rate
+        summary.update({
+            "samples": final_eval.pop("samples", []),
+            **{key: value for key, value in final_eval.items() if key != "step"},
+            "wall_s": round(time.time() - self.started, 1), "train_s": round(train_seconds, 1),
+            "peak_memory_gb": round(peak_memory_gb(accelerator.device), 3),
+            "tokens_per_s": round(progress.positions * accelerator.num_processes / train_seconds, 1),
+            "audio_seconds_per_s": round(progress.supervised_frames / frame_rate / train_seconds, 2),
+        })
+        if self.metrics:
+            self.metrics.close()
+        atomic.write_text(self.run_dir / "run_summary.json", json.dumps(summary, indent=2))
+        logger.info(f"done in {summary['wall_s']} s, loss {progress.first_loss:.3f} -> {self.last_loss:.3f}; "
+                    f"{len(summary['samples'])} samples in {self.run_dir / 'samples'}")
+        return summary
+
+    def _save_final_weights(self, gathered: dict | None) -> None:
+        full = self.cfg.peft.type == "none"
+        with atomic.atomic_output(self.run_dir / ("model" if full else "adapter")) as partial:
+            self.accelerator.unwrap_model(self.model).save_pretrained(
+                partial, **({"state_dict": gathered} if gathered is not None else {}))
+            if full:
+                self.processor.save_pretrained(partial)
+
+    def cleanup(self) -> None:
+        self.accelerator.end_training()  # also tears the process group down, before the interpreter exits
+
+
+def train(cfg: DictConfig, run_dir: Path) -> dict:
+    """Runs the configured job and returns its summary (also written to `run_summary.json`)."""
+    quiet_other_ranks()
+    recipe = FineTuneRecipe(cfg, run_dir)
+    try:
+        recipe.setup()
+        recipe.train()
+        return recipe.finish()
+    finally:
+        recipe.cleanup()
