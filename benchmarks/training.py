@@ -26,6 +26,7 @@ from transformers import AutoConfig, HiggsAudioV2ForConditionalGeneration
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from higgs_train.assets import ensure_builtin  # noqa: E402
+from higgs_train.configs import CONFIG_DIR  # noqa: E402
 from higgs_train.data.collator import ConversationCollator  # noqa: E402
 from higgs_train.data.sampler import FixedSizeBatchSampler, TokenBudgetBatchSampler  # noqa: E402
 from higgs_train.model.loading import load_processor  # noqa: E402
@@ -102,7 +103,7 @@ MID_SIZE = dict(hidden_size=768, intermediate_size=2048, num_hidden_layers=8, nu
                 num_key_value_heads=4, head_dim=64)
 def memory_variant(peft: str, checkpointing: bool, frames: int) -> dict:
     """Runs in its own process: peak RSS of two training steps on one conversation with a clip of `frames`."""
-    from higgs_train.kit.tiny_checkpoint import build_model_config, build_text_tokenizer
+    from higgs_train.kit.random_checkpoint import build_model_config, build_text_tokenizer
 
     torch.manual_seed(0)
     tokenizer = build_text_tokenizer()
@@ -110,7 +111,7 @@ def memory_variant(peft: str, checkpointing: bool, frames: int) -> dict:
     for key, value in MID_SIZE.items():
         setattr(config, key, value)
     model = HiggsAudioV2ForConditionalGeneration(config)
-    peft_cfg = OmegaConf.load(os.path.join(os.path.dirname(__file__), "..", "configs", "peft", "lora_attn.yaml"))
+    peft_cfg = OmegaConf.load(CONFIG_DIR / "peft" / "lora_attn.yaml")
     if peft == "lora_audio":
         peft_cfg.target_modules += ["audio_mlp.gate_proj", "audio_mlp.up_proj", "audio_mlp.down_proj"]
     else:

@@ -52,9 +52,21 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="speak a small two-voice demo dataset with espeak-ng (24 kHz wav + JSONL)")
     demo.add_argument("--out", required=True, help="output folder (gets clips/, train.jsonl, speakers.json)")
-    tiny = commands.add_parser("tiny-checkpoint", help="write a tiny random-weight Higgs Audio V2 checkpoint")
+    tiny = commands.add_parser("tiny-checkpoint", help="write a tiny random-weight Higgs Audio V2 checkpoint "
+                               "(random-checkpoint --preset tiny)")
     tiny.add_argument("--out", required=True, help="output folder, loadable with from_pretrained")
     tiny.add_argument("--seed", type=int, default=0, help="seed of the random weights (same seed, same files)")
+    real = commands.add_parser(
+        "random-checkpoint", help="write a random-weight checkpoint of the tiny kit's or the real model's widths",
+        description="--preset real: the 5.8B model's widths (hidden 3072, 24/8 heads, intermediate 8192, 128,256 "
+                    "text vocabulary, DualFFN in every layer) and the real audio tokenizer architecture, random "
+                    "weights in bf16, with the tiny kit's byte-level text tokenizer; for memory and speed "
+                    "measurements, not for listening. --preset tiny: the test kit.")
+    real.add_argument("--out", required=True, help="output folder, loadable with from_pretrained")
+    real.add_argument("--preset", choices=("tiny", "real"), default="real")
+    real.add_argument("--num-layers", type=int, default=None, help="decoder layers (default: the preset's; real 28)")
+    real.add_argument("--seed", type=int, default=0, help="seed of the random weights (same seed, same files)")
+    real.add_argument("--device", default="cpu", help="where the weights are drawn (cuda is much faster at 28 layers)")
     return parser
 
 
@@ -78,10 +90,14 @@ def _run(args: argparse.Namespace) -> None:
         from higgs_train.kit.demo_data import write_demo_dataset
 
         print(write_demo_dataset(args.out) / "train.jsonl")
-    else:
-        from higgs_train.kit.tiny_checkpoint import write_tiny_checkpoint
+    elif args.command == "tiny-checkpoint":
+        from higgs_train.kit.random_checkpoint import write_random_checkpoint
 
-        print(write_tiny_checkpoint(args.out, seed=args.seed))
+        print(write_random_checkpoint(args.out, "tiny", seed=args.seed))
+    else:
+        from higgs_train.kit.random_checkpoint import write_random_checkpoint
+
+        print(write_random_checkpoint(args.out, args.preset, args.num_layers, args.seed, args.device))
 
 
 def main(argv: list[str] | None = None) -> None:

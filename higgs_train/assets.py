@@ -21,9 +21,9 @@ def cache_root() -> Path:
 
 def _build(name: str, folder: Path) -> None:
     if name == "tiny":
-        from higgs_train.kit.tiny_checkpoint import write_tiny_checkpoint
+        from higgs_train.kit.random_checkpoint import write_random_checkpoint
 
-        write_tiny_checkpoint(folder)
+        write_random_checkpoint(folder, "tiny")
     else:
         from higgs_train.kit.demo_data import write_demo_dataset
 

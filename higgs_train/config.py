@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+import os
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -10,7 +12,10 @@ from higgs_train.data.tasks import TASKS
 from higgs_train.errors import UserError
 
 CHOICES = {
-    "model.attn_implementation": ("auto", "flash_attention_2", "sdpa", "eager"),
+    "model.attn_implementation": ("auto", "flash_attention_2", "flex_attention", "sdpa", "eager"),
+    "model.weights_dtype": ("auto", "bf16", "fp16", "fp32"),
+    "model.quantization": ("none", "nf4", "int8"),
+    "optim.name": ("adamw", "adamw8bit", "paged_adamw8bit"),
     "trainer.precision": ("bf16", "fp16", "fp32"),
     "trainer.device": ("auto", "cpu", "cuda"),
     "optim.scheduler": ("cosine", "linear", "constant"),
@@ -59,6 +64,7 @@ def validate(cfg: DictConfig) -> None:
                           f"{cfg.data.max_positions} (or null for fixed trainer.batch_size batches)")
     if cfg.trainer.packing and budget is None:
         raise ConfigError("trainer.packing=true needs trainer.max_tokens_per_batch (the length of a packed row)")
+    _check_weights(cfg)
     if cfg.data.path in (None, "", "???"):
         raise ConfigError("data.path is not set; give data.path=/path/to/conversations.jsonl")
     if not str(cfg.data.path).startswith("builtin:") and not Path(cfg.data.path).exists():
@@ -67,3 +73,34 @@ def validate(cfg: DictConfig) -> None:
     if cfg.resume not in (None, "auto") and not Path(cfg.resume).is_dir():
         raise ConfigError(f"resume={cfg.resume} does not exist; use resume=auto or a <run_dir>/checkpoints/step_N "
                           "folder")
+
+
+def _check_weights(cfg: DictConfig) -> None:
+    """Combinations of frozen-weight precision, quantization and optimizer that cannot train."""
+    weights, precision, quantization = cfg.model.weights_dtype, cfg.trainer.precision, cfg.model.quantization
+    if weights in ("bf16", "fp16") and weights != precision:
+        raise ConfigError(f"model.weights_dtype={weights} needs trainer.precision={weights} (16-bit weights are "
+                          f"computed in their own type, and trainer.precision={precision} is another); use "
+                          f"model.weights_dtype=auto or fp32, or trainer.precision={weights}")
+    if quantization != "none":
+        if cfg.peft.type == "none":
+            raise ConfigError(f"model.quantization={quantization} quantizes the frozen base for adapters (QLoRA); a "
+                              "quantized model cannot be fully fine-tuned: choose adapters (peft=lora_audio, ...) or "
+                              "model.quantization=none")
+        if os.environ.get("ACCELERATE_USE_DEEPSPEED") == "true":
+            raise ConfigError(f"model.quantization={quantization} does not run under DeepSpeed; launch QLoRA on one "
+                              "GPU or with DDP (accelerate launch --multi_gpu), or set model.quantization=none")
+        if cfg.trainer.device == "cuda" and not _cuda_available():
+            raise ConfigError(f"model.quantization={quantization} with trainer.device=cuda, but no CUDA device is "
+                              "visible; set trainer.device=auto (bitsandbytes also runs on the CPU, slowly)")
+    needs = [f"model.quantization={quantization}"] if quantization != "none" else []
+    needs += [f"optim.name={cfg.optim.name}"] if cfg.optim.name != "adamw" else []
+    if needs and importlib.util.find_spec("bitsandbytes") is None:
+        raise ConfigError(f"{' and '.join(needs)} need bitsandbytes, which is not installed: pip install "
+                          "'higgs-train[qlora]' (or pip install bitsandbytes)")
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()

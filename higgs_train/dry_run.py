@@ -61,9 +61,13 @@ def dry_run(cfg: DictConfig, run_dir: Path) -> Path:
     logger.info("example 0 (supervised text in «»):\n" + describe_example(data.collator, data.training[0]))
     logger.info("first batch: " + ", ".join(f"{k} {tuple(v.shape)}" for k, v in batch.items()) + f" -> {out}")
     logger.info(f"parameters: {total:,} total, {trainable:,} trainable ({100 * trainable / total:.2f}%)")
-    memory = estimate_training_memory(model.config, total, trainable, batch["input_ids"].numel(),
-                                      cfg.trainer.precision, cfg.model.gradient_checkpointing)
-    device, available = available_memory_gib()
-    logger.info("estimated training memory per process: " + ", ".join(f"{k} {v:.2f} GiB" for k, v in memory.items())
-                + f"; {device} has {available:.1f} GiB")
+    device, available = available_memory_gib(cfg.trainer.device)
+    memory = estimate_training_memory(model, cfg, batch["input_ids"].numel(),
+                                      sum(p.numel() for p in processor.audio_tokenizer.parameters()),
+                                      "cpu" if device == "CPU RAM" else "cuda")
+    needed = memory.pop("total")
+    verdict = "fits" if needed <= available else "does NOT fit"
+    logger.info(f"estimated training memory per process: {needed:.2f} GiB ("
+                + ", ".join(f"{k} {v:.2f}" for k, v in memory.items() if v) + f"); {verdict} {device} "
+                f"({available:.1f} GiB)")
     return out

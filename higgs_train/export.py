@@ -18,6 +18,8 @@ from higgs_train.key_value_args import parse, run_tool
 from higgs_train.logs import logger
 from higgs_train.model.loading import load_model, load_processor
 from higgs_train.model.peft_setup import apply_peft
+from higgs_train.model.precision import frozen_weights_dtype
+from higgs_train.model.quantization import bitsandbytes_config
 from higgs_train.train.checkpoint import complete_checkpoints
 
 USAGE = """usage: higgs-export run_dir=DIR [checkpoint=latest|DIR] [merge=true] [out=DIR]
@@ -48,13 +50,26 @@ def _checkpoint_folder(run_dir: Path, checkpoint: str) -> Path:
     return folder
 
 
-def load_trained_model(run_dir: Path, checkpoint: str | None = None):
-    """(the run's trained model in fp32 on CPU, as training had it, the run's config)."""
+def _load_base(cfg, for_merge: bool):
+    """The base in the dtype the run kept its frozen weights in (fp32, or the 16-bit type). To merge a QLoRA adapter,
+    the base is quantized as the run saw it and then dequantized to that dtype, so the merged weights hold exactly the
+    base the adapter was trained against."""
+    dtype = frozen_weights_dtype(OmegaConf.select(cfg, "model.weights_dtype", default="fp32"), cfg.trainer.precision)
+    quantization = OmegaConf.select(cfg, "model.quantization", default="none")
+    base = assets.resolve(cfg.model.name_or_path)
+    if not for_merge or quantization == "none":
+        return load_model(base, "sdpa", dtype, cfg.model.use_text_head)
+    quantized = load_model(base, "sdpa", dtype, cfg.model.use_text_head, device_map={"": "cpu"},
+                           quantization_config=bitsandbytes_config(quantization, dtype))
+    return quantized.dequantize(dtype=dtype)
+
+
+def load_trained_model(run_dir: Path, checkpoint: str | None = None, for_merge: bool = False):
+    """(the run's trained model on CPU, as training had it, the run's config)."""
     config_file = run_dir / ".hydra" / "config.yaml"
     if not config_file.is_file():
         raise ExportError(f"run_dir={run_dir} is not a higgs-train run directory (no .hydra/config.yaml)")
     cfg = OmegaConf.load(config_file)
-    base = assets.resolve(cfg.model.name_or_path)
     full = cfg.peft.type == "none"
     final = run_dir / ("model" if full else "adapter")
     if checkpoint is None:
@@ -65,10 +80,9 @@ def load_trained_model(run_dir: Path, checkpoint: str | None = None):
             return load_model(str(final), "sdpa", torch.float32, cfg.model.use_text_head), cfg
         from peft import PeftModel
 
-        model = load_model(base, "sdpa", torch.float32, cfg.model.use_text_head)
-        return PeftModel.from_pretrained(model, final), cfg
+        return PeftModel.from_pretrained(_load_base(cfg, for_merge), final), cfg
     weights = load_file(_checkpoint_folder(run_dir, checkpoint) / "trainable.safetensors")
-    model = apply_peft(load_model(base, "sdpa", torch.float32, cfg.model.use_text_head), cfg.peft)
+    model = apply_peft(_load_base(cfg, for_merge), cfg.peft)
     unexpected = model.load_state_dict(weights, strict=False).unexpected_keys
     if unexpected:
         raise ExportError(f"checkpoint={checkpoint} does not fit the run's model and peft settings "
@@ -79,7 +93,7 @@ def load_trained_model(run_dir: Path, checkpoint: str | None = None):
 def export(run_dir: str | Path, checkpoint: str | None = None, merge: bool = False, out: str | Path | None = None,
 ) -> Path:
     run_dir = Path(run_dir)
-    model, cfg = load_trained_model(run_dir, checkpoint)
+    model, cfg = load_trained_model(run_dir, checkpoint, for_merge=merge)
     full_checkpoint = merge or cfg.peft.type == "none"
     out = Path(out) if out else run_dir / "export" / ("merged" if full_checkpoint else "adapter")
     if full_checkpoint and cfg.peft.type != "none":

@@ -22,6 +22,15 @@ def private_cache(tmp_path_factory):
     yield
 
 
+@pytest.fixture(autouse=True)
+def fresh_accelerate_state():
+    """Each in-process run gets its own Accelerate state (one process otherwise keeps the first run's precision)."""
+    yield
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+
+
 @pytest.fixture(scope="session")
 def tiny_checkpoint(private_cache):
     from higgs_train.assets import ensure_builtin

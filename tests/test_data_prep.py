@@ -186,7 +186,7 @@ def test_output_holding_files_is_not_overwritten_silently(tmp_path, spoken):
 
 
 def test_help_documents_each_subcommand(capsys):
-    for command in ("convert", "encode", "demo", "tiny-checkpoint"):
+    for command in ("convert", "encode", "demo", "tiny-checkpoint", "random-checkpoint"):
         with pytest.raises(SystemExit):
             prep_main([command, "--help"])
         assert "--" in capsys.readouterr().out

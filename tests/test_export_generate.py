@@ -20,6 +20,7 @@ from higgs_train.generate import main as generate_main
 from higgs_train.model.loading import load_model
 from higgs_train.model.loss import MODEL_INPUTS
 from higgs_train.model.peft_setup import apply_peft
+from higgs_train.model.trainable import build_trainable_model
 from higgs_train.train.checkpoint import complete_checkpoints
 from higgs_train.train.recipe import train
 
@@ -64,6 +65,31 @@ def test_exported_adapter_and_merged_checkpoint_give_the_trained_logits(modules_
     torch.testing.assert_close(_logits(plain, inputs), expected, atol=1e-5, rtol=0)
     assert AutoProcessor.from_pretrained(merged).tokenizer is not None
     assert not list(merged.parent.glob(".*.partial"))
+
+
+@pytest.mark.parametrize(("base", "atol"), [
+    (("model.weights_dtype=bf16", "trainer.precision=bf16"), 1e-2),  # measured 0.0039: one bf16 step at |logit| 0.7
+    (("model.quantization=nf4",), 1e-5),  # 4-bit base computed in fp32: measured 2.7e-7
+    (("model.quantization=nf4", "trainer.precision=bf16"), 1e-2),  # measured 0.0039
+], ids=["bf16_base", "qlora_fp32_compute", "qlora_bf16_compute"])
+def test_a_16bit_or_4bit_base_merges_into_a_plain_checkpoint_with_the_adapters_logits(base, atol, compose_config,
+                                                                                     tmp_path, tiny_checkpoint,
+                                                                                     inputs):
+    cfg = compose_config(*RUN, *base)
+    run_dir = tmp_path / "run"
+    train(cfg, run_dir)
+    as_trained = build_trainable_model(cfg, str(tiny_checkpoint), "sdpa")  # the 16-bit or 4-bit base + adapters
+    as_trained.load_state_dict(load_file(complete_checkpoints(run_dir)[-1] / "trainable.safetensors"), strict=False)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.trainer.precision == "bf16"):
+        expected = _logits(as_trained, inputs).float()
+    base_logits = _logits(HiggsAudioV2ForConditionalGeneration.from_pretrained(tiny_checkpoint), inputs)
+    assert not torch.allclose(expected, base_logits, atol=0.1), "training changed nothing: the test would be void"
+
+    merged = export(run_dir, checkpoint="latest", merge=True)
+    plain = HiggsAudioV2ForConditionalGeneration.from_pretrained(merged)  # no quantization config, no PEFT
+    assert plain.dtype == (torch.bfloat16 if cfg.trainer.precision == "bf16" else torch.float32)
+    torch.testing.assert_close(_logits(plain, inputs).float(), expected, atol=atol, rtol=0)
+    assert (export(run_dir) / "adapter_model.safetensors").is_file()  # the adapter alone exports as before
 
 
 def _run_main(main, arguments, monkeypatch, capsys) -> str:

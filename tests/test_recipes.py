@@ -77,6 +77,6 @@ def test_cli_bad_value_is_one_line(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         "higgs-train: error: model.attn_implementation='flash' is not allowed; "
-        "use one of ['auto', 'flash_attention_2', 'sdpa', 'eager']"
+        "use one of ['auto', 'flash_attention_2', 'flex_attention', 'sdpa', 'eager']"
     ]
     assert "[ERROR] model.attn_implementation='flash' is not allowed" in (tmp_path / "run" / "train.log").read_text()

@@ -47,12 +47,22 @@ def uninterrupted(tmp_path_factory, tiny_checkpoint, demo_dir):
     return run_dir
 
 
+PRECISIONS = {"fp32": (), "bf16_base": ("model.weights_dtype=bf16", "trainer.precision=bf16"),
+              "adamw8bit": ("optim.name=adamw8bit",)}
+
+
 @pytest.mark.slow
-def test_sigkill_at_a_random_step_then_resume_gives_the_same_losses_and_bit_identical_weights(uninterrupted, tmp_path):
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_sigkill_at_a_random_step_then_resume_gives_the_same_losses_and_bit_identical_weights(precision, uninterrupted,
+                                                                                             tmp_path):
+    extra = PRECISIONS[precision]
+    if extra:  # its own uninterrupted reference
+        uninterrupted = tmp_path / "clean"
+        assert _cli(uninterrupted, *extra).returncode == 0
     kill_after = random.Random(7).randint(5, 19)  # seeded: a failure replays with the same kill step
     print(f"killing after step {kill_after}")
     run_dir = tmp_path / "killed"
-    process = _cli(run_dir, wait=False)
+    process = _cli(run_dir, *extra, wait=False)
     while _logged_steps(run_dir) < kill_after and process.poll() is None:
         time.sleep(0.002)
     process.send_signal(signal.SIGKILL)
@@ -61,7 +71,7 @@ def test_sigkill_at_a_random_step_then_resume_gives_the_same_losses_and_bit_iden
     assert process.returncode == -signal.SIGKILL and kill_after <= killed_at < 24, killed_at
     assert not (run_dir / "adapter").exists()
 
-    resumed = _cli(run_dir, "resume=auto")
+    resumed = _cli(run_dir, *extra, "resume=auto")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "resumed from" in resumed.stdout
     assert _losses(run_dir) == _losses(uninterrupted)  # every step, exactly

@@ -9,12 +9,12 @@ from transformers import AutoProcessor, HiggsAudioV2ForConditionalGeneration, Hi
 from higgs_train.data.audio_codes import attach_codes
 from higgs_train.data.collator import ConversationCollator
 from higgs_train.evaluate.samples import write_samples
-from higgs_train.kit.tiny_checkpoint import write_tiny_checkpoint
+from higgs_train.kit.random_checkpoint import write_random_checkpoint
 from higgs_train.model.loss import audio_loss_terms
 
 
 def test_same_seed_writes_identical_weights(tmp_path):
-    a, b = write_tiny_checkpoint(tmp_path / "a", seed=3), write_tiny_checkpoint(tmp_path / "b", seed=3)
+    a, b = write_random_checkpoint(tmp_path / "a", seed=3), write_random_checkpoint(tmp_path / "b", seed=3)
     assert filecmp.cmp(a / "model.safetensors", b / "model.safetensors", shallow=False)
     assert filecmp.cmp(a / "audio_tokenizer" / "model.safetensors", b / "audio_tokenizer" / "model.safetensors",
                        shallow=False)

@@ -40,10 +40,11 @@ def load_processor(name_or_path: str):
     return processor
 
 
-def load_model(name_or_path: str, attn_implementation: str, dtype: torch.dtype, use_text_head: bool):
+def load_model(name_or_path: str, attn_implementation: str, dtype: torch.dtype, use_text_head: bool, **kwargs):
+    """`kwargs` go to `from_pretrained` (a `quantization_config` with its `device_map`)."""
     try:
         return HiggsAudioV2ForConditionalGeneration.from_pretrained(
-            name_or_path, attn_implementation=attn_implementation, dtype=dtype, use_text_head=use_text_head
+            name_or_path, attn_implementation=attn_implementation, dtype=dtype, use_text_head=use_text_head, **kwargs
         )
     except OSError as error:
         raise _explain(name_or_path, error) from None

@@ -1,4 +1,5 @@
-"""A first-order estimate of training memory, so a dry run can say whether a config fits before it loads weights."""
+"""A per-component estimate of training memory for one process, so a dry run can say whether a config fits before
+any weight is loaded. `benchmarks/memory_plan.py` checks it against measured peaks (BENCHMARKS.md)."""
 
 from __future__ import annotations
 
@@ -6,32 +7,70 @@ import os
 
 import torch
 
+from higgs_train.model.precision import frozen_weights_dtype
+from higgs_train.model.quantization import NEVER_QUANTIZED
+
 GIB = 1024**3
+BYTES = {torch.float32: 4, torch.bfloat16: 2, torch.float16: 2}
+# Bytes per quantized parameter: (values, scales). NF4 packs two 4-bit values a byte, with an 8-bit absmax per block
+# of 64 and an fp32 scale per 256 of those (double quantization); int8 adds one fp32 scale per row (counted apart).
+QUANTIZED_BYTES = {"nf4": (0.5, 1 / 64 + 4 / (64 * 256)), "int8": (1.0, 0.0)}
+# AdamW keeps two fp32 states; bitsandbytes' 8-bit AdamW two uint8 states plus an fp32 absmax per block of 256,
+# except for tensors under 4096 elements, which keep fp32 states.
+OPTIMIZER_BYTES = {"adamw": 8.0, "adamw8bit": 2 + 8 / 256, "paged_adamw8bit": 2 + 8 / 256}
+SMALL_TENSOR = 4096
+# Per token and decoder layer, the activations a backward pass keeps, in units of hidden_size x activation bytes:
+# ~17 for a Llama-style layer with memory-efficient attention (no stored scores); with checkpointing only the
+# layer's input (1) and, during one layer's recomputation, that layer's 17.
+ACTIVATION_UNITS = 17
+# The process itself: the CUDA context and allocator slack on a GPU, the interpreter and libraries on CPU.
+RUNTIME_GIB = {"cuda": 0.75, "cpu": 0.6}
 
 
-def estimate_training_memory(config, total_params: int, trainable_params: int, tokens: int, precision: str,
-                             gradient_checkpointing: bool) -> dict[str, float]:
-    """GiB per component. Weights are kept in fp32 (autocast computes in bf16/fp16); AdamW keeps two fp32 states.
-    Activations follow the usual decoder count of ~34 x hidden bytes per token per layer at 16-bit (attention scores
-    are not stored with SDPA / FlashAttention); with checkpointing only each layer's input is kept."""
-    act_bytes = 2 if precision in ("bf16", "fp16") else 4
-    per_token_layer = (2 if gradient_checkpointing else 17) * config.hidden_size * act_bytes
-    logits = tokens * config.num_codebooks * config.codebook_size * 4 * 2  # fp32 logits + their gradient
-    parts = {
-        "weights": total_params * 4,
-        "gradients": trainable_params * 4,
-        "optimizer": trainable_params * 8,
-        "activations": tokens * config.num_hidden_layers * per_token_layer,
-        "logits": logits,
-    }
+def _is_quantized(name: str, parameter: torch.nn.Parameter, quantization: str) -> bool:
+    """The decoder's linear weights are quantized; heads, embeddings and norms are not (model/quantization.py)."""
+    return (quantization != "none" and parameter.dim() == 2 and ".layers." in f".{name}"
+            and not any(f".{module}." in f".{name}" for module in NEVER_QUANTIZED))
+
+
+def estimate_training_memory(model, cfg, tokens: int, audio_tokenizer_params: int = 0,
+                             device_type: str = "cuda") -> dict[str, float]:
+    """GiB per component for `model` as the run builds it (a meta-device copy is enough: only shapes and
+    `requires_grad` are read) and batches of `tokens` positions (rows x longest)."""
+    config = model.config
+    quantization = cfg.model.quantization
+    frozen_dtype = frozen_weights_dtype(cfg.model.weights_dtype, cfg.trainer.precision)
+    parts = dict.fromkeys(("weights", "quantization state", "gradients", "optimizer", "activations", "logits",
+                           "audio tokenizer", "runtime"), 0.0)
+    for name, parameter in model.named_parameters():
+        count = parameter.numel()
+        if parameter.requires_grad:
+            parts["weights"] += 4 * count
+            parts["gradients"] += 4 * count
+            parts["optimizer"] += 8 * count if count < SMALL_TENSOR else OPTIMIZER_BYTES[cfg.optim.name] * count
+        elif _is_quantized(name, parameter, quantization):
+            values, scales = QUANTIZED_BYTES[quantization]
+            parts["weights"] += values * count
+            parts["quantization state"] += scales * count + (4 * parameter.shape[0] if quantization == "int8" else 0)
+        else:  # k-bit preparation keeps what is not quantized in fp32
+            parts["weights"] += (4 if quantization != "none" else BYTES[frozen_dtype]) * count
+    act_bytes = 2 if cfg.trainer.precision in ("bf16", "fp16") else 4
+    layer = tokens * config.hidden_size * act_bytes
+    if cfg.model.gradient_checkpointing:
+        parts["activations"] = layer * (config.num_hidden_layers + ACTIVATION_UNITS)
+    else:
+        parts["activations"] = layer * config.num_hidden_layers * ACTIVATION_UNITS
+    parts["logits"] = tokens * config.num_codebooks * config.codebook_size * 4 * 2  # fp32 logits + their gradient
+    parts["audio tokenizer"] = audio_tokenizer_params * 4
     parts = {name: value / GIB for name, value in parts.items()}
+    parts["runtime"] = RUNTIME_GIB[device_type]
     parts["total"] = sum(parts.values())
     return parts
 
 
-def available_memory_gib() -> tuple[str, float]:
-    """The memory of the device training would use: the first CUDA GPU, else the machine's RAM."""
-    if torch.cuda.is_available():
+def available_memory_gib(device: str = "auto") -> tuple[str, float]:
+    """The memory of the device training would use (`trainer.device`): the first CUDA GPU, else the machine's RAM."""
+    if device != "cpu" and torch.cuda.is_available():
         properties = torch.cuda.get_device_properties(0)
         return properties.name, properties.total_memory / GIB
     return "CPU RAM", os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / GIB

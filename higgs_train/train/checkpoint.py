@@ -42,11 +42,15 @@ def remove_partial_checkpoints(run_dir: Path) -> None:
 
 
 def run_signature(cfg: DictConfig, num_processes: int) -> dict[str, object]:
-    """What a resumed run must share with the checkpoint: model, adapter, data, task and global batch."""
+    """What a resumed run must share with the checkpoint: model and its precision, adapter, optimizer, data, task and
+    global batch."""
     budget = cfg.trainer.max_tokens_per_batch
     per_process = f"{budget} tokens" if budget else f"{cfg.trainer.batch_size} rows"
     signature = {
         "model.name_or_path": cfg.model.name_or_path,
+        "model.weights_dtype": cfg.model.weights_dtype,
+        "model.quantization": cfg.model.quantization,
+        "optim.name": cfg.optim.name,
         "data.path": cfg.data.path,
         "data.max_examples": cfg.data.max_examples,
         "task.name": cfg.task.name,
@@ -101,15 +105,24 @@ def _load_rng(folder: Path, rank: int) -> None:
     np.random.set_state((name, np.array(keys, dtype=np.uint32), position, has_gauss, cached))
 
 
+def _flatten(values: dict, prefix: str, tensors: dict, scalars: dict) -> None:
+    """Per-parameter optimizer state, possibly nested (bitsandbytes keeps its 8-bit state in a sub-dict), as
+    `index.name[/sub]` keys."""
+    for name, value in values.items():
+        key = f"{prefix}{name}"
+        if isinstance(value, dict):
+            _flatten(value, key + "/", tensors, scalars)
+        elif torch.is_tensor(value):
+            tensors[key] = value.detach().cpu().contiguous()
+        else:
+            scalars[key] = value
+
+
 def _save_optimizer(optimizer, folder: Path) -> None:
     state = optimizer.state_dict()
     tensors, scalars = {}, {}
     for index, values in state["state"].items():
-        for name, value in values.items():
-            if torch.is_tensor(value):
-                tensors[f"{index}.{name}"] = value.detach().cpu().contiguous()
-            else:
-                scalars[f"{index}.{name}"] = value
+        _flatten(values, f"{index}.", tensors, scalars)
     save_file(tensors, folder / "optimizer.safetensors")
     (folder / "optimizer.json").write_text(json.dumps({"param_groups": state["param_groups"], "scalars": scalars}))
 
@@ -118,8 +131,12 @@ def _load_optimizer(optimizer, folder: Path) -> None:
     meta = json.loads((folder / "optimizer.json").read_text())
     state: dict[int, dict] = {}
     for key, value in [*load_file(folder / "optimizer.safetensors").items(), *meta["scalars"].items()]:
-        index, name = key.split(".", 1)
-        state.setdefault(int(index), {})[name] = value
+        index, path = key.split(".", 1)
+        *parents, name = path.split("/")
+        node = state.setdefault(int(index), {})
+        for parent in parents:
+            node = node.setdefault(parent, {})
+        node[name] = value
     optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
 
 

@@ -32,6 +32,7 @@ from higgs_train.train.accelerator import build_accelerator, init_trackers, whol
 from higgs_train.train.batches import BatchStream
 from higgs_train.train.checkpoint import STATE_FILE, check_compatible, load_checkpoint, run_signature, save_checkpoint
 from higgs_train.train.metrics import JsonlMetrics
+from higgs_train.train.optimizer import build_optimizer
 from higgs_train.train.run_dir import claim_for_all_processes, truncate_metrics
 from higgs_train.train.throughput import flops_per_token, parameter_size, peak_flops, peak_memory_gb
 
@@ -117,7 +118,7 @@ class FineTuneRecipe:
             logger.warning(f"trainer.packing=true with attention={self.attn}: a packed row attends over its whole "
                            "length, which is slower than bucketing (trainer.packing=false) unless FlashAttention 2 "
                            "is used")
-        self.model = build_trainable_model(cfg, self.model_path, self.attn)
+        self.model = build_trainable_model(cfg, self.model_path, self.attn, accelerator.device)
         self.model_config = self.model.config
         self.text_head = next((m for name, m in self.model.named_modules() if name.endswith("text_lm_head")), None)
         self.flops_per_token = flops_per_token(self.model, cfg.model.gradient_checkpointing)
@@ -131,9 +132,7 @@ class FineTuneRecipe:
     def _setup_optimizer(self) -> None:
         cfg, accelerator = self.cfg, self.accelerator
         self.trainable = [p for p in self.model.parameters() if p.requires_grad]
-        fused = accelerator.device.type == "cuda" if cfg.optim.fused == "auto" else bool(cfg.optim.fused)
-        optimizer = torch.optim.AdamW(self.trainable, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay,
-                                      betas=tuple(cfg.optim.betas), fused=fused or None)
+        optimizer = build_optimizer(self.trainable, cfg.optim, accelerator.device)
         # The scheduler stays outside `prepare`: one scheduler step per optimizer step whatever the process count.
         self.scheduler = get_scheduler(SCHEDULERS[cfg.optim.scheduler], optimizer,
                                        num_warmup_steps=cfg.optim.warmup_steps,

@@ -30,7 +30,11 @@ def peak_flops(device: torch.device, precision: str, override_tflops: float | No
 
 
 def parameter_size(parameter: torch.Tensor) -> int:
-    """Its number of elements, also when ZeRO-3 holds only a shard of it on this process."""
+    """Its number of elements, also when ZeRO-3 holds only a shard of it on this process or bitsandbytes packs two
+    4-bit values a byte."""
+    quant_state = getattr(parameter, "quant_state", None)
+    if quant_state is not None and getattr(quant_state, "shape", None) is not None:
+        return quant_state.shape.numel()
     return getattr(parameter, "ds_numel", None) or parameter.numel()
 
 

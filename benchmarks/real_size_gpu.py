@@ -1,0 +1,161 @@
+"""The real 28-layer architecture (random weights) on one GPU, through the real recipe: for each row of the target
+table that fits one GPU, the peak `torch.cuda.max_memory_allocated` of the training steps, tokens/s and MFU; then
+packed rows under `flex_attention` against bucketed SDPA rows on a speech-like length spread. Prepared to finish in
+about 8 minutes on an H100/H200 (the checkpoint is drawn on the GPU and written in bf16, 11.5 GB).
+
+    python benchmarks/real_size_gpu.py --work /tmp/real_size --out $OUT/real_size.md
+    # the CPU check of the script itself (flex_attention has no backward on CPU, so its rows are skipped there):
+    python benchmarks/real_size_gpu.py --work /tmp/rs --num-layers 1 --steps 1 --device cpu --frames 200 --clips 16
+
+Each row runs in its own process (fresh peak statistics). Data: silent clips with random codes written straight into
+the code cache (encoding is not what is measured); memory rows train on one conversation of 2,048 positions, the
+throughput rows on 1-10 s clips (LJSpeech-like) in batches of up to 16,384 positions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+FRAME_RATE = 25
+MEMORY_ROW = ("trainer.batch_size=1", "data.max_positions=2048", "model.gradient_checkpointing=true")
+SPREAD_ROW = ("trainer.max_tokens_per_batch=16384", "data.max_positions=4096", "model.gradient_checkpointing=true")
+LORA = ("peft=lora_audio", "peft.r=16", "peft.alpha=32")
+ROWS = {
+    "LoRA r16, bf16 base": ("memory", (*LORA, "model.weights_dtype=bf16"), None),
+    "QLoRA r16, NF4 base": ("memory", (*LORA, "model.quantization=nf4"), None),
+    "audio path full FT, 8-bit AdamW": ("memory", ("peft=none", "freeze=text_path", "optim.name=adamw8bit"), None),
+    "LoRA r16, bucketed, sdpa": ("spread", (*LORA, "model.attn_implementation=sdpa"), None),
+    "LoRA r16, packed, flex_attention": ("spread", (*LORA, "trainer.packing=true",
+                                                    "model.attn_implementation=flex_attention"), "cuda"),
+}
+
+
+def _write_data(folder: Path, checkpoint: Path, kind: str, long_frames: int, clips: int) -> Path:
+    """A conversation JSONL with silent clips whose (random) codes are already in the cache."""
+    import numpy as np
+    import soundfile as sf
+    import torch
+
+    from higgs_train.data.code_cache import CodeCache, tokenizer_fingerprint
+    from higgs_train.model.loading import load_audio_tokenizer
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(0)
+    lengths = [long_frames] * 4 if kind == "memory" else [int(rng.uniform(1, 10) * FRAME_RATE) for _ in range(clips)]
+    cache = CodeCache(folder, tokenizer_fingerprint(load_audio_tokenizer(str(checkpoint))))
+    codes, lines = {}, []
+    for index, frames in enumerate(lengths):
+        clip = folder / "clips" / f"{index}.wav"
+        clip.parent.mkdir(exist_ok=True)
+        sf.write(clip, np.zeros(frames * 960, dtype=np.float32), 24000)
+        codes[cache.key(clip)] = torch.randint(0, 1024, (8, frames), generator=torch.Generator().manual_seed(index))
+        words = " ".join("speech" for _ in range(max(1, frames // 40)))  # byte-level: ~0.18 tokens a frame
+        lines.append(json.dumps({"id": str(index), "speaker": "a", "messages": [
+            {"role": "system", "content": [{"type": "text", "text": "Generate audio following instruction."}]},
+            {"role": "user", "content": [{"type": "text", "text": words}]},
+            {"role": "assistant", "content": [{"type": "audio", "path": f"clips/{index}.wav"}]}]}))
+    cache.write_shard(codes)
+    (folder / "train.jsonl").write_text("\n".join(lines) + "\n")
+    return folder / "train.jsonl"
+
+
+def one(checkpoint: str, data: str, row: str, steps: int, device: str) -> dict:
+    """One row in this process: setup, one warm-up step, `steps` timed steps."""
+    import torch
+    from hydra import compose, initialize_config_dir
+
+    from higgs_train.configs import CONFIG_DIR
+    from higgs_train.train.recipe import FineTuneRecipe
+    from higgs_train.train.throughput import peak_flops, peak_memory_gb
+
+    kind, overrides, _ = ROWS[row]
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
+        cfg = compose(config_name="config", overrides=[
+            f"model.name_or_path={checkpoint}", f"data.path={data}", "task=smart_voice", "trainer.precision=bf16",
+            f"trainer.device={device}", f"trainer.max_steps={steps + 1}", "trainer.save_every_n_steps=null",
+            "trainer.log_every_n_steps=1", "eval.val_size=0", "eval.num_samples=0", "optim.scheduler=constant",
+            *(MEMORY_ROW if kind == "memory" else SPREAD_ROW), *overrides])
+    recipe = FineTuneRecipe(cfg, Path(data).parent / "runs" / row.replace(" ", "_").replace(",", ""))
+    cuda = recipe.accelerator.device.type == "cuda"
+    try:
+        recipe.setup()
+        recipe.model.train()
+        recipe.train_step()  # warm-up: kernels chosen, allocator grown
+        if cuda:
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+        started, positions = time.perf_counter(), 0
+        for _ in range(steps):
+            positions += recipe.train_step().positions
+        if cuda:
+            torch.cuda.synchronize()
+        seconds = time.perf_counter() - started
+        tokens_per_s = positions / seconds
+        flops = peak_flops(recipe.accelerator.device, "bf16", None)
+        return {"row": row, "device": torch.cuda.get_device_name() if cuda else "CPU", "steps": steps,
+                "peak_gib": peak_memory_gb(recipe.accelerator.device), "tokens_per_s": tokens_per_s,
+                "mfu": recipe.flops_per_token * tokens_per_s / flops if flops else None,
+                "positions_per_step": positions / steps}
+    finally:
+        recipe.cleanup()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work", type=Path, required=True, help="folder for the checkpoint, data and runs")
+    parser.add_argument("--out", type=Path, help="markdown table to write (default: print only)")
+    parser.add_argument("--num-layers", type=int, default=28)
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--frames", type=int, default=1900, help="code frames of the memory rows' clip (2,048 "
+                        "positions with its prompt)")
+    parser.add_argument("--clips", type=int, default=400, help="clips of the throughput rows")
+    parser.add_argument("--one", nargs=3, metavar=("CHECKPOINT", "DATA", "ROW"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(one(*args.one, args.steps, args.device)))
+        return
+
+    from higgs_train.kit.random_checkpoint import write_random_checkpoint
+
+    started = time.time()
+    checkpoint = args.work / f"real-{args.num_layers}"
+    if not (checkpoint / "model.safetensors.index.json").exists() and not (checkpoint / "model.safetensors").exists():
+        write_random_checkpoint(checkpoint, "real", args.num_layers, device=args.device)
+    print(f"checkpoint ready after {time.time() - started:.0f} s", file=sys.stderr)
+    data = {kind: _write_data(args.work / f"data-{kind}", checkpoint, kind, args.frames, args.clips)
+            for kind in ("memory", "spread")}
+    lines = [f"| row | peak allocated (GiB) | tokens/s | MFU | positions/step | ({args.num_layers} layers, "
+             f"{args.steps} timed steps) |", "|---|---|---|---|---|---|"]
+    for row, (kind, _, needs) in ROWS.items():
+        if needs and needs != args.device:
+            lines.append(f"| {row} | skipped: needs {needs} | | | | |")
+            continue
+        done = subprocess.run([sys.executable, __file__, "--one", str(checkpoint), str(data[kind]), row,
+                               "--steps", str(args.steps), "--device", args.device, "--work", str(args.work)],
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            lines.append(f"| {row} | failed: {done.stderr.strip().splitlines()[-1][:150]} | | | | |")
+            continue
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+        mfu = f"{100 * result['mfu']:.1f}%" if result["mfu"] else "n/a"
+        lines.append(f"| {row} | {result['peak_gib']:.2f} | {result['tokens_per_s']:.0f} | {mfu} | "
+                     f"{result['positions_per_step']:.0f} | {result['device']} |")
+        print(lines[-1], file=sys.stderr)
+    table = "\n".join(lines) + f"\n\n(total {time.time() - started:.0f} s)\n"
+    print(table)
+    if args.out:
+        args.out.write_text(table)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,30 @@
+"""Which dtype each weight is kept in. Frozen weights follow `model.weights_dtype` (auto: the 16-bit type of
+`trainer.precision`, fp32 under fp32), so a LoRA run's frozen base takes 2 bytes a parameter instead of 4. What trains
+(LoRA A/B, `modules_to_save`, the full model or a `freeze` preset's trainable part) is kept in fp32 as master weights,
+as PEFT does; mixed precision computes in the 16-bit type either way."""
+
+from __future__ import annotations
+
+import torch
+
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+
+
+def frozen_weights_dtype(weights_dtype: str, precision: str) -> torch.dtype:
+    return DTYPES[precision if weights_dtype == "auto" else weights_dtype]
+
+
+def load_dtype(cfg) -> torch.dtype:
+    """The dtype to load the checkpoint in: fp32 when every weight trains (full fine-tuning without a freeze preset),
+    else the frozen weights' dtype (what trains is cast up afterwards)."""
+    if cfg.peft.type == "none" and cfg.freeze.trainable is None and cfg.model.weights_dtype == "auto":
+        return torch.float32
+    return frozen_weights_dtype(cfg.model.weights_dtype, cfg.trainer.precision)
+
+
+def keep_trainable_in_fp32(model):
+    """Casts every trainable parameter that is not fp32 (e.g. a `modules_to_save` copy of a bf16 head) up to fp32."""
+    for parameter in model.parameters():
+        if parameter.requires_grad and parameter.dtype != torch.float32:
+            parameter.data = parameter.data.float()
+    return model

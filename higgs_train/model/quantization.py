@@ -1,0 +1,30 @@
+"""QLoRA: the frozen base in 4-bit NF4 (or 8-bit) through bitsandbytes, with PEFT's k-bit training preparation. The
+audio and text heads and every embedding stay unquantized: they are small next to the decoder and the codes' quality
+depends on them; the audio tokenizer is a separate model and is never quantized either."""
+
+from __future__ import annotations
+
+import torch
+
+NEVER_QUANTIZED = ["audio_lm_head", "text_lm_head", "embed_tokens", "embed_audio_tokens"]
+
+
+def bitsandbytes_config(kind: str, compute_dtype: torch.dtype):
+    """Transformers' `BitsAndBytesConfig` for `model.quantization` (nf4 | int8), or None for `none`."""
+    if kind == "none":
+        return None
+    from transformers import BitsAndBytesConfig
+
+    if kind == "nf4":
+        return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                                  bnb_4bit_compute_dtype=compute_dtype, llm_int8_skip_modules=NEVER_QUANTIZED)
+    return BitsAndBytesConfig(load_in_8bit=True, llm_int8_skip_modules=NEVER_QUANTIZED)
+
+
+def prepare_quantized(model, gradient_checkpointing: bool):
+    """PEFT's preparation of a k-bit base for adapter training (frozen base, unquantized weights in fp32, inputs that
+    carry gradients through checkpointed layers)."""
+    from peft import prepare_model_for_kbit_training
+
+    return prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing,
+                                           gradient_checkpointing_kwargs={"use_reentrant": False})

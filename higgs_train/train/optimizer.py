@@ -1,0 +1,18 @@
+"""`optim.name`: AdamW (fp32 states, 8 bytes per trained parameter), or bitsandbytes' 8-bit AdamW (2 bytes) and its
+paged variant (states paged to CPU memory under pressure; on CPU it runs as the plain 8-bit one)."""
+
+from __future__ import annotations
+
+import torch
+from omegaconf import DictConfig
+
+
+def build_optimizer(parameters: list[torch.nn.Parameter], optim_cfg: DictConfig, device: torch.device):
+    kwargs = {"lr": optim_cfg.lr, "weight_decay": optim_cfg.weight_decay, "betas": tuple(optim_cfg.betas)}
+    if optim_cfg.name == "adamw":
+        fused = device.type == "cuda" if optim_cfg.fused == "auto" else bool(optim_cfg.fused)
+        return torch.optim.AdamW(parameters, fused=fused or None, **kwargs)
+    import bitsandbytes as bnb
+
+    optimizer = {"adamw8bit": bnb.optim.AdamW8bit, "paged_adamw8bit": bnb.optim.PagedAdamW8bit}[optim_cfg.name]
+    return optimizer(parameters, **kwargs)
