@@ -132,7 +132,7 @@ def _checkpoint(layers: int) -> Path:
     return folder
 
 
-def measure(layer_counts: list[int], repeats: int) -> None:
+def measure(layer_counts: list[int], repeats: int, setups: list[str]) -> None:
     """`repeats` runs of each setup at the first layer count (the ratio's), one at the others, where the bf16 step
     (minutes on this CPU, see SETUPS) is left out."""
     import tempfile
@@ -141,7 +141,7 @@ def measure(layer_counts: list[int], repeats: int) -> None:
     for repeat in range(repeats):
         for layers in layer_counts if repeat == 0 else layer_counts[:1]:
             checkpoint = _checkpoint(layers)
-            for setup in SETUPS:
+            for setup in setups:
                 if layers != layer_counts[0] and setup == "lora_bf16_base":
                     continue
                 with tempfile.TemporaryDirectory() as run_dir:
@@ -159,7 +159,7 @@ def measure(layer_counts: list[int], repeats: int) -> None:
         estimated = records[0]["plan"]["total"]
         print(f"| {layers} | {setup} | {statistics.median(measured):.2f} ({min(measured):.2f}-{max(measured):.2f}, "
               f"{len(measured)}) | {estimated:.2f} | {statistics.median(measured) / estimated:.2f} |")
-    for layers in layer_counts[:1]:
+    for layers in layer_counts[:1] if {"lora_bf16_base", "lora_fp32_base"} <= set(setups) else ():
         ratios = [bf16["measured_gib"] / fp32["measured_gib"] for bf16, fp32 in
                   zip(results[(layers, "lora_bf16_base")], results[(layers, "lora_fp32_base")])]
         print(f"LoRA bf16-base / fp32-base peak, {layers} layers, {TOKENS} positions: median "
@@ -173,6 +173,7 @@ def main() -> None:
     measuring = commands.add_parser("measure")
     measuring.add_argument("--layers", type=int, nargs="+", default=[2, 4])
     measuring.add_argument("--repeats", type=int, default=3)
+    measuring.add_argument("--setups", nargs="+", choices=SETUPS, default=list(SETUPS))
     single = commands.add_parser("one")
     single.add_argument("--checkpoint", required=True)
     single.add_argument("--setup", choices=SETUPS, required=True)
@@ -181,7 +182,7 @@ def main() -> None:
     if args.command == "estimate":
         estimate()
     elif args.command == "measure":
-        measure(args.layers, args.repeats)
+        measure(args.layers, args.repeats, args.setups)
     else:
         one(args.checkpoint, args.setup, args.run_dir)
 

@@ -4,8 +4,9 @@ packed rows under `flex_attention` against bucketed SDPA rows on a speech-like l
 about 8 minutes on an H100/H200 (the checkpoint is drawn on the GPU and written in bf16, 11.5 GB).
 
     python benchmarks/real_size_gpu.py --work /tmp/real_size --out $OUT/real_size.md
-    # the CPU check of the script itself (flex_attention has no backward on CPU, so its rows are skipped there):
-    python benchmarks/real_size_gpu.py --work /tmp/rs --num-layers 1 --steps 1 --device cpu --frames 200 --clips 16
+    # the CPU check of the script itself, at the tiny kit's widths (flex_attention has no backward on CPU, and bf16
+    # at the real widths runs on a reference GEMM there, minutes a step):
+    python benchmarks/real_size_gpu.py --work /tmp/rs --preset tiny --steps 2 --device cpu --frames 200 --clips 16
 
 Each row runs in its own process (fresh peak statistics). Data: silent clips with random codes written straight into
 the code cache (encoding is not what is measured); memory rows train on one conversation of 2,048 positions, the
@@ -83,6 +84,7 @@ def one(checkpoint: str, data: str, row: str, steps: int, device: str) -> dict:
             f"model.name_or_path={checkpoint}", f"data.path={data}", "task=smart_voice", "trainer.precision=bf16",
             f"trainer.device={device}", f"trainer.max_steps={steps + 1}", "trainer.save_every_n_steps=null",
             "trainer.log_every_n_steps=1", "eval.val_size=0", "eval.num_samples=0", "optim.scheduler=constant",
+            "overwrite=true",
             *(MEMORY_ROW if kind == "memory" else SPREAD_ROW), *overrides])
     recipe = FineTuneRecipe(cfg, Path(data).parent / "runs" / row.replace(" ", "_").replace(",", ""))
     cuda = recipe.accelerator.device.type == "cuda"
@@ -113,7 +115,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", type=Path, required=True, help="folder for the checkpoint, data and runs")
     parser.add_argument("--out", type=Path, help="markdown table to write (default: print only)")
-    parser.add_argument("--num-layers", type=int, default=28)
+    parser.add_argument("--preset", choices=("real", "tiny"), default="real")
+    parser.add_argument("--num-layers", type=int, default=None, help="decoder layers (default: the preset's; real 28)")
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--frames", type=int, default=1900, help="code frames of the memory rows' clip (2,048 "
@@ -128,14 +131,14 @@ def main() -> None:
     from higgs_train.kit.random_checkpoint import write_random_checkpoint
 
     started = time.time()
-    checkpoint = args.work / f"real-{args.num_layers}"
+    checkpoint = args.work / f"{args.preset}-{args.num_layers or 'all'}-layers"
     if not (checkpoint / "model.safetensors.index.json").exists() and not (checkpoint / "model.safetensors").exists():
-        write_random_checkpoint(checkpoint, "real", args.num_layers, device=args.device)
+        write_random_checkpoint(checkpoint, args.preset, args.num_layers, device=args.device)
     print(f"checkpoint ready after {time.time() - started:.0f} s", file=sys.stderr)
     data = {kind: _write_data(args.work / f"data-{kind}", checkpoint, kind, args.frames, args.clips)
             for kind in ("memory", "spread")}
-    lines = [f"| row | peak allocated (GiB) | tokens/s | MFU | positions/step | ({args.num_layers} layers, "
-             f"{args.steps} timed steps) |", "|---|---|---|---|---|---|"]
+    lines = [f"| row | peak allocated (GiB) | tokens/s | MFU | positions/step | ({args.preset} widths, "
+             f"{args.num_layers or 'all'} layers, {args.steps} timed steps) |", "|---|---|---|---|---|---|"]
     for row, (kind, _, needs) in ROWS.items():
         if needs and needs != args.device:
             lines.append(f"| {row} | skipped: needs {needs} | | | | |")

@@ -82,6 +82,10 @@ def _check_weights(cfg: DictConfig) -> None:
         raise ConfigError(f"model.weights_dtype={weights} needs trainer.precision={weights} (16-bit weights are "
                           f"computed in their own type, and trainer.precision={precision} is another); use "
                           f"model.weights_dtype=auto or fp32, or trainer.precision={weights}")
+    if weights in ("bf16", "fp16") and cfg.peft.type == "none":
+        raise ConfigError(f"model.weights_dtype={weights} is for adapters (a frozen 16-bit base); full fine-tuning "
+                          "keeps fp32 master weights, its frozen part under a freeze preset too: use "
+                          "model.weights_dtype=auto, or adapters (peft=lora_audio, ...)")
     if quantization != "none":
         if cfg.peft.type == "none":
             raise ConfigError(f"model.quantization={quantization} quantizes the frozen base for adapters (QLoRA); a "

@@ -21,6 +21,8 @@ LORA_HEAD = ("recipe=smoke", "peft.modules_to_save=[audio_lm_head]")
     (("model.weights_dtype=fp16", "trainer.precision=bf16"), "model.weights_dtype=fp16 needs trainer.precision=fp16"),
     (("model.weights_dtype=bf16",), "model.weights_dtype=bf16 needs trainer.precision=bf16"),  # smoke is fp32
     (("model.quantization=nf4", "peft=none"), "a quantized model cannot be fully fine-tuned"),
+    (("peft=none", "freeze=text_path", "model.weights_dtype=bf16", "trainer.precision=bf16"),
+     "model.weights_dtype=bf16 is for adapters"),
     (("model.quantization=int8", "trainer.device=cuda"), "no CUDA device is visible"),
     (("model.weights_dtype=half",), "model.weights_dtype='half' is not allowed"),
     (("optim.name=lion",), "optim.name='lion' is not allowed; use one of ['adamw', 'adamw8bit', 'paged_adamw8bit']"),
@@ -52,15 +54,33 @@ def test_a_bf16_base_keeps_frozen_weights_in_bf16_and_what_trains_in_fp32(compos
     assert _dtypes(fp32, trainable=False) == {torch.float32}  # precision fp32: today's behaviour
 
 
-def test_full_fine_tuning_trains_fp32_master_weights_and_a_freeze_preset_freezes_in_bf16(compose_config,
-                                                                                        tiny_checkpoint):
+def _one_step(model, tiny_checkpoint, demo_rows) -> None:
+    from transformers import AutoProcessor
+
+    from higgs_train.data.audio_codes import attach_codes
+    from higgs_train.data.collator import ConversationCollator
+    from higgs_train.model.loss import audio_loss_terms
+
+    rows = [dict(r) for r in demo_rows[:2]]
+    processor = AutoProcessor.from_pretrained(tiny_checkpoint)
+    attach_codes(rows, processor.audio_tokenizer, show_progress=False)
+    batch = ConversationCollator(processor.tokenizer, model.config)(rows)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        terms = audio_loss_terms(model, batch, model.config)
+    (terms.sums / terms.counts.clamp(min=1)).sum().backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+
+
+def test_full_fine_tuning_keeps_fp32_weights_under_a_freeze_preset_and_trains(compose_config, tiny_checkpoint,
+                                                                              demo_rows):
     full = build_trainable_model(compose_config("recipe=smoke", "peft=none", "trainer.precision=bf16"),
                                  str(tiny_checkpoint), "sdpa")
     assert _dtypes(full, trainable=True) == {torch.float32} and not _dtypes(full, trainable=False)
     audio_path = build_trainable_model(compose_config("recipe=smoke", "peft=none", "freeze=text_path",
                                                       "trainer.precision=bf16"), str(tiny_checkpoint), "sdpa")
-    assert _dtypes(audio_path, trainable=True) == {torch.float32}
-    assert _dtypes(audio_path, trainable=False) == {torch.bfloat16}
+    assert _dtypes(audio_path, trainable=True) == _dtypes(audio_path, trainable=False) == {torch.float32}
+    _one_step(audio_path, tiny_checkpoint, demo_rows)  # under bf16 autocast, both halves of each DualFFN layer
 
 
 def test_qlora_quantizes_the_decoder_and_nothing_the_codes_depend_on(compose_config, tiny_checkpoint):
@@ -111,8 +131,8 @@ def _real_on_meta(cfg):
     (("peft=lora_audio", "peft.r=16", "model.weights_dtype=bf16"), (9.8, 10.3), (11, 18)),
     # QLoRA: the decoder in 4 bits, the embeddings and heads in fp32.
     (("peft=lora_audio", "peft.r=16", "model.quantization=nf4"), (3.8, 4.6), (5, 10)),
-    # The audio path (~2.1B) trained with 8-bit AdamW over a bf16 frozen text path.
-    (("peft=none", "freeze=text_path", "optim.name=adamw8bit"), (13, 15.5), (25, 45)),
+    # The audio path (~2.1B) trained with 8-bit AdamW, the frozen text path in fp32 too.
+    (("peft=none", "freeze=text_path", "optim.name=adamw8bit"), (19.5, 20.5), (30, 42)),
     # Everything in fp32 with AdamW: 16 bytes a parameter before activations.
     (("peft=none", "optim.name=adamw"), (19.5, 20.5), (80, 95)),
 ])

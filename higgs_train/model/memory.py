@@ -7,7 +7,7 @@ import os
 
 import torch
 
-from higgs_train.model.precision import frozen_weights_dtype
+from higgs_train.model.precision import load_dtype
 from higgs_train.model.quantization import NEVER_QUANTIZED
 
 GIB = 1024**3
@@ -39,7 +39,7 @@ def estimate_training_memory(model, cfg, tokens: int, audio_tokenizer_params: in
     `requires_grad` are read) and batches of `tokens` positions (rows x longest)."""
     config = model.config
     quantization = cfg.model.quantization
-    frozen_dtype = frozen_weights_dtype(cfg.model.weights_dtype, cfg.trainer.precision)
+    frozen_dtype = load_dtype(cfg)
     parts = dict.fromkeys(("weights", "quantization state", "gradients", "optimizer", "activations", "logits",
                            "audio tokenizer", "runtime"), 0.0)
     for name, parameter in model.named_parameters():

@@ -15,9 +15,10 @@ def frozen_weights_dtype(weights_dtype: str, precision: str) -> torch.dtype:
 
 
 def load_dtype(cfg) -> torch.dtype:
-    """The dtype to load the checkpoint in: fp32 when every weight trains (full fine-tuning without a freeze preset),
-    else the frozen weights' dtype (what trains is cast up afterwards)."""
-    if cfg.peft.type == "none" and cfg.freeze.trainable is None and cfg.model.weights_dtype == "auto":
+    """The dtype the checkpoint is loaded in, which is also that of the frozen weights (what trains is cast up
+    afterwards). Full fine-tuning loads fp32, also under a `freeze` preset: a preset trains part of every decoder layer
+    (the audio DualFFN and its norms), and the layer's text and audio halves must share the residual stream's dtype."""
+    if cfg.peft.type == "none":
         return torch.float32
     return frozen_weights_dtype(cfg.model.weights_dtype, cfg.trainer.precision)
 
