@@ -67,6 +67,7 @@ def test_exported_adapter_and_merged_checkpoint_give_the_trained_logits(modules_
     assert not list(merged.parent.glob(".*.partial"))
 
 
+@pytest.mark.slow  # three training runs
 @pytest.mark.parametrize(("base", "atol"), [
     (("model.weights_dtype=bf16", "trainer.precision=bf16"), 1e-2),  # measured 0.0039: one bf16 step at |logit| 0.7
     (("model.quantization=nf4",), 1e-5),  # 4-bit base computed in fp32: measured 2.7e-7
