@@ -46,12 +46,9 @@ TARGETS = {
 
 
 def _compose(overrides: list[str]):
-    from hydra import compose, initialize_config_dir
+    from higgs_train.configs import compose_config
 
-    from higgs_train.configs import CONFIG_DIR
-
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
-        return compose(config_name="config", overrides=overrides)
+    return compose_config(overrides)
 
 
 def _plan(cfg, model_path: str, tokens: int, audio_tokenizer_params: int, device_type: str) -> dict:

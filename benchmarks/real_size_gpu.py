@@ -72,20 +72,17 @@ def _write_data(folder: Path, checkpoint: Path, kind: str, long_frames: int, cli
 def one(checkpoint: str, data: str, row: str, steps: int, device: str) -> dict:
     """One row in this process: setup, one warm-up step, `steps` timed steps."""
     import torch
-    from hydra import compose, initialize_config_dir
 
-    from higgs_train.configs import CONFIG_DIR
+    from higgs_train.configs import compose_config
     from higgs_train.train.recipe import FineTuneRecipe
     from higgs_train.train.throughput import peak_flops, peak_memory_gb
 
     kind, overrides, _ = ROWS[row]
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
-        cfg = compose(config_name="config", overrides=[
-            f"model.name_or_path={checkpoint}", f"data.path={data}", "task=smart_voice", "trainer.precision=bf16",
-            f"trainer.device={device}", f"trainer.max_steps={steps + 1}", "trainer.save_every_n_steps=null",
-            "trainer.log_every_n_steps=1", "eval.val_size=0", "eval.num_samples=0", "optim.scheduler=constant",
-            "overwrite=true",
-            *(MEMORY_ROW if kind == "memory" else SPREAD_ROW), *overrides])
+    cfg = compose_config([
+        f"model.name_or_path={checkpoint}", f"data.path={data}", "task=smart_voice", "trainer.precision=bf16",
+        f"trainer.device={device}", f"trainer.max_steps={steps + 1}", "trainer.save_every_n_steps=null",
+        "trainer.log_every_n_steps=1", "eval.val_size=0", "eval.num_samples=0", "optim.scheduler=constant",
+        "overwrite=true", *(MEMORY_ROW if kind == "memory" else SPREAD_ROW), *overrides])
     recipe = FineTuneRecipe(cfg, Path(data).parent / "runs" / row.replace(" ", "_").replace(",", ""))
     cuda = recipe.accelerator.device.type == "cuda"
     try:

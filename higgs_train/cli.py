@@ -7,7 +7,6 @@ and the config checks are imported before the job starts, so `--help` and config
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -16,9 +15,9 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from higgs_train.config import validate
-from higgs_train.configs import CONFIG_DIR
+from higgs_train.configs import compose_config
 from higgs_train.errors import TrainingError, UserError
-from higgs_train.logs import logger
+from higgs_train.logs import is_main_process, logger
 
 USER_CONFIG_FLAGS = ("--config-dir", "-cd")
 
@@ -56,18 +55,14 @@ def user_config_dir(argv: list[str]) -> str | None:
 
 def composition_error(overrides: list[str], config_dir: str | None = None) -> str | None:
     """Hydra's multi-line complaint about a mistyped key or unknown recipe, as one line; None when it composes."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
     from hydra.errors import HydraException, MissingConfigException
     from omegaconf.errors import OmegaConfBaseException
 
     overrides = [o for o in overrides if not o.startswith("hydra")]
     if config_dir:
         overrides.append(f"hydra.searchpath=[file://{Path(config_dir).resolve()}]")
-    GlobalHydra.instance().clear()
     try:
-        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
-            compose(config_name="config", overrides=overrides)
+        compose_config(overrides)
     except MissingConfigException as error:
         group = next((o.split("=")[0] for o in overrides if error.missing_cfg_file and
                       o.startswith(error.missing_cfg_file.split("/")[0] + "=")), None)
@@ -78,15 +73,13 @@ def composition_error(overrides: list[str], config_dir: str | None = None) -> st
         if first.startswith("Could not override"):
             return f"{first}: no such key; `higgs-train --cfg job` prints every key (or add it with a leading +)"
         return first
-    finally:
-        GlobalHydra.instance().clear()
     return None
 
 
 def _quiet_hydra_on_other_ranks() -> None:
     """Under `accelerate launch`/torchrun only rank 0 writes Hydra's run directory; the others write nothing (their
     `${now}` may differ) and receive rank 0's directory once the process group is up."""
-    if int(os.environ.get("RANK", "0")) > 0:
+    if not is_main_process():
         sys.argv = [a for a in sys.argv if not a.startswith("hydra.run.dir=")] + [
             "hydra.run.dir=.", "hydra.output_subdir=null", "hydra/job_logging=disabled",
             "hydra/hydra_logging=disabled"]

@@ -18,7 +18,7 @@ from higgs_train.key_value_args import parse, run_tool
 from higgs_train.logs import logger
 from higgs_train.model.loading import load_model, load_processor
 from higgs_train.model.peft_setup import apply_peft
-from higgs_train.model.precision import frozen_weights_dtype
+from higgs_train.model.precision import load_dtype
 from higgs_train.model.quantization import bitsandbytes_config
 from higgs_train.train.checkpoint import complete_checkpoints
 
@@ -54,8 +54,7 @@ def _load_base(cfg, for_merge: bool):
     """The base in the dtype the run kept its frozen weights in (fp32, or the 16-bit type). To merge a QLoRA adapter,
     the base is quantized as the run saw it and then dequantized to that dtype, so the merged weights hold exactly the
     base the adapter was trained against."""
-    dtype = frozen_weights_dtype(OmegaConf.select(cfg, "model.weights_dtype", default="fp32"), cfg.trainer.precision)
-    quantization = OmegaConf.select(cfg, "model.quantization", default="none")
+    dtype, quantization = load_dtype(cfg), cfg.model.quantization
     base = assets.resolve(cfg.model.name_or_path)
     if not for_merge or quantization == "none":
         return load_model(base, "sdpa", dtype, cfg.model.use_text_head)
@@ -69,7 +68,8 @@ def load_trained_model(run_dir: Path, checkpoint: str | None = None, for_merge: 
     config_file = run_dir / ".hydra" / "config.yaml"
     if not config_file.is_file():
         raise ExportError(f"run_dir={run_dir} is not a higgs-train run directory (no .hydra/config.yaml)")
-    cfg = OmegaConf.load(config_file)
+    # Runs from before these settings existed kept everything in fp32, unquantized.
+    cfg = OmegaConf.merge({"model": {"weights_dtype": "fp32", "quantization": "none"}}, OmegaConf.load(config_file))
     full = cfg.peft.type == "none"
     final = run_dir / ("model" if full else "adapter")
     if checkpoint is None:

@@ -4,19 +4,11 @@ import subprocess
 import sys
 
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 
 from higgs_train.config import ConfigError, validate
-from higgs_train.configs import CONFIG_DIR, RECIPES_DIR
+from higgs_train.configs import RECIPES_DIR, compose_config
 
 RECIPES = sorted(p.stem for p in RECIPES_DIR.glob("*.yaml"))
-
-
-def _compose(overrides):
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
-        return compose(config_name="config", overrides=overrides)
 
 
 def test_the_catalog_is_complete():
@@ -27,7 +19,7 @@ def test_the_catalog_is_complete():
 def test_recipe_composes_and_validates(recipe, tmp_path):
     data = tmp_path / "train.jsonl"
     data.write_text("")
-    cfg = _compose([f"recipe={recipe}", f"data.path={data}"] if recipe != "smoke" else ["recipe=smoke"])
+    cfg = compose_config([f"recipe={recipe}", f"data.path={data}"] if recipe != "smoke" else ["recipe=smoke"])
     validate(cfg)
     header = (RECIPES_DIR / f"{recipe}.yaml").read_text().splitlines()[:6]
     assert any("higgs-train recipe=" in line or "-m higgs_train.cli recipe=" in line for line in header), \
@@ -36,19 +28,19 @@ def test_recipe_composes_and_validates(recipe, tmp_path):
 
 @pytest.mark.parametrize("recipe", RECIPES)
 def test_recipe_runs_on_the_tiny_kit_by_override(recipe):
-    cfg = _compose([f"recipe={recipe}", "model=tiny", "data=demo"])
+    cfg = compose_config([f"recipe={recipe}", "model=tiny", "data=demo"])
     validate(cfg)
     assert cfg.model.name_or_path == "builtin:tiny" and cfg.data.path.startswith("builtin:demo")
 
 
 def test_recipe_choices_reach_the_config():
-    cfg = _compose(["recipe=voice_clone_lora", "data.path=x.jsonl", "peft.r=4"])
+    cfg = compose_config(["recipe=voice_clone_lora", "data.path=x.jsonl", "peft.r=4"])
     assert cfg.task.name == "voice_clone" and cfg.peft.r == 4 and "audio_mlp.up_proj" in cfg.peft.target_modules
-    assert _compose(["recipe=tts_full", "data.path=x.jsonl"]).peft.type == "none"
+    assert compose_config(["recipe=tts_full", "data.path=x.jsonl"]).peft.type == "none"
 
 
 def test_bad_value_names_the_key_and_the_choices():
-    cfg = _compose(["recipe=smoke", "trainer.precision=fp8"])
+    cfg = compose_config(["recipe=smoke", "trainer.precision=fp8"])
     with pytest.raises(ConfigError, match=r"trainer.precision='fp8' is not allowed; use one of \['bf16'"):
         validate(cfg)
 

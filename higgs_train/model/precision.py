@@ -1,7 +1,7 @@
-"""Which dtype each weight is kept in. Frozen weights follow `model.weights_dtype` (auto: the 16-bit type of
-`trainer.precision`, fp32 under fp32), so a LoRA run's frozen base takes 2 bytes a parameter instead of 4. What trains
-(LoRA A/B, `modules_to_save`, the full model or a `freeze` preset's trainable part) is kept in fp32 as master weights,
-as PEFT does; mixed precision computes in the 16-bit type either way."""
+"""Which dtype each weight is kept in. An adapter run's frozen base follows `model.weights_dtype` (auto: the 16-bit
+type of `trainer.precision`, fp32 under fp32), so it takes 2 bytes a parameter instead of 4. What trains (LoRA A/B,
+`modules_to_save` copies) is kept in fp32 as master weights, as PEFT does, and full fine-tuning keeps everything in
+fp32; mixed precision computes in the 16-bit type either way."""
 
 from __future__ import annotations
 

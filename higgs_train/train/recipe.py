@@ -122,6 +122,7 @@ class FineTuneRecipe:
         self.model_config = self.model.config
         self.text_head = next((m for name, m in self.model.named_modules() if name.endswith("text_lm_head")), None)
         self.flops_per_token = flops_per_token(self.model, cfg.model.gradient_checkpointing)
+        self.peak_flops = peak_flops(accelerator.device, cfg.trainer.precision, cfg.trainer.peak_tflops)
 
     def _setup_data(self) -> None:
         self.processor.audio_tokenizer.to(self.accelerator.device)
@@ -272,9 +273,9 @@ class FineTuneRecipe:
                   "skipped_steps": self.progress.skipped_steps, "elapsed_s": round(time.time() - self.started, 3)}
         if self.text_head is not None:
             record["text_loss"] = float(accelerator.reduce(result.text_sum, "sum") / result.text_total)
-        peak = peak_flops(accelerator.device, self.cfg.trainer.precision, self.cfg.trainer.peak_tflops)
-        if peak:
-            record["mfu"] = self.flops_per_token * record["tokens_per_s"] / (peak * accelerator.num_processes)
+        if self.peak_flops:
+            peak = self.peak_flops * accelerator.num_processes
+            record["mfu"] = self.flops_per_token * record["tokens_per_s"] / peak
         if self.metrics:
             self.metrics.log(record)
         accelerator.log({k: v for k, v in record.items() if k != "loss_per_codebook"}, step=step)
