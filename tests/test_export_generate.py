@@ -70,7 +70,9 @@ def test_exported_adapter_and_merged_checkpoint_give_the_trained_logits(modules_
 @pytest.mark.slow  # three training runs
 @pytest.mark.parametrize(("base", "atol"), [
     (("model.weights_dtype=bf16", "trainer.precision=bf16"), 1e-2),  # measured 0.0039: one bf16 step at |logit| 0.7
-    (("model.quantization=nf4",), 1e-5),  # 4-bit base computed in fp32: measured 2.7e-7
+    # 4-bit base, fp32 compute: measured 2.7e-7; 3.6e-4 on CPUs with AVX512-BF16, where bitsandbytes' fused CPU
+    # kernel computes the quantized layers of the reference in bf16 whatever the compute dtype
+    (("model.quantization=nf4",), 1e-3),
     (("model.quantization=nf4", "trainer.precision=bf16"), 1e-2),  # measured 0.0039
 ], ids=["bf16_base", "qlora_fp32_compute", "qlora_bf16_compute"])
 def test_a_16bit_or_4bit_base_merges_into_a_plain_checkpoint_with_the_adapters_logits(base, atol, compose_config,

@@ -97,6 +97,15 @@ def test_qlora_quantizes_the_decoder_and_nothing_the_codes_depend_on(compose_con
     assert _dtypes(model, trainable=True) == {torch.float32}
 
 
+def test_a_quantized_layer_takes_the_empty_input_of_a_step_without_audio(compose_config, tiny_checkpoint):
+    """On CPUs with AVX512-BF16, bitsandbytes' fused kernel dies with SIGFPE on 0 rows (this test then crashes)."""
+    model = build_trainable_model(compose_config(*LORA_HEAD, "model.quantization=nf4"), str(tiny_checkpoint), "sdpa")
+    up = dict(model.named_modules())["base_model.model.model.layers.0.audio_mlp.up_proj"]
+    with torch.inference_mode():
+        assert up(torch.empty(0, up.in_features)).shape == (0, up.out_features)
+        assert up(torch.ones(3, up.in_features)).shape == (3, up.out_features)
+
+
 @pytest.mark.parametrize("name", ["adamw8bit", "paged_adamw8bit"])
 def test_an_8bit_optimizer_state_survives_a_checkpoint_exactly(name, compose_config, tmp_path):
     torch.manual_seed(0)

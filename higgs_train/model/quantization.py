@@ -26,5 +26,27 @@ def prepare_quantized(model, gradient_checkpointing: bool):
     carry gradients through checkpointed layers)."""
     from peft import prepare_model_for_kbit_training
 
+    if next(model.parameters()).device.type == "cpu":
+        _skip_empty_inputs(model)
     return prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing,
                                            gradient_checkpointing_kwargs={"use_reentrant": False})
+
+
+def _skip_empty_inputs(model) -> None:
+    """bitsandbytes' fused CPU 4-bit kernel (taken on CPUs with AVX512-BF16) dies with SIGFPE on a 0-row input,
+    which the DualFFN gives its audio MLP at every step without audio positions (text-only decoding steps). Such a
+    layer returns its empty output without calling the kernel."""
+    import bitsandbytes as bnb
+
+    for module in model.modules():
+        if isinstance(module, bnb.nn.Linear4bit):
+            module.forward = _guarded(module, module.forward)
+
+
+def _guarded(module, forward):
+    def guarded(x, *args, **kwargs):
+        if x.numel() == 0:
+            return x.new_zeros((*x.shape[:-1], module.out_features))
+        return forward(x, *args, **kwargs)
+
+    return guarded

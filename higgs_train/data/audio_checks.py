@@ -1,0 +1,75 @@
+"""Checking one clip before it becomes training audio: decodable, finite, not silent, within the length limits, then
+24 kHz mono. A clip that fails raises `BadRow` with a short reason that rejection reports and run summaries count.
+`higgs-prep convert` and training from a conversation JSONL use these same checks (`row_checks.py`)."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+
+import librosa
+import numpy as np
+import soundfile as sf
+
+from higgs_train.data.audio import TARGET_SAMPLE_RATE
+
+# Peak amplitude under which a clip counts as silent (about -80 dBFS).
+SILENCE_PEAK = 1e-4
+
+
+class BadRow(ValueError):
+    """A source row that cannot be used; `reason` is one of a few fixed phrases so rejections can be counted."""
+
+    def __init__(self, reason: str, detail: str = ""):
+        super().__init__(f"{reason}{': ' + detail if detail else ''}")
+        self.reason, self.detail = reason, detail
+
+
+def decode(source: str | Path | bytes) -> tuple[np.ndarray, int]:
+    """(samples x channels float32, rate) from a file path or encoded bytes; soundfile first, librosa for the rest."""
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        if not path.is_file():
+            raise BadRow("missing audio file", str(path))
+        if path.stat().st_size == 0:
+            raise BadRow("undecodable audio", "0-byte file")
+    handle = io.BytesIO(source) if isinstance(source, bytes) else str(source)
+    try:
+        waveform, rate = sf.read(handle, dtype="float32", always_2d=True)
+        return waveform, rate
+    except Exception as sf_error:  # noqa: BLE001 - any decoder failure becomes a counted rejection
+        if isinstance(source, bytes):
+            raise BadRow("undecodable audio", str(sf_error)) from None
+        try:
+            with warnings.catch_warnings():  # librosa announces its audioread fallback; the outcome is what counts
+                warnings.simplefilter("ignore")
+                waveform, rate = librosa.load(str(source), sr=None, mono=False)
+        except Exception as error:  # noqa: BLE001
+            raise BadRow("undecodable audio", f"{sf_error}; {type(error).__name__}") from None
+        return np.atleast_2d(waveform).T.astype(np.float32), int(rate)
+
+
+def checked_waveform(waveform: np.ndarray, rate: int, min_seconds: float, max_seconds: float) -> np.ndarray:
+    """Decoded samples (x channels) as float32 mono at their own rate, or `BadRow` saying why they cannot be trained
+    on."""
+    if waveform.size == 0:
+        raise BadRow("empty audio")
+    if not np.isfinite(waveform).all():
+        raise BadRow("non-finite samples (NaN or inf)")
+    mono = waveform.reshape(len(waveform), -1).mean(axis=1)
+    if np.abs(mono).max() < SILENCE_PEAK:
+        raise BadRow("silent audio")
+    seconds = len(mono) / rate
+    if not min_seconds <= seconds <= max_seconds:
+        raise BadRow("duration out of range", f"{seconds:.2f} s not in [{min_seconds}, {max_seconds}]")
+    return mono.astype(np.float32, copy=False)
+
+
+def checked_clip(source: str | Path | bytes, min_seconds: float, max_seconds: float) -> np.ndarray:
+    """The clip as float32 mono at 24 kHz (soxr resampling), or `BadRow` saying why it cannot be trained on."""
+    waveform, rate = decode(source)
+    mono = checked_waveform(waveform, rate, min_seconds, max_seconds)
+    if rate != TARGET_SAMPLE_RATE:
+        mono = librosa.resample(mono, orig_sr=rate, target_sr=TARGET_SAMPLE_RATE, res_type="soxr_hq")
+    return np.ascontiguousarray(mono, dtype=np.float32)
