@@ -7,7 +7,7 @@ import json
 import sys
 
 from data_prep.sources import FORMATS
-from higgs_train.errors import UserError
+from higgs_train.errors import UserError, environment_fault
 from higgs_train.logs import log_to_console
 
 DESCRIPTION = """Prepare data and checkpoints for higgs-train. Typical flow:
@@ -108,6 +108,13 @@ def main(argv: list[str] | None = None) -> None:
     except (UserError, FileNotFoundError, ValueError) as error:
         print(f"higgs-prep: error: {error}", file=sys.stderr)
         sys.exit(2)
+    except OSError as error:
+        line = environment_fault(error, "free space there, or write to another folder (--output / --out; the code "
+                                        "cache lives beside --input)")
+        if line is None:
+            raise
+        print(f"higgs-prep: error: {line}", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

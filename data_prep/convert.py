@@ -6,6 +6,7 @@ first bad row (`fail`). The output folder appears only when complete: it is buil
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import time
@@ -16,12 +17,14 @@ import datasets
 import soundfile as sf
 from tqdm.auto import tqdm
 
-from data_prep.audio_checks import BadRow, checked_clip
 from data_prep.sources import SourceRow, read_source
-from higgs_train import atomic
+from higgs_train import atomic, ownership
 from higgs_train.data.audio import TARGET_SAMPLE_RATE
+from higgs_train.data.audio_checks import BadRow, checked_clip
 from higgs_train.data.conversations import DataError, validate
+from higgs_train.data.row_checks import audio_items, check_text, last_user_text
 from higgs_train.errors import UserError
+from higgs_train.logs import logger
 
 
 class ConvertError(UserError):
@@ -35,25 +38,29 @@ def _speaker_list(kind: str, path: Path) -> dict[str, str] | None:
     return json.loads(candidate.read_text(encoding="utf-8")) if candidate.is_file() else None
 
 
-def _last_user_text(messages: list[dict]) -> str:
-    users = [m for m in messages if m.get("role") == "user"]
-    return " ".join(i.get("text", "") for i in users[-1]["content"] if i.get("type") == "text").strip() if users else ""
-
-
 class _ClipWriter:
-    """Writes each distinct source clip once, as 24 kHz FLAC under `clips/`, and remembers its duration."""
+    """Writes each distinct source clip once, as 24 kHz FLAC under `clips/`, and remembers its duration. Names come
+    from the row id and never collide: a name already given (row `x`'s second clip `x-1` and a row `x-1`, or ids
+    `a b` and `a_b`) gets a short hash of what it names."""
 
     def __init__(self, folder: Path, min_seconds: float, max_seconds: float):
         self.folder, self.min_seconds, self.max_seconds = folder, min_seconds, max_seconds
         (folder / "clips").mkdir(parents=True, exist_ok=True)
         self.written: dict[str, tuple[str, float]] = {}
+        self.names: set[str] = set()
 
-    def write(self, item: dict, name: str) -> tuple[str, float]:
+    def _unique(self, name: str, what: str) -> str:
+        if name.lower() in self.names:  # lower: case-insensitive file systems
+            name = f"{name}~{hashlib.sha1(what.encode()).hexdigest()[:8]}"
+        self.names.add(name.lower())
+        return name
+
+    def write(self, item: dict, name: str, what: str) -> tuple[str, float]:
         key = item.get("path")
         if key in self.written:
             return self.written[key]
         waveform = checked_clip(item["path"] if "path" in item else item["bytes"], self.min_seconds, self.max_seconds)
-        relative = f"clips/{name}.flac"
+        relative = f"clips/{self._unique(name, what)}.flac"
         sf.write(self.folder / relative, waveform, TARGET_SAMPLE_RATE, format="FLAC")
         result = (relative, len(waveform) / TARGET_SAMPLE_RATE)
         if key is not None:
@@ -65,26 +72,24 @@ def _convert_row(row: SourceRow, clips: _ClipWriter, speakers: dict | None, seen
     """The output record of one source row, or `BadRow`."""
     if row.error is not None:
         raise row.error
-    safe_id = re.sub(r"[^\w.-]", "_", row.id)
-    if safe_id in seen_ids:
+    if row.id in seen_ids:
         raise BadRow("duplicate id", row.id)
-    if not _last_user_text(row.messages):
-        raise BadRow("empty transcript")
-    if speakers is not None and row.speaker not in speakers:
-        raise BadRow("unknown speaker", f"{row.speaker!r} is not in speakers.json")
+    check_text(row.messages, row.speaker, speakers)
+    safe_id = re.sub(r"[^\w.-]", "_", row.id)
     seconds = 0.0
-    audio_items = [item for m in row.messages for item in m["content"] if item.get("type") == "audio"]
-    for index, item in enumerate(audio_items):
-        relative, seconds = clips.write(item, safe_id if len(audio_items) == 1 else f"{safe_id}-{index}")
+    items = audio_items(row.messages)
+    for index, item in enumerate(items):
+        name = safe_id if len(items) == 1 else f"{safe_id}-{index}"
+        relative, seconds = clips.write(item, name, f"{row.id}\0{index}")
         item.clear()
         item.update({"type": "audio", "path": relative})
     try:
         validate({"messages": row.messages}, row.where)
     except DataError as error:
         raise BadRow("not a valid conversation", str(error)) from None
-    seen_ids.add(safe_id)
-    return {"id": row.id, "speaker": row.speaker, "text": _last_user_text(row.messages),
-            "audio": audio_items[-1]["path"] if audio_items else None, "seconds": round(seconds, 3),
+    seen_ids.add(row.id)
+    return {"id": row.id, "speaker": row.speaker, "text": last_user_text(row.messages),
+            "audio": items[-1]["path"] if items else None, "seconds": round(seconds, 3),
             "messages": json.dumps(row.messages, ensure_ascii=False)}
 
 
@@ -93,11 +98,19 @@ def convert(kind: str, source: str | Path, output: str | Path, on_bad_row: str =
             show_progress: bool = True) -> dict:
     """Writes `output/` (dataset + clips/ + rejected.jsonl + report.json) and returns the report."""
     source, output = Path(source), Path(output)
-    if output.exists() and any(output.iterdir()) and not overwrite:
+    if output.resolve() == source.resolve() or output.resolve() in source.resolve().parents:
+        raise ConvertError(f"--output {output} holds the input {source}, which a conversion must never replace; "
+                           "write the dataset to a folder of its own")
+    if output.exists() and not overwrite and (not output.is_dir() or any(output.iterdir())):
         raise ConvertError(f"{output}: already exists and is not empty; choose another --output or add --overwrite")
+    ownership.check_replaceable(output, "prepared-dataset", "--output")
+    for stale in atomic.remove_stale_partials(output):
+        logger.info(f"removed {stale}, left by a conversion that did not finish")
     with atomic.atomic_output(output, unique=True) as partial:
         partial.mkdir()
-        return _write_dataset(kind, source, partial, on_bad_row, min_seconds, max_seconds, split, show_progress)
+        report = _write_dataset(kind, source, partial, on_bad_row, min_seconds, max_seconds, split, show_progress)
+        ownership.mark(partial, "prepared-dataset", source=str(source), format=kind)
+        return report
 
 
 def _write_dataset(kind: str, source: Path, folder: Path, on_bad_row: str, min_seconds: float, max_seconds: float,

@@ -8,27 +8,36 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from higgs_train import atomic
 from higgs_train.data.audio_codes import encode_files
 from higgs_train.data.code_cache import CodeCache, tokenizer_fingerprint
 from higgs_train.data.conversations import dataset_root, load_rows
+from higgs_train.logs import logger
 
 
 def encode_dataset(data_path: str | Path, audio_tokenizer, batch_size: int = 8, shard_size: int = 256,
                    show_progress: bool = True) -> dict:
-    """Encodes the dataset's clips that the cache lacks; returns counts and the cache folder."""
+    """Encodes the dataset's clips that the cache lacks; returns counts, the cache folder and the clips that could
+    not be read (skipped and listed, so one bad file never costs the rest)."""
     rows = load_rows(data_path)
-    cache = CodeCache(dataset_root(data_path), tokenizer_fingerprint(audio_tokenizer))
+    cache = CodeCache(dataset_root(data_path), tokenizer_fingerprint(audio_tokenizer),
+                      audio_tokenizer.config.codebook_size)
     paths = sorted({item["path"] for row in rows for message in row["messages"] for item in message["content"]
                     if item["type"] == "audio" and "path" in item})
     stored = cache.load().keys()
     missing = [path for path in paths if cache.key(path) not in stored]
-    pending = {}
-    for path, codes in encode_files(audio_tokenizer, missing, batch_size, show_progress):
+    for stale in atomic.remove_stale_partials(cache.folder / "shard-*.arrow"):
+        logger.info(f"removed {stale}, left by an encode that did not finish")
+    pending, unreadable = {}, {}
+    for path, codes in encode_files(audio_tokenizer, missing, batch_size, show_progress, unreadable):
         pending[cache.key(path)] = codes
         if len(pending) >= shard_size:
             cache.write_shard(pending)
             pending = {}
     if pending:
         cache.write_shard(pending)
-    return {"clips": len(paths), "already_cached": len(paths) - len(missing), "encoded": len(missing),
-            "cache": str(cache.folder)}
+    if unreadable:
+        logger.warning(f"skipped {len(unreadable)} clips that cannot be read (listed under \"unreadable\"); fix "
+                       "or remove them and run encode again, which encodes only what is missing")
+    return {"clips": len(paths), "already_cached": len(paths) - len(missing),
+            "encoded": len(missing) - len(unreadable), "unreadable": unreadable, "cache": str(cache.folder)}

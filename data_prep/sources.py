@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from data_prep.audio_checks import BadRow
+from higgs_train.data.audio_checks import BadRow
 from higgs_train.kit.demo_data import SCENE, SYSTEM_PROMPT
 
 FORMATS = ("ljspeech", "audiofolder", "hf", "jsonl")

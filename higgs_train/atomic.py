@@ -16,6 +16,29 @@ def partial_path(final: Path, unique: bool = False) -> Path:
     return final.with_name(f".{final.name}.partial" + (f"-{os.getpid()}" if unique else ""))
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def remove_stale_partials(final: Path) -> list[Path]:
+    """Removes the `unique` partials of `final` left by writers on this machine that died (their process is gone);
+    returns them. A live writer's partial is left alone."""
+    final = Path(final)
+    stale = []
+    for partial in final.parent.glob(f".{final.name}.partial-*"):
+        pid = partial.name.rpartition("-")[2]
+        if pid.isdigit() and not _alive(int(pid)):
+            remove(partial)
+            stale.append(partial)
+    return stale
+
+
 def remove(path: Path) -> None:
     path = Path(path)
     if path.is_dir() and not path.is_symlink():

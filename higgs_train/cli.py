@@ -16,8 +16,9 @@ from omegaconf import DictConfig
 
 from higgs_train.config import validate
 from higgs_train.configs import compose_config
-from higgs_train.errors import TrainingError, UserError
+from higgs_train.errors import TrainingError, UserError, environment_fault
 from higgs_train.logs import is_main_process, logger
+from higgs_train.run_lock import hold_run_dir
 
 USER_CONFIG_FLAGS = ("--config-dir", "-cd")
 
@@ -32,15 +33,37 @@ def _run(cfg: DictConfig) -> None:
 
             dry_run(cfg, run_dir)
             return
-        from higgs_train.train.recipe import train
+        from higgs_train.train.recipe import Preempted, train
 
-        train(cfg, run_dir)
+        try:
+            train(cfg, run_dir)
+        except Preempted as stopped:
+            logger.error(f"{stopped}; continue with: {resume_command(sys.argv)}")
+            sys.exit(1)
     except UserError as error:
         logger.error(error)
         sys.exit(2)
     except TrainingError as error:
         logger.error(error)
         sys.exit(1)
+    except KeyboardInterrupt:
+        logger.error("interrupted (Ctrl-C twice, or before training started); every complete checkpoint is intact: "
+                     f"continue with: {resume_command(sys.argv)}")
+        sys.exit(1)
+    except OSError as error:
+        line = environment_fault(error, "free space there, or write the run elsewhere (hydra.run.dir=...)")
+        if line is None:
+            raise
+        logger.error(line)
+        sys.exit(1)
+
+
+def resume_command(argv: list[str]) -> str:
+    """The command that continues this run: the same overrides in the same run directory, with resume=auto."""
+    kept = [a for a in argv[1:] if not a.startswith(("resume=", "hydra.output_subdir=", "overwrite="))]
+    run_dirs = [a for a in kept if a.startswith("hydra.run.dir=")]
+    kept = [a for a in kept if not a.startswith("hydra.run.dir=")] + run_dirs[-1:]
+    return " ".join(["higgs-train", *kept, "resume=auto"])
 
 
 def user_config_dir(argv: list[str]) -> str | None:
@@ -58,11 +81,8 @@ def composition_error(overrides: list[str], config_dir: str | None = None) -> st
     from hydra.errors import HydraException, MissingConfigException
     from omegaconf.errors import OmegaConfBaseException
 
-    overrides = [o for o in overrides if not o.startswith("hydra")]
-    if config_dir:
-        overrides.append(f"hydra.searchpath=[file://{Path(config_dir).resolve()}]")
     try:
-        compose_config(overrides)
+        _compose(overrides, config_dir)
     except MissingConfigException as error:
         group = next((o.split("=")[0] for o in overrides if error.missing_cfg_file and
                       o.startswith(error.missing_cfg_file.split("/")[0] + "=")), None)
@@ -74,6 +94,32 @@ def composition_error(overrides: list[str], config_dir: str | None = None) -> st
             return f"{first}: no such key; `higgs-train --cfg job` prints every key (or add it with a leading +)"
         return first
     return None
+
+
+def _compose(overrides: list[str], config_dir: str | None, with_hydra: bool = False):
+    if not with_hydra:
+        overrides = [o for o in overrides if not o.startswith("hydra")]
+    if config_dir:
+        overrides = [*overrides, f"hydra.searchpath=[file://{Path(config_dir).resolve()}]"]
+    return compose_config(overrides, return_hydra_config=with_hydra)
+
+
+def _pinned_run_dir(overrides: list[str], config_dir: str | None) -> str | None:
+    """The run directory Hydra will use, resolved once (its `${now:...}` would differ a second later), or None when
+    it cannot be resolved outside a run (the recipe then takes the lock itself, after Hydra starts)."""
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        return str(_compose(overrides, config_dir, with_hydra=True).hydra.run.dir)
+    except (OmegaConfBaseException, ValueError):
+        return None
+
+
+def _hydra_value(text: str) -> str:
+    """`text` as one Hydra override value (quoted where the override grammar would read it otherwise)."""
+    if not any(c in text for c in "'\",[]{}()=$ *?"):
+        return text
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def _quiet_hydra_on_other_ranks() -> None:
@@ -96,12 +142,27 @@ def _checkable(argv: list[str]) -> list[str] | None:
 def main() -> None:
     _quiet_hydra_on_other_ranks()
     overrides = _checkable(sys.argv[1:])
-    if overrides:
-        error = composition_error(overrides, user_config_dir(sys.argv[1:]))
-        if error:
-            print(f"higgs-train: error: {error}", file=sys.stderr)
-            sys.exit(2)
-    _run()
+    config_dir = user_config_dir(sys.argv[1:])
+    if overrides is None:  # --help, --cfg job, ...
+        _run()
+        return
+    error = composition_error(overrides, config_dir)
+    if error:
+        print(f"higgs-train: error: {error}", file=sys.stderr)
+        sys.exit(2)
+    run_dir = _pinned_run_dir(overrides, config_dir) if is_main_process() else None
+    if run_dir is None:
+        _run()
+        return
+    # One run per directory, locked before Hydra writes into it; the run writes its own `.hydra/config.yaml` once
+    # it has accepted the directory, so a refused run never rewrites another run's record.
+    sys.argv += [f"hydra.run.dir={_hydra_value(run_dir)}", "hydra.output_subdir=null"]
+    try:
+        with hold_run_dir(run_dir):
+            _run()
+    except UserError as error:
+        print(f"higgs-train: error: {error}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

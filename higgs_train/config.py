@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import math
 import os
 from pathlib import Path
 
@@ -35,7 +36,19 @@ class ConfigError(UserError):
     """One config key with a bad value; the message names the key and what is allowed."""
 
 
+def _number(cfg: DictConfig, key: str, minimum: float, inclusive: bool = True) -> float:
+    value = OmegaConf.select(cfg, key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or \
+            (value < minimum if inclusive else value <= minimum):
+        bound = f">= {minimum}" if inclusive else f"> {minimum}"
+        raise ConfigError(f"{key}={value!r} must be a finite number {bound}")
+    return value
+
+
 def validate(cfg: DictConfig) -> None:
+    if OmegaConf.is_missing(cfg.data, "path") or cfg.data.path in (None, ""):
+        raise ConfigError("data.path is not set; give data.path=/path/to/conversations.jsonl (or a folder written by "
+                          "`higgs-prep convert`; recipe=smoke uses the built-in demo)")
     for key, allowed in CHOICES.items():
         value = OmegaConf.select(cfg, key)
         if value not in allowed:
@@ -56,8 +69,24 @@ def validate(cfg: DictConfig) -> None:
     if cfg.eval.prompts and not Path(cfg.eval.prompts).is_file():
         raise ConfigError(f"eval.prompts={cfg.eval.prompts} does not exist; give a prompts JSONL (one {{\"text\": "
                           "...} per line, see README) or null for the held-out conversations")
-    if cfg.optim.lr <= 0:
-        raise ConfigError(f"optim.lr={cfg.optim.lr!r} must be > 0")
+    _number(cfg, "optim.lr", 0, inclusive=False)
+    for key in ("optim.weight_decay", "optim.max_grad_norm", "optim.text_loss_weight", "data.min_seconds"):
+        _number(cfg, key, 0)
+    if _number(cfg, "data.max_seconds", 0, inclusive=False) < cfg.data.min_seconds:
+        raise ConfigError(f"data.max_seconds={cfg.data.max_seconds} is below data.min_seconds={cfg.data.min_seconds}")
+    if not isinstance(cfg.optim.warmup_steps, int) or cfg.optim.warmup_steps < 0:
+        raise ConfigError(f"optim.warmup_steps={cfg.optim.warmup_steps!r} must be an integer >= 0")
+    if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool) or not 0 <= cfg.seed < 2**32:
+        raise ConfigError(f"seed={cfg.seed!r} must be an integer in [0, 2**32)")
+    max_examples = cfg.data.max_examples
+    if max_examples is not None and (not isinstance(max_examples, int) or max_examples <= 0):
+        raise ConfigError(f"data.max_examples={max_examples!r} must be a positive integer, or null for every row")
+    if cfg.peft.type == "lora":
+        if not isinstance(cfg.peft.r, int) or cfg.peft.r <= 0:
+            raise ConfigError(f"peft.r={cfg.peft.r!r} must be a positive integer (the LoRA rank, e.g. 16)")
+        _number(cfg, "peft.alpha", 0, inclusive=False)
+        if not 0 <= _number(cfg, "peft.dropout", 0) < 1:
+            raise ConfigError(f"peft.dropout={cfg.peft.dropout!r} must be in [0, 1)")
     budget = cfg.trainer.max_tokens_per_batch
     if budget is not None and (not isinstance(budget, int) or budget < cfg.data.max_positions):
         raise ConfigError(f"trainer.max_tokens_per_batch={budget!r} must be an integer >= data.max_positions="
@@ -65,8 +94,7 @@ def validate(cfg: DictConfig) -> None:
     if cfg.trainer.packing and budget is None:
         raise ConfigError("trainer.packing=true needs trainer.max_tokens_per_batch (the length of a packed row)")
     _check_weights(cfg)
-    if cfg.data.path in (None, "", "???"):
-        raise ConfigError("data.path is not set; give data.path=/path/to/conversations.jsonl")
+    _check_environment(cfg)
     if not str(cfg.data.path).startswith("builtin:") and not Path(cfg.data.path).exists():
         raise ConfigError(f"data.path={cfg.data.path} does not exist; point it at a conversation JSONL or a folder "
                           "written by `higgs-prep convert`")
@@ -102,6 +130,43 @@ def _check_weights(cfg: DictConfig) -> None:
     if needs and importlib.util.find_spec("bitsandbytes") is None:
         raise ConfigError(f"{' and '.join(needs)} need bitsandbytes, which is not installed: pip install "
                           "'higgs-train[qlora]' (or pip install bitsandbytes)")
+
+
+def _check_environment(cfg: DictConfig) -> None:
+    """Settings this machine cannot honour, found before any weight loads."""
+    on_cpu = cfg.trainer.device == "cpu" or not _cuda_available()
+    if cfg.trainer.precision == "fp16" and on_cpu:
+        raise ConfigError("trainer.precision=fp16 needs a CUDA GPU (loss scaling is CUDA-only), and this run is on "
+                          "the CPU; use trainer.precision=bf16 or fp32")
+    if cfg.model.attn_implementation == "flash_attention_2":
+        if importlib.util.find_spec("flash_attn") is None:
+            raise ConfigError("model.attn_implementation=flash_attention_2 needs the flash-attn package, which is not "
+                              "installed: pip install flash-attn --no-build-isolation, or use "
+                              "model.attn_implementation=auto (SDPA)")
+        if on_cpu:
+            raise ConfigError("model.attn_implementation=flash_attention_2 runs on CUDA GPUs only; use "
+                              "model.attn_implementation=auto on this machine")
+    if cfg.logger.name == "wandb":
+        _check_wandb(cfg.logger.mode)
+
+
+def _check_wandb(mode: str) -> None:
+    if importlib.util.find_spec("wandb") is None:
+        raise ConfigError("logger=wandb needs the wandb package: pip install 'higgs-train[wandb]', or use logger=jsonl "
+                          "(metrics.jsonl) or logger=tensorboard")
+    if mode == "online" and os.environ.get("WANDB_MODE") not in ("offline", "disabled") and \
+            not os.environ.get("WANDB_API_KEY") and not _netrc_has("api.wandb.ai"):
+        raise ConfigError("logger=wandb is online but no W&B login is found (WANDB_API_KEY or `wandb login`); log in, "
+                          "or set logger.mode=offline (sync later with `wandb sync`)")
+
+
+def _netrc_has(host: str) -> bool:
+    import netrc
+
+    try:
+        return netrc.netrc().authenticators(host) is not None
+    except (OSError, netrc.NetrcParseError):
+        return False
 
 
 def _cuda_available() -> bool:

@@ -4,6 +4,8 @@ commands catch these two bases without importing the code that raises them."""
 
 from __future__ import annotations
 
+import errno
+
 
 class UserError(ValueError):
     """Something the user asked for cannot be done as asked; the message names the setting and the fix."""
@@ -11,3 +13,15 @@ class UserError(ValueError):
 
 class TrainingError(RuntimeError):
     """The run cannot go on (e.g. too many non-finite steps); the message says what was saved and what to try."""
+
+
+# A disk that is full, read-only or not ours to write: the environment's fault, not a bug, so one line too.
+ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT}
+
+
+def environment_fault(error: BaseException, fix: str) -> str | None:
+    """One line for an OSError the user must fix in their environment (`fix` says how), or None for other errors."""
+    if not isinstance(error, OSError) or error.errno not in ENVIRONMENT_ERRNOS:
+        return None
+    where = f" {error.filename}" if error.filename else ""
+    return f"cannot write{where}: {error.strerror}; {fix}"

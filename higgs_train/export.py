@@ -12,7 +12,7 @@ import torch
 from omegaconf import OmegaConf
 from safetensors.torch import load_file
 
-from higgs_train import assets, atomic
+from higgs_train import assets, atomic, ownership
 from higgs_train.errors import UserError
 from higgs_train.key_value_args import parse, run_tool
 from higgs_train.logs import logger
@@ -43,6 +43,9 @@ def _checkpoint_folder(run_dir: Path, checkpoint: str) -> Path:
             raise ExportError(f"{run_dir} has no complete checkpoint; export its final weights (no checkpoint=)")
         return found[-1]
     folder = Path(checkpoint)
+    if not folder.is_dir():
+        raise ExportError(f"checkpoint={checkpoint} does not exist; use checkpoint=latest or a "
+                          f"{run_dir}/checkpoints/step_N folder")
     if not (folder / "trainable.safetensors").is_file():
         raise ExportError(f"checkpoint={checkpoint} holds no trainable.safetensors (a DeepSpeed checkpoint or not a "
                           "checkpoint folder); use checkpoint=latest, a checkpoints/step_N folder, or the final "
@@ -93,15 +96,19 @@ def load_trained_model(run_dir: Path, checkpoint: str | None = None, for_merge: 
 def export(run_dir: str | Path, checkpoint: str | None = None, merge: bool = False, out: str | Path | None = None,
 ) -> Path:
     run_dir = Path(run_dir)
+    if out:
+        ownership.check_replaceable(out, "export", "out=")  # before the weights load
     model, cfg = load_trained_model(run_dir, checkpoint, for_merge=merge)
     full_checkpoint = merge or cfg.peft.type == "none"
     out = Path(out) if out else run_dir / "export" / ("merged" if full_checkpoint else "adapter")
+    ownership.check_replaceable(out, "export", "out=")  # before the work: an earlier export of ours is replaced
     if full_checkpoint and cfg.peft.type != "none":
         model = model.merge_and_unload()  # also puts trained `modules_to_save` copies in place
     with atomic.atomic_output(out) as partial:
         model.save_pretrained(partial)
         if full_checkpoint:
             load_processor(assets.resolve(cfg.model.name_or_path)).save_pretrained(partial)
+        ownership.mark(partial, "export", run_dir=str(run_dir), checkpoint=checkpoint, merged=full_checkpoint)
     logger.info(f"wrote {'a full checkpoint' if full_checkpoint else 'a PEFT adapter'} to {out}")
     return out
 

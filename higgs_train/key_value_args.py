@@ -7,7 +7,7 @@ import sys
 
 import yaml
 
-from higgs_train.errors import UserError
+from higgs_train.errors import UserError, environment_fault
 from higgs_train.logs import log_to_console
 
 
@@ -49,8 +49,8 @@ def parse(argv: list[str], defaults: dict, required: tuple[str, ...] = (), lists
 
 
 def run_tool(name: str, usage: str, body) -> None:
-    """Runs `body(argv)` with our log lines on the console as `name: ...`; `--help` prints the usage, and a user
-    error ends as one line and exit 2."""
+    """Runs `body(argv)` with our log lines on the console as `name: ...`; `--help` prints the usage, a user error
+    ends as one line and exit 2, a full or read-only disk as one line and exit 1."""
     argv = sys.argv[1:]
     if any(a in ("-h", "--help") for a in argv):
         print(usage)
@@ -61,3 +61,9 @@ def run_tool(name: str, usage: str, body) -> None:
     except UserError as error:
         print(f"{name}: error: {error}", file=sys.stderr)
         sys.exit(2)
+    except OSError as error:
+        line = environment_fault(error, "free space there, or give another out=")
+        if line is None:
+            raise
+        print(f"{name}: error: {line}", file=sys.stderr)
+        sys.exit(1)

@@ -12,6 +12,7 @@ import soundfile as sf
 from data_prep.cli import main as prep_main
 from data_prep.convert import ConvertError, convert
 from higgs_train.data.conversations import load_rows
+from higgs_train.errors import UserError
 
 
 @pytest.fixture(scope="module")
@@ -172,7 +173,7 @@ def test_fail_policy_stops_at_the_first_bad_row_with_one_line(hostile_folder, tm
     assert "Traceback" not in stderr and last.startswith("higgs-prep: error: ") and "--on-bad-row skip" in last
 
 
-def test_output_holding_files_is_not_overwritten_silently(tmp_path, spoken):
+def test_output_holding_files_is_never_replaced_unless_it_is_an_earlier_conversion(tmp_path, spoken):
     waveform, rate, text = spoken
     (tmp_path / "lj" / "wavs").mkdir(parents=True)
     sf.write(tmp_path / "lj" / "wavs" / "a.wav", waveform, rate)
@@ -181,8 +182,12 @@ def test_output_holding_files_is_not_overwritten_silently(tmp_path, spoken):
     (tmp_path / "out" / "keep.txt").write_text("precious")
     with pytest.raises(ConvertError, match="--overwrite"):
         convert("ljspeech", tmp_path / "lj", tmp_path / "out", show_progress=False)
-    convert("ljspeech", tmp_path / "lj", tmp_path / "out", overwrite=True, show_progress=False)
-    assert not (tmp_path / "out" / "keep.txt").exists() and len(load_rows(tmp_path / "out")) == 1
+    with pytest.raises(UserError, match="holds files that higgs-train did not write .keep.txt"):
+        convert("ljspeech", tmp_path / "lj", tmp_path / "out", overwrite=True, show_progress=False)
+    assert (tmp_path / "out" / "keep.txt").read_text() == "precious"
+    convert("ljspeech", tmp_path / "lj", tmp_path / "ours", show_progress=False)
+    convert("ljspeech", tmp_path / "lj", tmp_path / "ours", overwrite=True, show_progress=False)  # ours: replaced
+    assert len(load_rows(tmp_path / "ours")) == 1
 
 
 def test_help_documents_each_subcommand(capsys):

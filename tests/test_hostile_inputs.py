@@ -26,9 +26,9 @@ def test_each_mistake_is_one_clear_line(overrides, says, tmp_path, tiny_checkpoi
     assert "Traceback" not in result.stderr and last.startswith("higgs-train: error: ") and says in last, last
 
 
-@pytest.mark.parametrize("clip, says", [("clips/nope.wav", "nope.wav does not exist"),
-                                        ("notes.wav", "notes.wav cannot be decoded")])
-def test_a_training_row_whose_audio_cannot_be_read_is_one_line_or_a_counted_skip(clip, says, tmp_path, demo_dir,
+@pytest.mark.parametrize("clip, reason", [("clips/nope.wav", "missing audio file"),
+                                          ("notes.wav", "undecodable audio")])
+def test_a_training_row_whose_audio_cannot_be_read_is_one_line_or_a_counted_skip(clip, reason, tmp_path, demo_dir,
                                                                                 tiny_checkpoint):
     (tmp_path / "notes.wav").write_text("not audio\n")
     (tmp_path / "clips").symlink_to(demo_dir / "clips")
@@ -40,11 +40,11 @@ def test_a_training_row_whose_audio_cannot_be_read_is_one_line_or_a_counted_skip
     failed = subprocess.run([*command, f"hydra.run.dir={tmp_path / 'fail'}"], capture_output=True, text=True,
                             timeout=300)
     last = failed.stderr.strip().splitlines()[-1]
-    assert failed.returncode == 2 and "Traceback" not in failed.stderr and says in last, failed.stderr[-2000:]
-    assert last.startswith(f"higgs-train: error: row {json.loads(rows[2])['id']}: audio ")
+    assert failed.returncode == 2 and "Traceback" not in failed.stderr, failed.stderr[-2000:]
+    assert last.startswith(f"higgs-train: error: row {json.loads(rows[2])['id']}: {reason}: ")
+    assert clip.split("/")[-1] in last and "data.on_bad_row=skip" in last, last
     skipped = subprocess.run([*command, "data.on_bad_row=skip", f"hydra.run.dir={tmp_path / 'skip'}"],
                              capture_output=True, text=True, timeout=300)
     assert skipped.returncode == 0, skipped.stderr[-2000:]
-    assert "left out 1 rows whose audio is missing or cannot be decoded" in skipped.stdout
-    assert json.loads((tmp_path / "skip" / "run_summary.json").read_text())["skipped_rows"] == \
-        {"missing or undecodable audio": 1}
+    assert "left out 1 rows that fail the data checks" in skipped.stdout
+    assert json.loads((tmp_path / "skip" / "run_summary.json").read_text())["skipped_rows"] == {reason: 1}

@@ -1,7 +1,10 @@
 """Runs die; resuming must be as if nothing happened, and nothing half-written may be trusted."""
 
+import errno
 import json
+import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -87,12 +90,15 @@ def test_sigkill_at_a_random_step_then_resume_gives_the_same_losses_and_bit_iden
     ("peft.r=16", "peft.r was 8 there and is 16 now"),
     ("trainer.batch_size=2", "global batch was '4 rows x 1 accumulation x 1 processes' there"),
     ("data.max_examples=10", "data.max_examples was 12 there and is 10 now"),
+    ("optim.lr=0.01", "optim.lr was 0.003 there and is 0.01 now"),
 ])
 def test_resuming_with_an_incompatible_config_names_the_difference(uninterrupted, change, named):
+    record = (uninterrupted / ".hydra" / "config.yaml").read_text()
     result = _cli(uninterrupted, "resume=auto", change)
     assert result.returncode == 2
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("higgs-train: error: cannot resume from") and named in last, last
+    assert (uninterrupted / ".hydra" / "config.yaml").read_text() == record  # the refused run records nothing
 
 
 @pytest.mark.slow
@@ -175,3 +181,101 @@ def test_metrics_logged_after_the_checkpoint_are_dropped_on_resume_even_a_half_w
     path.write_text("".join(json.dumps({"step": s, "val_loss": 1.0}) + "\n" for s in (2, 4, 6)) + '{"step": 8, "val')
     truncate_metrics(path, 4)
     assert [json.loads(line)["step"] for line in path.read_text().splitlines()] == [2, 4]
+
+
+# ---- the trust catalog's cases that need a trained run (tests/test_trust.py has the rest) --------------------------
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "ctrl-c"])
+def test_preemption_saves_at_the_next_step_and_resume_gives_the_same_losses(sig, uninterrupted, tmp_path):
+    stop_after = random.Random(11).randint(5, 19)
+    run_dir = tmp_path / "preempted"
+    process = subprocess.Popen([sys.executable, "-m", "higgs_train.cli", *RUN, f"hydra.run.dir={run_dir}"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    while _logged_steps(run_dir) < stop_after and process.poll() is None:
+        time.sleep(0.002)
+    process.send_signal(sig)
+    stderr = process.communicate(timeout=120)[1]
+    last = stderr.strip().splitlines()[-1]
+    assert process.returncode == 1 and "Traceback" not in stderr, stderr[-3000:]
+    assert last.startswith(f"higgs-train: error: stopped by {sig.name} after step ") and \
+        last.endswith(f"hydra.run.dir={run_dir} resume=auto"), last
+    stopped_at = int(last.split("after step ")[1].split(";")[0])
+    assert (run_dir / "checkpoints" / f"step_{stopped_at:08d}").is_dir() and stopped_at < 24
+    if sig == signal.SIGINT:
+        return  # the same path as SIGTERM from here on
+    resumed = _cli(run_dir, "resume=auto")
+    assert resumed.returncode == 0 and f"at step {stopped_at}" in resumed.stdout, resumed.stderr[-3000:]
+    assert _losses(run_dir) == _losses(uninterrupted)
+
+
+def _died_after_its_last_checkpoint(uninterrupted, tmp_path):
+    """A copy of the finished run as if it died between its final checkpoint and its final weights."""
+    run_dir = tmp_path / "died"
+    shutil.copytree(uninterrupted, run_dir)
+    shutil.rmtree(run_dir / "adapter")
+    (run_dir / "run_summary.json").unlink()
+    return run_dir
+
+
+@pytest.mark.slow
+def test_resume_from_the_final_step_checkpoint_finishes_the_run_then_reports_it_finished(uninterrupted, tmp_path):
+    run_dir = _died_after_its_last_checkpoint(uninterrupted, tmp_path)
+    resumed = _cli(run_dir, "resume=auto")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    summary = json.loads((run_dir / "run_summary.json").read_text())
+    assert summary["final_loss"] == json.loads((uninterrupted / "run_summary.json").read_text())["final_loss"]
+    again = _cli(run_dir, "resume=auto")
+    assert again.returncode == 0 and "already finished at step 24" in again.stdout, again.stderr[-3000:]
+    assert json.loads((run_dir / "run_summary.json").read_text()) == summary  # never rewritten
+
+
+@pytest.mark.slow
+def test_a_damaged_newest_checkpoint_falls_back_to_the_intact_one_with_the_same_losses(uninterrupted, tmp_path):
+    run_dir = _died_after_its_last_checkpoint(uninterrupted, tmp_path)
+    weights = run_dir / "checkpoints" / "step_00000024" / "trainable.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-7] ^= 0x01  # one bit, in range: only the checksum can tell
+    weights.write_bytes(bytes(data))
+    resumed = _cli(run_dir, "resume=auto")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "warning: checkpoint" in resumed.stdout and "step_00000024 is damaged (trainable.safetensors differs" \
+        in resumed.stdout
+    assert "resumed from" in resumed.stdout and "step_00000020 at step 20" in resumed.stdout
+    assert _losses(run_dir) == _losses(uninterrupted)
+
+
+FULL_DISK = """import errno, os, sys
+real = os.replace
+def replace(src, dst, *args, **kwargs):
+    if "checkpoints" in str(dst):
+        raise OSError(errno.ENOSPC, "No space left on device", str(dst))
+    return real(src, dst, *args, **kwargs)
+os.replace = replace
+sys.argv = ["higgs-train", *sys.argv[1:]]
+from higgs_train.cli import main
+main()
+"""
+
+
+@pytest.mark.slow
+def test_a_full_disk_is_one_line_in_train_and_export(uninterrupted, tmp_path, monkeypatch, capsys):
+    run_dir = tmp_path / "full"
+    result = subprocess.run([sys.executable, "-c", FULL_DISK, *RUN, "trainer.max_steps=4", f"hydra.run.dir={run_dir}"],
+                            capture_output=True, text=True, timeout=300)
+    last = result.stderr.strip().splitlines()[-1]
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert last.startswith("higgs-train: error: cannot write ") and "No space left on device" in last, last
+    assert not (run_dir / "checkpoints" / "step_00000004").exists()
+
+    from higgs_train.export import main as export_main
+
+    def no_space(src, dst, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(dst))
+
+    monkeypatch.setattr(sys, "argv", ["higgs-export", f"run_dir={uninterrupted}", f"out={tmp_path / 'export'}"])
+    monkeypatch.setattr(os, "replace", no_space)
+    with pytest.raises(SystemExit) as exited:
+        export_main()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exited.value.code == 1 and err[-1].startswith("higgs-export: error: cannot write "), err
+    assert not (tmp_path / "export").exists() and not list(tmp_path.glob(".export.partial*"))

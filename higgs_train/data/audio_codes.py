@@ -53,9 +53,42 @@ def _batches(paths: list[str], batch_size: int) -> list[list[str]]:
     return batches
 
 
-def encode_files(audio_tokenizer, paths: list[str], batch_size: int = 8,
-                 show_progress: bool = True) -> Iterator[tuple[str, torch.Tensor]]:
-    """(path, codes) for every file, batching identical lengths; a progress bar shows clips/s and audio-seconds/s."""
+def unreadable_clips(paths: list[str]) -> dict[str, str]:
+    """path -> why it cannot be read, for the clips that are missing or whose header does not decode."""
+    problems = {}
+    for path in paths:
+        if not Path(path).is_file():
+            problems[path] = "missing audio file"
+            continue
+        try:
+            _length_key(path)
+        except (RuntimeError, sf.LibsndfileError) as error:
+            problems[path] = f"undecodable audio: {error}"
+    return problems
+
+
+def _load_all(batch: list[str], unreadable: dict[str, str] | None) -> list[np.ndarray | None]:
+    """The batch's waveforms; with `unreadable` given, a clip that fails to decode is None and recorded there."""
+    if unreadable is None:
+        return [load_audio(p) for p in batch]
+    waveforms = []
+    for path in batch:
+        try:
+            waveforms.append(load_audio(path))
+        except (RuntimeError, ValueError, sf.LibsndfileError) as error:
+            unreadable[path] = f"undecodable audio: {error}"
+            waveforms.append(None)
+    return waveforms
+
+
+def encode_files(audio_tokenizer, paths: list[str], batch_size: int = 8, show_progress: bool = True,
+                 unreadable: dict[str, str] | None = None) -> Iterator[tuple[str, torch.Tensor]]:
+    """(path, codes) for every file, batching identical lengths; a progress bar shows clips/s and audio-seconds/s.
+    With `unreadable` given, clips that cannot be read are skipped and recorded there (path -> reason) instead of
+    stopping the whole run."""
+    if unreadable is not None:
+        unreadable.update(unreadable_clips(sorted(set(paths))))
+        paths = [p for p in paths if p not in unreadable]
     batches = _batches(sorted(set(paths)), batch_size)
     milliseconds = {p: round(1000 * _length_key(p)[1] / _length_key(p)[0]) for p in set(paths)}
     # Counted in integer milliseconds (shown as seconds), so the bar ends exactly at its total.
@@ -64,12 +97,13 @@ def encode_files(audio_tokenizer, paths: list[str], batch_size: int = 8,
                     bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} audio-s [{elapsed}<{remaining}, {rate_fmt}{postfix}]")
     started, done = time.time(), 0
     with ThreadPoolExecutor(max_workers=1) as loader:
-        pending = loader.submit(lambda b: [load_audio(p) for p in b], batches[0]) if batches else None
+        pending = loader.submit(_load_all, batches[0], unreadable) if batches else None
         for index, batch in enumerate(batches):
-            waveforms = pending.result()
+            loaded = [(p, w) for p, w in zip(batch, pending.result()) if w is not None]
             if index + 1 < len(batches):
-                pending = loader.submit(lambda b: [load_audio(p) for p in b], batches[index + 1])
-            yield from zip(batch, encode_waveforms(audio_tokenizer, waveforms))
+                pending = loader.submit(_load_all, batches[index + 1], unreadable)
+            if loaded:
+                yield from zip([p for p, _ in loaded], encode_waveforms(audio_tokenizer, [w for _, w in loaded]))
             done += len(batch)
             progress.update(sum(milliseconds[p] for p in batch))
             progress.set_postfix(clips_per_s=f"{done / max(time.time() - started, 1e-9):.2f}")
@@ -98,7 +132,8 @@ def attach_codes(conversations: list[dict], audio_tokenizer, data_path: str | Pa
     cached = 0
     cache_folder = dataset_root(data_path) / "codes" if data_path is not None else None
     if paths and cache_folder is not None and cache_folder.is_dir():
-        cache = CodeCache(dataset_root(data_path), tokenizer_fingerprint(audio_tokenizer))
+        cache = CodeCache(dataset_root(data_path), tokenizer_fingerprint(audio_tokenizer),
+                          audio_tokenizer.config.codebook_size)
         stored = cache.load()
         codes = {path: stored[cache.key(path)] for path in paths if cache.key(path) in stored}
         cached = len(codes)

@@ -1,8 +1,9 @@
 """Audio codes on disk, beside the dataset: `codes/<tokenizer fingerprint>/shard-NNNNN.arrow`.
 
 The fingerprint hashes the audio tokenizer's config and weights, so codes made by another tokenizer are never reused.
-Each shard is written under a temporary name and renamed when complete; a partial shard is never read, so an
-interrupted `higgs-prep encode` resumes with only the missing clips.
+Each shard is written under a temporary name and renamed when complete, to a name that records its SHA-256; a partial
+shard is never read, so an interrupted `higgs-prep encode` resumes with only the missing clips, and a shard damaged
+later is found when it is read.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ import os
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import torch
 
 from higgs_train import atomic
+from higgs_train.logs import logger
 
 SHARD_GLOB = "shard-*.arrow"
 SCHEMA = pa.schema([("key", pa.string()), ("num_codebooks", pa.int32()), ("codes", pa.list_(pa.int16()))])
@@ -33,12 +36,42 @@ def tokenizer_fingerprint(audio_tokenizer) -> str:
     return digest.hexdigest()[:16]
 
 
-class CodeCache:
-    """The codes of one dataset root under one audio tokenizer; keys are clip paths relative to the root."""
+def _shard_problem(path: Path, table: pa.Table | None, codebook_size: int | None) -> str | None:
+    """Why a shard cannot be trusted: its content no longer matches the SHA-256 its name records (older shards carry
+    none), or it holds codes no tokenizer of this size makes."""
+    digest = path.stem.rpartition("-")[2] if path.stem.count("-") >= 2 else None
+    if digest is not None:
+        with open(path, "rb") as handle:
+            if hashlib.file_digest(handle, "sha256").hexdigest()[:16] != digest:
+                return "its content differs from what was written (SHA-256)"
+    if table is None:
+        return "it cannot be read as Arrow"
+    bounds = pc.min_max(table.column("codes").combine_chunks().flatten())
+    low, high = bounds["min"].as_py(), bounds["max"].as_py()
+    if low is not None and (low < 0 or (codebook_size is not None and high >= codebook_size)):
+        return f"it holds codes outside [0, {codebook_size})"
+    return None
 
-    def __init__(self, root: str | Path, fingerprint: str):
+
+def _read(path: Path) -> pa.Table | None:
+    try:
+        with pa.memory_map(str(path)) as source:
+            return pa.ipc.open_file(source).read_all()
+    except (pa.ArrowInvalid, OSError):
+        return None
+
+
+class CodeCache:
+    """The codes of one dataset root under one audio tokenizer; keys are clip paths relative to the root.
+
+    A shard's name records the SHA-256 of its bytes (`shard-NNNNN-<hash>.arrow`), so reading it can tell a shard
+    damaged after it was written; a damaged shard is named in a warning and removed (it is ours), and its clips are
+    encoded again."""
+
+    def __init__(self, root: str | Path, fingerprint: str, codebook_size: int | None = None):
         self.root = Path(root)
         self.folder = self.root / "codes" / fingerprint
+        self.codebook_size = codebook_size
 
     def key(self, path: str | Path) -> str:
         return Path(os.path.relpath(path, self.root)).as_posix()
@@ -47,26 +80,37 @@ class CodeCache:
         return sorted(self.folder.glob(SHARD_GLOB))
 
     def load(self) -> dict[str, torch.Tensor]:
-        """Every cached clip: key -> (K, T) long codes."""
+        """Every clip of the intact shards: key -> (K, T) long codes."""
         codes = {}
         for shard in self.shards():
-            with pa.memory_map(str(shard)) as source:
-                table = pa.ipc.open_file(source).read_all()
+            table = _read(shard)
+            problem = _shard_problem(shard, table, self.codebook_size)
+            if problem:
+                logger.warning(f"code cache shard {shard} is damaged ({problem}); removed, its clips are encoded "
+                               "again")
+                atomic.remove(shard)
+                continue
             for key, k, flat in zip(*(table.column(name).to_pylist() for name in ("key", "num_codebooks", "codes"))):
                 codes[key] = torch.tensor(flat, dtype=torch.long).view(k, -1)
         return codes
 
     def write_shard(self, entries: dict[str, torch.Tensor]) -> Path:
-        """Atomically adds one shard holding `entries` (key -> (K, T) codes)."""
+        """Atomically adds one shard holding `entries` (key -> (K, T) codes), named after its own hash."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        number = len(self.shards())
-        final = self.folder / f"shard-{number:05d}.arrow"
+        numbers = [int(p.name.split("-")[1].split(".")[0]) for p in self.shards()]
+        number = max(numbers, default=-1) + 1
         table = pa.table({
             "key": list(entries),
             "num_codebooks": [int(c.shape[0]) for c in entries.values()],
             "codes": [c.to(torch.int16).reshape(-1).tolist() for c in entries.values()],
         }, schema=SCHEMA)
-        with atomic.atomic_output(final, unique=True) as partial:
+        partial = atomic.partial_path(self.folder / f"shard-{number:05d}.arrow", unique=True)
+        try:
             with pa.OSFile(str(partial), "wb") as sink, pa.ipc.new_file(sink, SCHEMA) as writer:
                 writer.write_table(table)
-        return final
+            with open(partial, "rb") as handle:
+                digest = hashlib.file_digest(handle, "sha256").hexdigest()[:16]
+            return atomic.commit(partial, self.folder / f"shard-{number:05d}-{digest}.arrow")
+        except BaseException:
+            atomic.remove(partial)
+            raise

@@ -25,9 +25,11 @@ def validate(row: dict, where: str) -> None:
     messages = row.get("messages")
     if not isinstance(messages, list) or not messages:
         raise DataError(f"{where}: field 'messages' must be a non-empty list of {{role, content}} objects")
-    if messages[0].get("role") != "system":
+    if not isinstance(messages[0], dict) or messages[0].get("role") != "system":
         raise DataError(f"{where}: messages[0] must have role 'system' (Higgs Audio prompts start with one)")
     for index, message in enumerate(messages):
+        if not isinstance(message, dict):
+            raise DataError(f"{where}: messages[{index}] is {type(message).__name__}, not a {{role, content}} object")
         role = message.get("role")
         if role not in ROLES:
             raise DataError(f"{where}: messages[{index}].role is {role!r}; use one of {sorted(ROLES)}")
@@ -35,6 +37,9 @@ def validate(row: dict, where: str) -> None:
         if not isinstance(content, list) or not content:
             raise DataError(f"{where}: messages[{index}].content must be a non-empty list of items")
         for item in content:
+            if not isinstance(item, dict):
+                raise DataError(f"{where}: messages[{index}].content holds a {type(item).__name__}, not an item "
+                                "object like {\"type\": \"text\", \"text\": ...}")
             kind = item.get("type")
             if kind == "text" and not isinstance(item.get("text"), str):
                 raise DataError(f"{where}: messages[{index}] has a text item without a 'text' string")
@@ -101,12 +106,18 @@ def load_rows(path: str | Path, max_examples: int | None = None) -> list[dict]:
 
 
 def jsonl_objects(path: Path) -> Iterator[tuple[int, str, dict]]:
-    """(line number, "file:line", object) for each non-empty line; a line that is not one JSON object is an error."""
-    with open(path, encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            if not line.strip():
+    """(line number, "file:line", object) for each non-empty line; a line that is not UTF-8 text holding one JSON
+    object is an error naming the line."""
+    with open(path, "rb") as handle:
+        for line_number, raw in enumerate(handle, start=1):
+            if not raw.strip():
                 continue
             where = f"{path}:{line_number}"
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise DataError(f"{where}: not UTF-8 text (byte 0x{raw[error.start]:02x} at column {error.start + 1})"
+                                "; re-save the file as UTF-8") from None
             try:
                 value = json.loads(line)
             except json.JSONDecodeError as error:

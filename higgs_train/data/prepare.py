@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import random
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import soundfile as sf
-
+from higgs_train.data.audio_checks import BadRow
 from higgs_train.data.audio_codes import attach_codes
-from higgs_train.data.conversations import DataError, dataset_root, load_rows
+from higgs_train.data.conversations import DataError, dataset_root, is_prepared_dataset, load_rows
+from higgs_train.data.row_checks import check_audio, check_text
 from higgs_train.data.tasks import build_task
 from higgs_train.logs import logger
 
@@ -28,45 +29,36 @@ def _speaker_descriptions(data_path: Path) -> dict[str, str]:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def _audio_problem(row: dict) -> str | None:
-    """Why the row's audio cannot be read (the first bad file), or None; the encoder reads files the same way."""
-    for message in row["messages"]:
-        for item in message["content"]:
-            if item["type"] != "audio" or "path" not in item:
-                continue
-            if not Path(item["path"]).is_file():
-                return f"{item['path']} does not exist"
-            try:
-                sf.info(item["path"])
-            except RuntimeError:  # soundfile's LibsndfileError
-                return f"{item['path']} cannot be decoded"
-    return None
-
-
-def _readable_rows(rows: list[dict], on_bad_row: str) -> tuple[list[dict], list[str]]:
-    """(rows whose audio can be read, "row: problem" for the others); with on_bad_row=fail the first bad row raises."""
-    readable, unreadable = [], []
+def _checked_rows(rows: list[dict], data_cfg, speakers: dict | None, decode_files: bool) -> tuple[list, dict]:
+    """(rows that pass the checks `higgs-prep convert` makes, {reason: count} for the others); with on_bad_row=fail
+    the first bad row raises. `decode_files=False` for prepared datasets, whose clips convert has decoded."""
+    usable, skipped, examples = [], Counter(), []
     for row in rows:
-        problem = _audio_problem(row)
-        if problem is None:
-            readable.append(row)
-        elif on_bad_row == "fail":
-            raise DataError(f"row {row['id']}: audio {problem}; fix it, or set data.on_bad_row=skip to leave such rows "
-                            "out (`higgs-prep convert jsonl` lists every bad row)")
-        else:
-            unreadable.append(f"row {row['id']}: {problem}")
-    return readable, unreadable
+        try:
+            check_text(row["messages"], row.get("speaker"), speakers or None)
+            check_audio(row["messages"], data_cfg.min_seconds, data_cfg.max_seconds, decode_files)
+        except BadRow as error:
+            if data_cfg.on_bad_row == "fail":
+                raise DataError(f"row {row['id']}: {error}; fix it, or set data.on_bad_row=skip to leave such rows "
+                                "out (`higgs-prep convert jsonl` lists every bad row)") from None
+            skipped[error.reason] += 1
+            examples.append(f"row {row['id']}: {error}")
+            continue
+        usable.append(row)
+    if examples:
+        logger.warning(f"left out {len(examples)} rows that fail the data checks ({dict(skipped)}; e.g. "
+                       f"{'; '.join(examples[:3])}); `higgs-prep convert` lists every bad row")
+    return usable, dict(skipped)
 
 
 def prepare_conversations(data_cfg, task_name: str, seed: int, collator, audio_tokenizer,
                           show_progress: bool = True) -> PreparedData:
     path = Path(data_cfg.path)
-    rows, unreadable = _readable_rows(load_rows(path, data_cfg.max_examples), data_cfg.on_bad_row)
-    conversations, skipped = build_task(rows, task_name, seed, _speaker_descriptions(path))
-    if unreadable:
-        skipped["missing or undecodable audio"] = len(unreadable)
-        logger.warning(f"left out {len(unreadable)} rows whose audio is missing or cannot be decoded "
-            f"(e.g. {'; '.join(unreadable[:3])}); `higgs-prep convert` checks every row and lists them all")
+    speakers = _speaker_descriptions(path)
+    rows, bad_rows = _checked_rows(load_rows(path, data_cfg.max_examples), data_cfg, speakers,
+                                   decode_files=not is_prepared_dataset(path))
+    conversations, skipped = build_task(rows, task_name, seed, speakers)
+    skipped.update(bad_rows)
     codes = attach_codes(conversations, audio_tokenizer, path, data_cfg.encode_batch_size, show_progress)
     kept, too_long = [], []
     for conversation in conversations:

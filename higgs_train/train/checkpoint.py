@@ -1,13 +1,15 @@
 """Crash-safe checkpoints for exact resume, in formats that never execute code: safetensors + JSON.
 
 A checkpoint `checkpoints/step_NNNNNNNN/` holds the trained parameters (the adapter's, or all of them), the optimizer,
-scheduler and grad-scaler state, every process's RNG states, and `trainer_state.json` (step, data position, counters
-and the settings a resume must share). It is written under `.step_NNNNNNNN.partial` and renamed when complete, so a
-run killed mid-write leaves nothing that a later run trusts.
+scheduler and grad-scaler state, every process's RNG states, `trainer_state.json` (step, data position, counters
+and the settings a resume compares) and `manifest.json` (size and SHA-256 of each file). It is written under
+`.step_NNNNNNNN.partial` and renamed when complete, so a run killed mid-write leaves nothing that a later run trusts,
+and a resume checks the manifest, so a file damaged later is never trained from.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import shutil
@@ -15,18 +17,20 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from omegaconf import DictConfig, OmegaConf
 from safetensors.torch import load_file, save_file
 
 from higgs_train import atomic
-from higgs_train.errors import UserError
+from higgs_train.errors import TrainingError
+from higgs_train.logs import logger
+from higgs_train.train.resumable import ResumeError
 
 CHECKPOINTS = "checkpoints"
 STATE_FILE = "trainer_state.json"
+MANIFEST = "manifest.json"
 
 
-class ResumeError(UserError):
-    """The checkpoint cannot continue this run; the message names the setting that differs."""
+class DamagedCheckpoint(TrainingError):
+    """No intact checkpoint to resume from: files changed or went missing after they were written."""
 
 
 def complete_checkpoints(run_dir: Path) -> list[Path]:
@@ -41,35 +45,58 @@ def remove_partial_checkpoints(run_dir: Path) -> None:
         atomic.remove(partial)
 
 
-def run_signature(cfg: DictConfig, num_processes: int) -> dict[str, object]:
-    """What a resumed run must share with the checkpoint: model and its precision, adapter, optimizer, data, task and
-    global batch."""
-    budget = cfg.trainer.max_tokens_per_batch
-    per_process = f"{budget} tokens" if budget else f"{cfg.trainer.batch_size} rows"
-    signature = {
-        "model.name_or_path": cfg.model.name_or_path,
-        "model.weights_dtype": cfg.model.weights_dtype,
-        "model.quantization": cfg.model.quantization,
-        "optim.name": cfg.optim.name,
-        "data.path": cfg.data.path,
-        "data.max_examples": cfg.data.max_examples,
-        "task.name": cfg.task.name,
-        "seed": cfg.seed,
-        "global batch": f"{per_process}{' packed' if cfg.trainer.packing else ''} x "
-                        f"{cfg.trainer.gradient_accumulation_steps} accumulation x {num_processes} processes",
-    }
-    signature["freeze.trainable"] = OmegaConf.to_container(cfg.freeze, resolve=True)["trainable"]
-    for key, value in OmegaConf.to_container(cfg.peft, resolve=True).items():
-        signature[f"peft.{key}"] = value
-    return signature
+def _digest(path: Path) -> str:
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
-def check_compatible(saved: dict, current: dict, checkpoint: Path) -> None:
-    for key in sorted(set(saved) | set(current)):
-        if saved.get(key) != current.get(key):
-            raise ResumeError(f"cannot resume from {checkpoint}: {key} was {saved.get(key)!r} there and is "
-                              f"{current.get(key)!r} now; resume with the same setting, or start a new run "
-                              "(another hydra.run.dir)")
+def _write_manifest(folder: Path) -> None:
+    """Size and SHA-256 of every file of the checkpoint, written last, so a resume can tell an intact one."""
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST)
+    entries = {p.relative_to(folder).as_posix(): {"bytes": p.stat().st_size, "sha256": _digest(p)} for p in files}
+    (folder / MANIFEST).write_text(json.dumps({"files": entries}, indent=1))
+
+
+def damage(folder: Path) -> str | None:
+    """What is wrong with a complete checkpoint's files (missing, cut short, changed), or None when intact.
+    Checkpoints from before manifests are trusted when their state file reads."""
+    folder = Path(folder)
+    manifest = folder / MANIFEST
+    if not manifest.is_file():
+        try:
+            json.loads((folder / STATE_FILE).read_text())
+        except (OSError, ValueError):
+            return f"{STATE_FILE} cannot be read"
+        return None
+    try:
+        entries = json.loads(manifest.read_text())["files"]
+    except (OSError, ValueError, KeyError):
+        return f"{MANIFEST} cannot be read"
+    for name, written in entries.items():
+        path = folder / name
+        if not path.is_file():
+            return f"{name} is missing"
+        if path.stat().st_size != written["bytes"]:
+            return f"{name} has {path.stat().st_size} bytes, {written['bytes']} were written"
+        if _digest(path) != written["sha256"]:
+            return f"{name} differs from what was written (SHA-256)"
+    return None
+
+
+def newest_intact_checkpoint(run_dir: Path) -> Path | None:
+    """The newest checkpoint whose files are as written, warning about each damaged newer one; None when the run
+    has no checkpoint; `DamagedCheckpoint` when it has some and none is intact."""
+    checkpoints = complete_checkpoints(run_dir)
+    for folder in reversed(checkpoints):
+        problem = damage(folder)
+        if problem is None:
+            return folder
+        logger.warning(f"checkpoint {folder} is damaged ({problem}); trying the one before it")
+    if checkpoints:
+        raise DamagedCheckpoint(f"every checkpoint in {Path(run_dir) / CHECKPOINTS} is damaged (see the warnings); "
+                                "restore them from a backup, or start again (overwrite=true or another "
+                                "hydra.run.dir)")
+    return None
 
 
 def _rng_files(folder: Path, rank: int) -> tuple[Path, Path]:
@@ -164,9 +191,10 @@ def save_checkpoint(accelerator, run_dir: Path, step: int, model, optimizer, sch
         (partial / "scheduler.json").write_text(json.dumps(scheduler.state_dict()))
         if accelerator.scaler is not None:
             (partial / "scaler.json").write_text(json.dumps(accelerator.scaler.state_dict()))
-        (partial / STATE_FILE).write_text(json.dumps(trainer_state, indent=2))  # last: marks the content complete
+        (partial / STATE_FILE).write_text(json.dumps(trainer_state, indent=2))  # marks the content complete
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
+        _write_manifest(partial)  # after every process's files
         atomic.commit(partial, folder)
         if keep_last_n:
             for old in complete_checkpoints(run_dir)[:-keep_last_n]:

@@ -8,8 +8,11 @@ parallelism give the gradient of the one big batch, whatever the lengths of the 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import signal
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,16 +27,18 @@ from higgs_train import assets, atomic
 from higgs_train.data.loader import build_training_data
 from higgs_train.errors import TrainingError
 from higgs_train.evaluate.evaluation import Evaluator
-from higgs_train.logs import logger, quiet_other_ranks
+from higgs_train.logs import is_main_process, logger, quiet_other_ranks
 from higgs_train.model.loading import load_processor, resolve_attn_implementation
 from higgs_train.model.loss import audio_loss_terms, target_counts
 from higgs_train.model.trainable import build_trainable_model
+from higgs_train.run_lock import hold_run_dir
 from higgs_train.train.accelerator import build_accelerator, init_trackers, whole_weights
 from higgs_train.train.batches import BatchStream
-from higgs_train.train.checkpoint import STATE_FILE, check_compatible, load_checkpoint, run_signature, save_checkpoint
+from higgs_train.train.checkpoint import load_checkpoint, save_checkpoint
 from higgs_train.train.metrics import JsonlMetrics
 from higgs_train.train.optimizer import build_optimizer
-from higgs_train.train.run_dir import claim_for_all_processes, truncate_metrics
+from higgs_train.train.resumable import resume_record, run_signature
+from higgs_train.train.run_dir import RunFinished, claim_for_all_processes, truncate_metrics
 from higgs_train.train.throughput import flops_per_token, parameter_size, peak_flops, peak_memory_gb
 
 SCHEDULERS = {"cosine": "cosine", "linear": "linear", "constant": "constant_with_warmup"}
@@ -50,6 +55,7 @@ class TrainingProgress:
     train_seconds: float = 0.0
     supervised_frames: int = 0
     positions: int = 0
+    last_loss: float | None = None
 
 
 @dataclass
@@ -93,7 +99,8 @@ class FineTuneRecipe:
         self.accelerator = build_accelerator(cfg, self.run_dir)
         self.is_main = self.accelerator.is_main_process
         self.progress = TrainingProgress()
-        self.last_loss: float | None = None
+        self.saved_step: int | None = None
+        self.stop = StopRequests()
 
     # ---- setup -------------------------------------------------------------------------------------------------
     def setup(self) -> None:
@@ -146,13 +153,14 @@ class FineTuneRecipe:
         self.model, self.optimizer, dataloader = accelerator.prepare(self.model, optimizer, self.data.dataloader)
         self.batches = BatchStream(accelerator, dataloader, self.data.sampler)
         self.signature = run_signature(cfg, accelerator.num_processes)
+        self.resume_record = resume_record(cfg)
 
     def _resume(self, folder: Path) -> None:
-        saved = json.loads((folder / STATE_FILE).read_text())
-        check_compatible(saved["signature"], self.signature, folder)
+        """Restores a checkpoint that `claim_for_all_processes` found intact and compatible."""
         saved = load_checkpoint(self.accelerator, folder, self.model, self.optimizer, self.scheduler,
                                 self.uses_deepspeed)
         self.progress = TrainingProgress(**saved["state"])
+        self.saved_step = self.progress.step
         self.batches.restore(saved["data_position"])
         if self.is_main:
             for name in ("metrics.jsonl", "eval.jsonl"):
@@ -175,30 +183,55 @@ class FineTuneRecipe:
 
     # ---- train -------------------------------------------------------------------------------------------------
     def train(self) -> None:
-        """Steps until `trainer.max_steps`, logging, checkpointing and evaluating on the configured steps."""
+        """Steps until `trainer.max_steps`, logging, checkpointing and evaluating on the configured steps; SIGTERM
+        or Ctrl-C stop it at the next step boundary with a checkpoint (`Preempted`)."""
         cfg, progress = self.cfg, self.progress
         bar = tqdm(total=cfg.trainer.max_steps, initial=progress.step, desc="training", unit="step",
                    disable=not self.is_main)
         window = ThroughputWindow()
         self.model.train()
-        while progress.step < cfg.trainer.max_steps:
-            result = self.train_step()
-            window.add(result)
-            bar.update(1)
-            bar.set_postfix(loss=f"{result.loss:.3f}")
-            step = progress.step
-            if result.finite and (step % cfg.trainer.log_every_n_steps == 0 or step in (1, cfg.trainer.max_steps)):
-                self._log_step(result, window)
-                progress.train_seconds += window.elapsed()
-                window = ThroughputWindow()
-            if cfg.trainer.save_every_n_steps and step % cfg.trainer.save_every_n_steps == 0:
-                self.save_checkpoint()
-            if cfg.eval.every_n_steps and step % cfg.eval.every_n_steps == 0 and step < cfg.trainer.max_steps:
-                eval_started = time.time()
-                self.evaluator(self.model, step)
-                window.started += time.time() - eval_started  # evaluation time is not training time
-        bar.close()
+        with self.stop.installed():
+            try:
+                while progress.step < cfg.trainer.max_steps:
+                    self._stop_if_asked()
+                    result = self.train_step()
+                    window.add(result)
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{result.loss:.3f}")
+                    window = self._after_step(result, window)
+            finally:
+                bar.close()
         progress.train_seconds += window.elapsed()
+
+    def _after_step(self, result: StepResult, window: ThroughputWindow) -> ThroughputWindow:
+        """Logs, checkpoints and evaluates on the configured steps; returns the throughput window to go on with."""
+        cfg, step = self.cfg, self.progress.step
+        if result.finite and (step % cfg.trainer.log_every_n_steps == 0 or step in (1, cfg.trainer.max_steps)):
+            self._log_step(result, window)
+            self.progress.train_seconds += window.elapsed()
+            window = ThroughputWindow()
+        if cfg.trainer.save_every_n_steps and step % cfg.trainer.save_every_n_steps == 0:
+            self.save_checkpoint()
+        if cfg.eval.every_n_steps and step % cfg.eval.every_n_steps == 0 and step < cfg.trainer.max_steps:
+            eval_started = time.time()
+            self.evaluator(self.model, step)
+            window.started += time.time() - eval_started  # evaluation time is not training time
+        return window
+
+    def _stop_if_asked(self) -> None:
+        """Every process learns whether any of them got SIGTERM/SIGINT, so all stop after the same step."""
+        asked = self.stop.signal is not None
+        if self.accelerator.num_processes > 1:
+            flag = torch.tensor(float(asked), device=self.accelerator.device)
+            asked = bool(self.accelerator.reduce(flag, "sum") > 0)
+        if not asked:
+            return
+        name = signal.Signals(self.stop.signal).name if self.stop.signal else "a signal"
+        if self.saved_step != self.progress.step and self.progress.step > 0:
+            saved = f"saved {self.save_checkpoint()}"
+        else:
+            saved = "nothing new to save" + (f" (checkpoint at step {self.saved_step})" if self.saved_step else "")
+        raise Preempted(f"stopped by {name} after step {self.progress.step}; {saved}")
 
     def train_step(self) -> StepResult:
         """One optimizer step over `trainer.gradient_accumulation_steps` micro-batches."""
@@ -244,7 +277,7 @@ class FineTuneRecipe:
         progress.step += 1
         if result.finite:
             progress.bad_in_a_row = 0
-            self.last_loss = result.loss
+            progress.last_loss = result.loss
             progress.first_loss = result.loss if progress.first_loss is None else progress.first_loss
         else:
             progress.skipped_steps += 1
@@ -281,10 +314,12 @@ class FineTuneRecipe:
         accelerator.log({k: v for k, v in record.items() if k != "loss_per_codebook"}, step=step)
 
     def save_checkpoint(self) -> Path:
-        trainer_state = {"signature": self.signature, "state": asdict(self.progress),
+        trainer_state = {"signature": self.signature, **self.resume_record, "state": asdict(self.progress),
                          "data_position": self.batches.state()}
-        return save_checkpoint(self.accelerator, self.run_dir, self.progress.step, self.model, self.optimizer,
-                               self.scheduler, trainer_state, self.cfg.trainer.keep_last_n, self.uses_deepspeed)
+        folder = save_checkpoint(self.accelerator, self.run_dir, self.progress.step, self.model, self.optimizer,
+                                 self.scheduler, trainer_state, self.cfg.trainer.keep_last_n, self.uses_deepspeed)
+        self.saved_step = self.progress.step
+        return folder
 
     # ---- finish ------------------------------------------------------------------------------------------------
     def finish(self) -> dict:
@@ -296,7 +331,7 @@ class FineTuneRecipe:
         if self.is_main:
             self._save_final_weights(gathered)
         final_eval = self.evaluator(self.model, progress.step)
-        summary = {"steps": progress.step, "first_loss": progress.first_loss, "final_loss": self.last_loss,
+        summary = {"steps": progress.step, "first_loss": progress.first_loss, "final_loss": progress.last_loss,
                    "skipped_rows": prepared.skipped, "skipped_steps": progress.skipped_steps, "clips": prepared.codes}
         if not self.is_main:
             return summary
@@ -313,8 +348,10 @@ class FineTuneRecipe:
         if self.metrics:
             self.metrics.close()
         atomic.write_text(self.run_dir / "run_summary.json", json.dumps(summary, indent=2))
-        logger.info(f"done in {summary['wall_s']} s, loss {progress.first_loss:.3f} -> {self.last_loss:.3f}; "
-                    f"{len(summary['samples'])} samples in {self.run_dir / 'samples'}")
+        losses = f"loss {progress.first_loss:.3f} -> {progress.last_loss:.3f}" if progress.last_loss is not None \
+            else "no finite loss"
+        logger.info(f"done in {summary['wall_s']} s, {losses}; {len(summary['samples'])} samples in "
+                    f"{self.run_dir / 'samples'}")
         return summary
 
     def _save_final_weights(self, gathered: dict | None) -> None:
@@ -329,13 +366,48 @@ class FineTuneRecipe:
         self.accelerator.end_training()  # also tears the process group down, before the interpreter exits
 
 
+class Preempted(TrainingError):
+    """SIGTERM or SIGINT stopped the run at a step boundary; its state is in a checkpoint."""
+
+
+class StopRequests:
+    """SIGTERM (what cloud schedulers send before they kill) and SIGINT (Ctrl-C) ask the run to stop; the loop
+    honours it at the next step boundary. A second Ctrl-C stops at once."""
+
+    def __init__(self):
+        self.signal: int | None = None
+
+    def _ask(self, signum, frame) -> None:
+        if self.signal is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.signal = signum
+
+    @contextlib.contextmanager
+    def installed(self):
+        if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
+            yield
+            return
+        previous = {sig: signal.signal(sig, self._ask) for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
 def train(cfg: DictConfig, run_dir: Path) -> dict:
-    """Runs the configured job and returns its summary (also written to `run_summary.json`)."""
+    """Runs the configured job and returns its summary (also written to `run_summary.json`); a run that already
+    finished returns its summary as it is."""
     quiet_other_ranks()
-    recipe = FineTuneRecipe(cfg, run_dir)
-    try:
-        recipe.setup()
-        recipe.train()
-        return recipe.finish()
-    finally:
-        recipe.cleanup()
+    with hold_run_dir(run_dir) if is_main_process() else contextlib.nullcontext():
+        recipe = FineTuneRecipe(cfg, run_dir)
+        try:
+            recipe.setup()
+            recipe.train()
+            return recipe.finish()
+        except RunFinished as finished:
+            logger.info(str(finished))
+            summary = recipe.run_dir / "run_summary.json"
+            return json.loads(summary.read_text()) if recipe.is_main else {}
+        finally:
+            recipe.cleanup()

@@ -1,0 +1,112 @@
+"""What a resumed run may change: the settings a checkpoint was trained with are compared with the resuming run's,
+and every difference is either refused in one line naming the setting, or applied and said (never silent).
+
+Applied: how long to train, how often to log, save and evaluate, trackers and attention kernels, none of which change
+the steps already taken. Refused: everything else (model, adapter, optimizer, schedule, batch, data, seed), and the
+data itself when its contents changed at the same path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from higgs_train.errors import UserError
+from higgs_train.logs import NOTICE, logger
+
+APPLIED = ("trainer.max_steps", "trainer.save_every_n_steps", "trainer.keep_last_n", "trainer.log_every_n_steps",
+           "trainer.max_bad_steps", "trainer.num_workers", "trainer.peak_tflops", "trainer.compile",
+           "model.attn_implementation", "model.gradient_checkpointing", "data.encode_batch_size")
+APPLIED_GROUPS = ("eval.", "logger.")  # except eval.val_size, which decides the training rows
+INVOCATION = ("resume", "overwrite", "dry_run")  # how this command was asked to start, not what it trains
+
+
+class ResumeError(UserError):
+    """The checkpoint cannot continue this run; the message names the setting that differs."""
+
+
+def run_signature(cfg: DictConfig, num_processes: int) -> dict[str, object]:
+    """The settings every checkpoint records in a form that also reads old checkpoints; the global batch folds in
+    the process count, which is not a config key."""
+    budget = cfg.trainer.max_tokens_per_batch
+    per_process = f"{budget} tokens" if budget else f"{cfg.trainer.batch_size} rows"
+    signature = {
+        "model.name_or_path": cfg.model.name_or_path,
+        "model.weights_dtype": cfg.model.weights_dtype,
+        "model.quantization": cfg.model.quantization,
+        "optim.name": cfg.optim.name,
+        "data.path": cfg.data.path,
+        "data.max_examples": cfg.data.max_examples,
+        "task.name": cfg.task.name,
+        "seed": cfg.seed,
+        "global batch": f"{per_process}{' packed' if cfg.trainer.packing else ''} x "
+                        f"{cfg.trainer.gradient_accumulation_steps} accumulation x {num_processes} processes",
+    }
+    signature["freeze.trainable"] = OmegaConf.to_container(cfg.freeze, resolve=True)["trainable"]
+    for key, value in OmegaConf.to_container(cfg.peft, resolve=True).items():
+        signature[f"peft.{key}"] = value
+    return signature
+
+
+def data_identity(data_path: str) -> str:
+    """A hash of the training data's files (the JSONL, or a prepared dataset's Arrow and state files); a built-in
+    dataset is identified by its name, since the kit rebuilds it identically."""
+    if str(data_path).startswith("builtin:"):
+        return str(data_path)
+    path = Path(data_path)
+    files = [path] if path.is_file() else sorted(p for p in path.glob("*") if p.suffix in (".arrow", ".json")
+                                                 and not p.name.startswith("."))
+    digest = hashlib.sha256()
+    for file in files:
+        with open(file, "rb") as handle:
+            digest.update(file.name.encode() + hashlib.file_digest(handle, "sha256").digest())
+    return digest.hexdigest()[:16]
+
+
+def resume_record(cfg: DictConfig) -> dict:
+    """What a checkpoint stores to be compared later: the resolved config and the data's identity."""
+    return {"config": OmegaConf.to_container(cfg, resolve=True), "data_identity": data_identity(cfg.data.path)}
+
+
+def _flat(tree: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _refuse(checkpoint: Path, key: str, before, now) -> ResumeError:
+    return ResumeError(f"cannot resume from {checkpoint}: {key} was {before!r} there and is {now!r} now; resume "
+                       "with the same setting, or start a new run (another hydra.run.dir)")
+
+
+def check_resumable(saved: dict, cfg: DictConfig, num_processes: int, checkpoint: Path) -> None:
+    """Raises `ResumeError` for the first difference that would change the result; logs the ones it applies.
+    `saved` is the checkpoint's trainer state (older checkpoints hold only the signature)."""
+    current = run_signature(cfg, num_processes)
+    for key in sorted(set(saved["signature"]) | set(current)):
+        if saved["signature"].get(key) != current.get(key):
+            raise _refuse(checkpoint, key, saved["signature"].get(key), current.get(key))
+    if "config" not in saved:
+        return
+    if saved["data_identity"] != data_identity(cfg.data.path):
+        raise ResumeError(f"cannot resume from {checkpoint}: the data at data.path={cfg.data.path} changed since "
+                          "that checkpoint was written (its files differ); resume with the data it was trained on, "
+                          "or start a new run (another hydra.run.dir)")
+    before, now = _flat(saved["config"]), _flat(OmegaConf.to_container(cfg, resolve=True))
+    applied = []
+    for key in sorted(before.keys() & now.keys()):  # a key only one side knows comes from another version
+        if before[key] == now[key] or key in INVOCATION:
+            continue
+        if key not in APPLIED and (not key.startswith(APPLIED_GROUPS) or key == "eval.val_size"):
+            raise _refuse(checkpoint, key, before[key], now[key])
+        applied.append(f"{key} {before[key]!r} -> {now[key]!r}")
+    if applied:
+        schedule = " (the lr schedule now ends at the new max_steps)" if "trainer.max_steps" in before.keys() and \
+            before["trainer.max_steps"] != now["trainer.max_steps"] else ""
+        logger.log(NOTICE, f"resuming with changed settings, applied from here on: {'; '.join(applied)}{schedule}")
