@@ -23,9 +23,10 @@ def _parser() -> argparse.ArgumentParser:
 
     convert = commands.add_parser(
         "convert", help="turn a speech dataset into checked 24 kHz mono clips + a conversation dataset",
-        description="Reads FORMAT: ljspeech (metadata.csv id|text|normalized, wavs/), audiofolder (clips beside "
-                    "metadata.csv or metadata.jsonl with file_name, text/transcription, optional speaker), hf (a "
-                    "datasets folder with an Audio column: save_to_disk output or a local dataset), jsonl "
+        description="Reads FORMAT: ljspeech (metadata.csv id|text|normalized, wavs/; ONE speaker, named after the "
+                    "folder: for several voices use audiofolder, hf or jsonl with a speaker), audiofolder (clips "
+                    "beside metadata.csv or metadata.jsonl with file_name, text/transcription, optional speaker), hf "
+                    "(a datasets folder with an Audio column: save_to_disk output or a local dataset), jsonl "
                     "(conversation rows: ours, or Higgs ChatML with audio_url). A speakers.json beside the input "
                     "(speaker -> description) makes other speakers bad rows. Writes OUTPUT/ with a datasets dataset, "
                     "clips/, rejected.jsonl (row, reason) and report.json; OUTPUT appears only when complete.")
@@ -85,7 +86,8 @@ def _run(args: argparse.Namespace) -> None:
         from higgs_train.model.loading import load_audio_tokenizer
 
         tokenizer = load_audio_tokenizer(assets.resolve(args.model)).to(args.device)
-        print(json.dumps(encode_dataset(args.input, tokenizer, args.batch_size, args.shard_size), indent=2))
+        report = encode_dataset(assets.resolve(args.input), tokenizer, args.batch_size, args.shard_size)
+        print(json.dumps(report, indent=2))
     elif args.command == "demo":
         from higgs_train.kit.demo_data import write_demo_dataset
 

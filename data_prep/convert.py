@@ -17,14 +17,14 @@ import datasets
 import soundfile as sf
 from tqdm.auto import tqdm
 
-from data_prep.sources import SourceRow, read_source
+from data_prep.sources import SourceRow, count_rows, read_source
 from higgs_train import atomic, ownership
 from higgs_train.data.audio import TARGET_SAMPLE_RATE
 from higgs_train.data.audio_checks import BadRow, checked_clip
 from higgs_train.data.conversations import DataError, validate
 from higgs_train.data.row_checks import audio_items, check_text, last_user_text
 from higgs_train.errors import UserError
-from higgs_train.logs import logger
+from higgs_train.logs import NOTICE, logger
 
 
 class ConvertError(UserError):
@@ -104,6 +104,9 @@ def convert(kind: str, source: str | Path, output: str | Path, on_bad_row: str =
     if output.exists() and not overwrite and (not output.is_dir() or any(output.iterdir())):
         raise ConvertError(f"{output}: already exists and is not empty; choose another --output or add --overwrite")
     ownership.check_replaceable(output, "prepared-dataset", "--output")
+    if kind == "ljspeech":
+        logger.log(NOTICE, f"ljspeech: every row is one speaker, named after the folder ({source.name!r}); for "
+                           "several voices use audiofolder or hf with a speaker column, or jsonl with \"speaker\"")
     for stale in atomic.remove_stale_partials(output):
         logger.info(f"removed {stale}, left by a conversion that did not finish")
     with atomic.atomic_output(output, unique=True) as partial:
@@ -119,8 +122,8 @@ def _write_dataset(kind: str, source: Path, folder: Path, on_bad_row: str, min_s
     clips = _ClipWriter(folder, min_seconds, max_seconds)
     records, rejected, seen_ids = [], [], set()
     started, audio_seconds = time.time(), 0.0
-    progress = tqdm(read_source(kind, source, split), desc=f"converting {kind}", unit="row",
-                    disable=not show_progress)
+    progress = tqdm(read_source(kind, source, split), total=count_rows(kind, source, split),
+                    desc=f"converting {kind}", unit="row", disable=not show_progress)
     for row in progress:
         try:
             record = _convert_row(row, clips, speakers, seen_ids)

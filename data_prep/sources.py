@@ -187,3 +187,20 @@ def read_source(kind: str, path: Path, split: str = "train") -> Iterator[SourceR
         raise FileNotFoundError(f"{path}: does not exist")
     readers = {"ljspeech": read_ljspeech, "audiofolder": read_audiofolder, "jsonl": read_jsonl}
     return read_hf(path, split) if kind == "hf" else readers[kind](path)
+
+
+def count_rows(kind: str, path: Path, split: str = "train") -> int | None:
+    """How many rows `read_source` will yield, read cheaply for the progress bar's total (None if unknown)."""
+    try:
+        if kind == "hf":
+            import datasets
+
+            dataset = datasets.load_from_disk(str(path))
+            return len(dataset[split] if isinstance(dataset, datasets.DatasetDict) else dataset)
+        metadata = {"ljspeech": path / "metadata.csv", "jsonl": path}.get(kind)
+        if kind == "audiofolder":
+            metadata = path / "metadata.csv" if (path / "metadata.csv").is_file() else path / "metadata.jsonl"
+        lines = sum(1 for line in metadata.read_bytes().splitlines() if line.strip())
+        return lines - 1 if metadata.name == "metadata.csv" and kind == "audiofolder" else lines
+    except (OSError, ValueError, KeyError, FileNotFoundError):
+        return None

@@ -46,10 +46,16 @@ def ensure_builtin(name: str) -> Path:
     return folder
 
 
+# What a bare `builtin:NAME` stands for where a tool reads it: the demo is its conversation file.
+DEFAULT_FILE = {"demo": "train.jsonl"}
+
+
 def resolve(value: str) -> str:
-    """`builtin:NAME[/sub/path]` -> a real path; anything else is returned unchanged."""
+    """`builtin:NAME[/sub/path]` -> a real path (`builtin:demo` is the demo's train.jsonl, `builtin:tiny` the
+    checkpoint folder); anything else is returned unchanged. Every tool takes this one spelling."""
     if not value.startswith(BUILTIN_PREFIX):
         return value
     name, _, rest = value[len(BUILTIN_PREFIX):].partition("/")
     folder = ensure_builtin(name)
+    rest = rest or DEFAULT_FILE.get(name, "")
     return str(folder / rest) if rest else str(folder)

@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 from higgs_train.config import validate
 from higgs_train.configs import compose_config
 from higgs_train.errors import TrainingError, UserError, environment_fault
-from higgs_train.logs import is_main_process, logger
+from higgs_train.logs import is_main_process, logger, quiet_libraries
 from higgs_train.run_lock import hold_run_dir
 
 USER_CONFIG_FLAGS = ("--config-dir", "-cd")
@@ -27,6 +27,7 @@ USER_CONFIG_FLAGS = ("--config-dir", "-cd")
 def _run(cfg: DictConfig) -> None:
     try:
         validate(cfg)
+        quiet_libraries(cfg.verbose)
         run_dir = Path(HydraConfig.get().runtime.output_dir)
         if cfg.dry_run:
             from higgs_train.dry_run import dry_run

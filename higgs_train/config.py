@@ -99,8 +99,8 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"data.path={cfg.data.path} does not exist; point it at a conversation JSONL or a folder "
                           "written by `higgs-prep convert`")
     if cfg.resume not in (None, "auto") and not Path(cfg.resume).is_dir():
-        raise ConfigError(f"resume={cfg.resume} does not exist; use resume=auto or a <run_dir>/checkpoints/step_N "
-                          "folder")
+        raise ConfigError(f"resume={cfg.resume} does not exist; use resume=auto or a "
+                          "<run_dir>/checkpoints/step_00000500 folder")
 
 
 def _check_weights(cfg: DictConfig) -> None:

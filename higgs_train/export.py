@@ -26,7 +26,7 @@ USAGE = """usage: higgs-export run_dir=DIR [checkpoint=latest|DIR] [merge=true] 
 
   run_dir     a higgs-train run directory (it holds .hydra/config.yaml)
   checkpoint  null (default): the run's final weights (adapter/ or model/); latest: its newest complete checkpoint;
-              or a <run_dir>/checkpoints/step_N folder
+              or a <run_dir>/checkpoints/step_00000500 folder
   merge       true: fold the LoRA adapter into the base weights and write a full checkpoint + processor
   out         where to write (default <run_dir>/export/adapter or <run_dir>/export/merged)"""
 DEFAULTS = {"run_dir": None, "checkpoint": None, "merge": False, "out": None}
@@ -45,10 +45,10 @@ def _checkpoint_folder(run_dir: Path, checkpoint: str) -> Path:
     folder = Path(checkpoint)
     if not folder.is_dir():
         raise ExportError(f"checkpoint={checkpoint} does not exist; use checkpoint=latest or a "
-                          f"{run_dir}/checkpoints/step_N folder")
+                          f"{run_dir}/checkpoints/step_00000500 folder")
     if not (folder / "trainable.safetensors").is_file():
         raise ExportError(f"checkpoint={checkpoint} holds no trainable.safetensors (a DeepSpeed checkpoint or not a "
-                          "checkpoint folder); use checkpoint=latest, a checkpoints/step_N folder, or the final "
+                          "checkpoint folder); use checkpoint=latest, a checkpoints/step_00000500 folder, or the final "
                           "weights")
     return folder
 

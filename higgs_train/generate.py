@@ -22,7 +22,8 @@ USAGE = """usage: higgs-generate model=NAME_OR_DIR [adapter=DIR] text="..." [sce
                       [reference_audio=FILE|[F0,F1] reference_text="..."] [out=out.wav]
        higgs-generate model=NAME_OR_DIR [adapter=DIR] prompts=FILE.jsonl [out_dir=DIR]
 
-  smart voice        text (+ scene, a description of the recording)
+  smart voice        text (+ scene, a description of the recording) (+ speakers=[the voice's description],
+                     as speakers.json described it in training)
   multi-speaker      text with [SPEAKER0] ... lines + speakers=[description0,description1]
   voice cloning      text + reference_audio=clip.wav + reference_text="what the clip says"
   multi-speaker clone text with [SPEAKERn] lines + reference_audio=[speaker0.wav,speaker1.wav]

@@ -1,13 +1,15 @@
 """One logger, `higgs_train`, for every tool and module. Lines read `higgs-train: message` and
 `higgs-train: warning: message` on the console; under `higgs-train` Hydra's job logging (configs/config.yaml) also
 writes them, timestamped, to the run directory's `train.log`. Under a multi-process launch only the main process
-speaks, so every line appears once."""
+speaks, so every line appears once. The libraries' own warnings, deprecation notices and loading bars are hidden
+unless the user asks for them (`verbose=true`, or HIGGS_TRAIN_VERBOSE=1 for every tool)."""
 
 from __future__ import annotations
 
 import logging
 import os
 import sys
+import warnings
 
 logger = logging.getLogger("higgs_train")
 NOTICE = 25  # between info and warning: something optional was left out, nothing is wrong with the run
@@ -54,3 +56,21 @@ def log_to_console(tool: str) -> None:
     logger.handlers = [stdout, stderr]
     logger.setLevel(logging.INFO)
     quiet_other_ranks()
+    quiet_libraries()
+
+
+def quiet_libraries(verbose: bool = False) -> None:
+    """Our lines and progress bars only: library warnings (Python's and their loggers'), deprecation notices and the
+    weight-loading bars are hidden, errors still show. Call it before the libraries are imported (their switches
+    are read at import)."""
+    if verbose or os.environ.get("HIGGS_TRAIN_VERBOSE") == "1":
+        return
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # Transformers' and datasets' loading bars
+    warnings.filterwarnings("ignore")
+    warnings.filterwarnings("default", module=r"(higgs_train|data_prep)(\.|$)")
+    logging.getLogger().setLevel(logging.ERROR)  # library loggers without a level of their own
+    import torch
+
+    if not torch.cuda.is_available():  # DeepSpeed's "Setting accelerator to CPU" warning is its auto-detection's
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")

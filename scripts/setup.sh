@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
 # One-step set-up of higgs-train in ./.venv: espeak-ng (demo speech), torch, the package, and a torchaudio that imports.
+#   --dev        also chromium (the tests open report.html in a headless browser)
 #   TORCH_SPEC   what to install as torch first (default torch==2.13.0, the CPU wheel on this kind of machine;
 #                on a CUDA machine install your CUDA torch + matching torchaudio yourself, or set TORCH_SPEC).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+as_root=""; [ "$(id -u)" -eq 0 ] || as_root="sudo"
 if ! command -v espeak-ng >/dev/null; then
-  as_root=""; [ "$(id -u)" -eq 0 ] || as_root="sudo"
   echo "setup: installing espeak-ng (demo speech data)"
   $as_root apt-get update -qq && $as_root apt-get install -y -qq espeak-ng >/dev/null
+fi
+# --dev: also what the tests need beyond Python: chromium, to open report.html in a real headless browser.
+if [ "${1:-}" = "--dev" ] && ! command -v chromium >/dev/null; then
+  echo "setup: installing chromium (the report.html test)"
+  $as_root apt-get update -qq && $as_root apt-get install -y -qq chromium >/dev/null
 fi
 
 [ -x .venv/bin/python ] || python3 -m venv .venv

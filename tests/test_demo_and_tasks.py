@@ -4,6 +4,7 @@ import shutil
 
 import pytest
 import soundfile as sf
+import torch
 
 from higgs_train.data.tasks import build_task
 from higgs_train.kit import demo_data as demo
@@ -55,6 +56,22 @@ def test_multi_speaker_layouts(demo_rows):
     scene = clone[0]["messages"][1]["content"]
     assert scene[-2] == {"type": "text", "text": "SPEAKER0:"} and scene[-1]["type"] == "audio"
     assert scene[-1]["path"] != clone[0]["messages"][-1]["content"][0]["path"]
+
+
+def test_smart_voice_scenes_carry_each_speakers_description(processor, model_config):
+    from higgs_train.data.collator import ConversationCollator
+
+    rows = [_basic_row("a", "Hello there.", "a.wav"), {**_basic_row("b", "Good day.", "b.wav"), "speaker": "bo"}]
+    described, _ = build_task(rows, "smart_voice", 0, {"ann": "feminine, calm", "bo": "masculine, deep"})
+    assert [c["messages"][1]["content"] for c in described] == [
+        [{"type": "text", "text": "Quiet room."}, {"type": "text", "text": "SPEAKER0: feminine, calm"}],
+        [{"type": "text", "text": "Quiet room."}, {"type": "text", "text": "SPEAKER0: masculine, deep"}]]
+    assert [c["messages"][2:] for c in described] == [r["messages"][2:] for r in rows]  # text and target unchanged
+    collator = ConversationCollator(processor.tokenizer, model_config)
+    described[0]["messages"][-1]["content"][0]["codes"] = torch.zeros(model_config.num_codebooks, 3, dtype=torch.long)
+    prompt = processor.tokenizer.decode(collator.encode(described[0]["messages"]).input_ids)
+    assert "Quiet room.\n\nSPEAKER0: feminine, calm\n<|scene_desc_end|>" in prompt
+    assert build_task(rows, "smart_voice", 0, {})[0] == rows  # no speakers.json: the rows as they are
 
 
 def _basic_row(row_id: str, text: str, path: str) -> dict:

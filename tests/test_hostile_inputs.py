@@ -12,7 +12,7 @@ pytestmark = pytest.mark.slow  # end-to-end runs in subprocesses
 @pytest.mark.parametrize("overrides, says", [
     (["data.path=/no/such/train.jsonl"], "data.path=/no/such/train.jsonl does not exist"),
     (["resume=/no/such/checkpoint"], "resume=/no/such/checkpoint does not exist"),
-    (["model.name_or_path=nobody/no-such-model"], "set model.name_or_path=/local/dir"),
+    (["model.name_or_path=nobody/no-such-model"], "download it elsewhere and point at the folder"),
     (["peft.target_modules=[no_such_proj]"], "no_such_proj"),
     (["task=voice_clone", "data.max_examples=1"], "no usable conversation for task=voice_clone"),
     (["data.max_positions=40", "trainer.max_tokens_per_batch=null", "data.on_bad_row=skip"],

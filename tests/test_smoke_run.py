@@ -1,6 +1,10 @@
 """`higgs-train recipe=smoke` end to end, as a user runs it: artifacts, a falling loss, an adapter that loads."""
 
+import html
 import json
+import os
+import re
+import shutil
 import subprocess
 import sys
 
@@ -54,6 +58,46 @@ def test_adapter_loads_on_a_fresh_base_and_changes_it(smoke_run, tiny_checkpoint
 
 
 def test_progress_is_shown(smoke_run):
-    _, result = smoke_run
+    run_dir, result = smoke_run
     assert "training" in result.stderr and "20/20" in result.stderr
-    assert "higgs-train: done" in result.stdout
+    assert "validation: " in result.stderr and "generating samples: " in result.stderr  # no silence after the bar
+    assert f"weights in {run_dir / 'adapter'}, 2 samples in {run_dir / 'samples'}" in result.stdout.splitlines()[-1]
+
+
+OUR_BARS = ("encoding audio", "training", "validation", "generating samples")
+
+
+def test_a_default_run_shows_our_lines_and_bars_only(smoke_run):
+    """No library warnings, deprecation notices or loading bars (verbose=true shows them)."""
+    _, result = smoke_run
+    stderr_lines = [line.strip() for line in result.stderr.replace("\r", "\n").splitlines() if line.strip()]
+    assert [line for line in stderr_lines if not line.startswith(OUR_BARS)] == []
+    assert all(line.startswith("higgs-train: ") for line in result.stdout.splitlines() if line.strip())
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None and os.environ.get("CI") != "true",
+                    reason="no chromium: bash scripts/setup.sh --dev installs it (CI always has it)")
+def test_report_html_loads_in_a_headless_browser_with_curves_and_every_clip(smoke_run, tmp_path):
+    run_dir, _ = smoke_run
+    page = (run_dir / "report.html").read_text()
+    assert page.count('alt="loss curve" src="data:image/png;base64,') == 2  # loss and per-codebook loss
+    assert "<td>20</td>" in page and page.count("<audio ") == 4  # 2 samples + the 2 clips they should match
+    checked, console = _open_in_chromium(run_dir / "report.html")
+    assert checked == {"audio": 4, "missing": 0, "broken_images": 0}, console
+    assert "Uncaught" not in console and "Failed to load resource" not in console, console
+
+    moved = tmp_path / "moved"  # a report whose sample went missing says so on the page
+    shutil.copytree(run_dir, moved)
+    next((moved / "samples" / "step_20").glob("*.wav")).unlink()
+    checked, _ = _open_in_chromium(moved / "report.html")
+    assert checked["missing"] == 1
+
+
+def _open_in_chromium(page):
+    """(the page's own check of its clips and images, chromium's console log) after it loads headless."""
+    result = subprocess.run([shutil.which("chromium"), "--headless", "--no-sandbox", "--disable-gpu",
+                             "--enable-logging=stderr", "--v=0", "--virtual-time-budget=10000", "--dump-dom",
+                             page.as_uri()], capture_output=True, text=True, timeout=120)
+    match = re.search(r'data-checked="([^"]*)"', result.stdout)
+    assert match, result.stderr[-2000:]
+    return json.loads(html.unescape(match.group(1))), result.stderr

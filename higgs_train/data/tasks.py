@@ -54,6 +54,17 @@ def _references(rows: list[dict], seed: int) -> dict[str, dict]:
     return chosen
 
 
+def _described(row: dict, description: str | None) -> dict:
+    """The row with its speaker's description (speakers.json) as a `SPEAKER0: ...` line in the scene, the way the
+    model's prompts describe a voice, so each voice is learnt under its own description."""
+    if not description:
+        return row
+    system, scene = _head(row)
+    rest = row["messages"][2 if scene else 1:]
+    return _conversation(row, system, scene + [{"type": "text", "text": f"SPEAKER0: {description}"}],
+                         copy.deepcopy(rest))
+
+
 def build_task(rows: list[dict], task: str, seed: int, speaker_descriptions: dict[str, str] | None = None):
     """Returns (conversations, skipped) where `skipped` counts rows that cannot form this task, by reason."""
     if task not in TASKS:
@@ -63,7 +74,7 @@ def build_task(rows: list[dict], task: str, seed: int, speaker_descriptions: dic
     conversations, skipped = [], defaultdict(int)
     for row in rows:
         if task == "smart_voice":
-            conversations.append(row)
+            conversations.append(_described(row, descriptions.get(row.get("speaker"))))
             continue
         text, audio = _target(row)
         system, scene = _head(row)

@@ -1,6 +1,6 @@
 """The evaluation of a run, every `eval.every_n_steps` and at the end: validation loss and accuracy per codebook on the
 held-out split (all processes), then samples from a fixed list of prompts, generated, measured, written as wav files
-and logged to the tracker (main process). Results go to `eval.jsonl` and the tracker."""
+and logged to the tracker (main process). Results go to `eval.jsonl`, the tracker and `report.html`."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from higgs_train.data.audio import TARGET_SAMPLE_RATE, load_audio
 from higgs_train.data.audio_codes import attach_codes
 from higgs_train.evaluate.judges import AsrJudge, SpeakerJudge
 from higgs_train.evaluate.prompts import load_prompts
+from higgs_train.evaluate.report import write_report
 from higgs_train.evaluate.sample_metrics import summarize
 from higgs_train.evaluate.samples import generate_in_batches, target_clip, write_samples
 from higgs_train.evaluate.validation import validation_metrics
@@ -97,7 +98,7 @@ class Evaluator:
             accelerator.log({f"eval/{k}": v for k, v in result.items() if isinstance(v, (int, float)) and k != "step"},
                             step=step)
             shown = {k: round(v, 3) for k, v in result.items() if isinstance(v, float)}
-            logger.info(f"eval at step {step}: {shown}")
+            logger.info(f"eval at step {step}: {shown}; report in {write_report(self.run_dir)}")
         accelerator.wait_for_everyone()
         return result
 

@@ -1,7 +1,8 @@
 """Inference prompts for the four workflows, from a few plain fields, laid out exactly as the task builders lay out
 training conversations (so a fine-tuned model is asked what it was taught):
 
-- smart voice: `text` (+ `scene`, a description of the recording);
+- smart voice: `text` (+ `scene`, a description of the recording) (+ `speakers`, one description: the voice as
+  speakers.json described it in training, a `SPEAKER0: ...` scene line);
 - multi-speaker: `text` with `[SPEAKER0] ...` lines + `speakers`, one description per speaker;
 - voice cloning: `text` + `reference_audio` (one clip) + `reference_text` (its transcript);
 - multi-speaker cloning: `text` with `[SPEAKERn]` lines + `reference_audio`, a list with one clip per speaker.

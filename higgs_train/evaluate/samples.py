@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import torch
+from tqdm.auto import tqdm
 from transformers import GenerationConfig
 
 from higgs_train.data.audio import TARGET_SAMPLE_RATE
@@ -74,8 +75,8 @@ def target_clip(conversation: dict) -> dict | None:
 
 
 @torch.no_grad()
-def write_samples(model, audio_tokenizer, collator, conversations: list[dict], eval_cfg,
-                  out_dir: Path) -> tuple[list[dict], list[np.ndarray]]:
+def write_samples(model, audio_tokenizer, collator, conversations: list[dict], eval_cfg, out_dir: Path,
+                  show_progress: bool = True) -> tuple[list[dict], list[np.ndarray]]:
     """Generate (`eval.batch_size` prompts at a time), decode and write `<out_dir>/<id>.wav` for each conversation;
     returns one record per sample (length, stop, duration ratio, silent share) and the waveforms."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -83,7 +84,9 @@ def write_samples(model, audio_tokenizer, collator, conversations: list[dict], e
     samples_per_frame = round(TARGET_SAMPLE_RATE / frame_rate)
     device = next(audio_tokenizer.parameters()).device
     records, waveforms = [], []
-    for conversation, codes, stopped in generate_in_batches(model, collator, conversations, eval_cfg):
+    generated = tqdm(generate_in_batches(model, collator, conversations, eval_cfg), total=len(conversations),
+                     desc="generating samples", unit="sample", leave=False, disable=not show_progress)
+    for conversation, codes, stopped in generated:
         if codes.shape[1] > 0:
             waveform = audio_tokenizer.decode(codes[None].to(device)).audio_values[0, 0].float().cpu().numpy()
         else:
@@ -93,6 +96,10 @@ def write_samples(model, audio_tokenizer, collator, conversations: list[dict], e
         record = {"id": conversation["id"], "path": str(path), "text": target_text(conversation),
                   "frames": int(codes.shape[1]), "stopped": stopped,
                   "silent_share": silent_share(waveform, samples_per_frame, eval_cfg.silence_db)}
+        heard = target_clip(conversation) or next(
+            (i for m in conversation["messages"] for i in m["content"] if i["type"] == "audio"), {})
+        if "path" in heard:  # the clip to listen to beside the sample: its target, else the prompt's reference
+            record["target_audio"] = heard["path"]
         target = (target_clip(conversation) or {}).get("codes")
         if target is not None:  # how closely the sample follows the clip the prompt was made from
             shared = min(target.shape[1], codes.shape[1])

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import torch
+from tqdm.auto import tqdm
 
 from higgs_train.model.loss import MODEL_INPUTS, audio_loss_terms
 
@@ -18,7 +19,7 @@ def validation_metrics(accelerator, model, batches: list[dict], model_config, sp
     was_training = model.training
     model.eval()
     share = batches[accelerator.process_index::accelerator.num_processes] if split else batches
-    for batch in share:
+    for batch in tqdm(share, desc="validation", unit="batch", leave=False, disable=not accelerator.is_main_process):
         batch = {k: v.to(device) for k, v in batch.items() if k in (*MODEL_INPUTS, "audio_labels", "labels")}
         with accelerator.autocast():
             terms = audio_loss_terms(model, batch, model_config, with_accuracy=True)

@@ -24,9 +24,12 @@ def resolve_attn_implementation(requested: str, device: torch.device) -> str:
 
 
 def _explain(name_or_path: str, error: Exception) -> ModelLoadError:
+    if name_or_path in ("tiny", "demo"):
+        return ModelLoadError(f"cannot load {name_or_path!r}: no such folder or hub id; the built-in test checkpoint "
+                              "is spelled builtin:tiny in every tool (the demo data builtin:demo)")
     return ModelLoadError(
         f"cannot load {name_or_path!r} ({type(error).__name__}: {str(error).splitlines()[0]}); if the Hub is out of "
-        "reach, download it elsewhere and set model.name_or_path=/local/dir (or use model=tiny for a test run)"
+        "reach, download it elsewhere and point at the folder (or builtin:tiny, the built-in test checkpoint)"
     )
 
 

@@ -56,6 +56,7 @@ class TrainingProgress:
     supervised_frames: int = 0
     positions: int = 0
     last_loss: float | None = None
+    wall_seconds: float = 0.0  # the run's wall time up to the checkpoint, over every attempt
 
 
 @dataclass
@@ -161,6 +162,7 @@ class FineTuneRecipe:
                                 self.uses_deepspeed)
         self.progress = TrainingProgress(**saved["state"])
         self.saved_step = self.progress.step
+        self.started -= self.progress.wall_seconds  # wall time runs on from the checkpoint's, as elapsed_s shows
         self.batches.restore(saved["data_position"])
         if self.is_main:
             for name in ("metrics.jsonl", "eval.jsonl"):
@@ -314,6 +316,7 @@ class FineTuneRecipe:
         accelerator.log({k: v for k, v in record.items() if k != "loss_per_codebook"}, step=step)
 
     def save_checkpoint(self) -> Path:
+        self.progress.wall_seconds = time.time() - self.started
         trainer_state = {"signature": self.signature, **self.resume_record, "state": asdict(self.progress),
                          "data_position": self.batches.state()}
         folder = save_checkpoint(self.accelerator, self.run_dir, self.progress.step, self.model, self.optimizer,
@@ -350,8 +353,9 @@ class FineTuneRecipe:
         atomic.write_text(self.run_dir / "run_summary.json", json.dumps(summary, indent=2))
         losses = f"loss {progress.first_loss:.3f} -> {progress.last_loss:.3f}" if progress.last_loss is not None \
             else "no finite loss"
-        logger.info(f"done in {summary['wall_s']} s, {losses}; {len(summary['samples'])} samples in "
-                    f"{self.run_dir / 'samples'}")
+        weights = self.run_dir / ("model" if self.cfg.peft.type == "none" else "adapter")
+        logger.info(f"done in {summary['wall_s']} s, {losses}; weights in {weights}, {len(summary['samples'])} "
+                    f"samples in {self.run_dir / 'samples'}")
         return summary
 
     def _save_final_weights(self, gathered: dict | None) -> None:

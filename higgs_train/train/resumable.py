@@ -20,7 +20,7 @@ APPLIED = ("trainer.max_steps", "trainer.save_every_n_steps", "trainer.keep_last
            "trainer.max_bad_steps", "trainer.num_workers", "trainer.peak_tflops", "trainer.compile",
            "model.attn_implementation", "model.gradient_checkpointing", "data.encode_batch_size")
 APPLIED_GROUPS = ("eval.", "logger.")  # except eval.val_size, which decides the training rows
-INVOCATION = ("resume", "overwrite", "dry_run")  # how this command was asked to start, not what it trains
+INVOCATION = ("resume", "overwrite", "dry_run", "verbose")  # how this command was asked to start, not what it trains
 
 
 class ResumeError(UserError):

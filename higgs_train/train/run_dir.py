@@ -28,7 +28,7 @@ from higgs_train.train.resumable import check_resumable
 
 # What a run leaves in its directory besides `.hydra/`, `train.log`, the marker and the lock (`run_lock.py`).
 RUN_ARTIFACTS = ("metrics.jsonl", "eval.jsonl", CHECKPOINTS, "run_summary.json", "adapter", "model", "samples",
-                 "dry_run")
+                 "dry_run", "report.html", "higgs-train", "wandb")  # the last two: TensorBoard's and W&B's files
 
 
 class RunDirError(UserError):
@@ -77,7 +77,8 @@ def raise_if_finished(run_dir: Path, max_steps: int) -> None:
 def claim_run_dir(run_dir: Path, resume: str | None, overwrite: bool, max_steps: int, is_main: bool) -> Path | None:
     """Returns the checkpoint to resume from (None: start at step 0). Every process calls it with the same view of
     the folder; only the main process deletes anything, and only what an earlier run of ours left."""
-    existing = [name for name in RUN_ARTIFACTS if (run_dir / name).exists()]
+    # A dry run's first batch does not make a run: the training run it checked starts in the same directory.
+    existing = [name for name in RUN_ARTIFACTS if name != "dry_run" and (run_dir / name).exists()]
     if existing and not _is_ours(run_dir):
         raise RunDirError(f"{run_dir} holds {', '.join(existing)} but no {ownership.MARKER} of a higgs-train run, "
                           "and higgs-train never deletes or continues what it cannot recognise as its own; choose "
@@ -102,7 +103,7 @@ def claim_run_dir(run_dir: Path, resume: str | None, overwrite: bool, max_steps:
     checkpoint = Path(resume)
     if not (checkpoint / STATE_FILE).is_file():
         raise RunDirError(f"resume={resume}: not a complete checkpoint (no {STATE_FILE}); use resume=auto or a "
-                          f"<run_dir>/{CHECKPOINTS}/step_N folder")
+                          f"<run_dir>/{CHECKPOINTS}/step_00000500 folder")
     problem = damage(checkpoint)
     if problem:
         raise DamagedCheckpoint(f"resume={resume}: the checkpoint is damaged ({problem}); resume from another one "
