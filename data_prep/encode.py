@@ -10,7 +10,7 @@ from pathlib import Path
 
 from higgs_train import atomic
 from higgs_train.data.audio_codes import encode_files
-from higgs_train.data.code_cache import CodeCache, tokenizer_fingerprint
+from higgs_train.data.code_cache import CodeCache, clip_identity, tokenizer_fingerprint
 from higgs_train.data.conversations import dataset_root, load_rows
 from higgs_train.logs import logger
 
@@ -24,18 +24,19 @@ def encode_dataset(data_path: str | Path, audio_tokenizer, batch_size: int = 8, 
                       audio_tokenizer.config.codebook_size)
     paths = sorted({item["path"] for row in rows for message in row["messages"] for item in message["content"]
                     if item["type"] == "audio" and "path" in item})
-    stored = cache.load().keys()
-    missing = [path for path in paths if cache.key(path) not in stored]
+    cached = cache.fresh(paths)
+    missing = [path for path in paths if path not in cached]
+    identities = {cache.key(path): clip_identity(path) for path in missing}  # before the clips are read
     for stale in atomic.remove_stale_partials(cache.folder / "shard-*.arrow"):
         logger.info(f"removed {stale}, left by an encode that did not finish")
     pending, unreadable = {}, {}
     for path, codes in encode_files(audio_tokenizer, missing, batch_size, show_progress, unreadable):
         pending[cache.key(path)] = codes
         if len(pending) >= shard_size:
-            cache.write_shard(pending)
+            cache.write_shard(pending, identities)
             pending = {}
     if pending:
-        cache.write_shard(pending)
+        cache.write_shard(pending, identities)
     if unreadable:
         logger.warning(f"skipped {len(unreadable)} clips that cannot be read (listed under \"unreadable\"); fix "
                        "or remove them and run encode again, which encodes only what is missing")

@@ -72,6 +72,19 @@ def test_another_tokenizer_never_reuses_the_codes(demo_copy, processor):
     assert torch.equal(rows[0]["messages"][-1]["content"][0]["codes"], encode_waveform(other, load_audio(path)))
 
 
+def test_a_clip_edited_after_it_was_encoded_is_encoded_again(demo_copy, processor):
+    tokenizer = processor.audio_tokenizer
+    encode_dataset(demo_copy / "train.jsonl", tokenizer, show_progress=False)
+    rows = load_rows(demo_copy / "train.jsonl", max_examples=2)
+    edited = rows[0]["messages"][-1]["content"][0]["path"]
+    waveform, rate = sf.read(edited, dtype="float32")
+    sf.write(edited, waveform[::-1].copy(), rate)  # re-recorded: same path, same size, new content
+    again = encode_dataset(demo_copy / "train.jsonl", tokenizer, show_progress=False)
+    assert again["encoded"] == 1 and again["already_cached"] == 27
+    attach_codes(rows, tokenizer, demo_copy / "train.jsonl", show_progress=False)
+    assert torch.equal(rows[0]["messages"][-1]["content"][0]["codes"], encode_waveform(tokenizer, load_audio(edited)))
+
+
 def _shard_keys(folder):
     keys = []
     for shard in sorted(folder.glob("shard-*.arrow")):

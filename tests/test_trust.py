@@ -25,7 +25,7 @@ from data_prep.encode import encode_dataset
 from higgs_train import ownership
 from higgs_train.config import ConfigError, validate
 from higgs_train.configs import CONFIG_DIR
-from higgs_train.data.code_cache import SCHEMA, CodeCache, tokenizer_fingerprint
+from higgs_train.data.code_cache import CodeCache, tokenizer_fingerprint
 from higgs_train.data.collator import ConversationCollator
 from higgs_train.data.conversations import DataError, load_rows
 from higgs_train.data.prepare import prepare_conversations
@@ -333,8 +333,9 @@ def test_12_a_damaged_or_out_of_range_code_shard_is_named_and_its_clips_encoded_
     truncated.write_bytes(truncated.read_bytes()[:40])
     out_of_range = cache.write_shard({"d.wav": torch.full((8, 5), 5000, dtype=torch.long)})
     legacy = cache.folder / "shard-00099.arrow"  # before shard names carried a hash: range checked only
-    with pa.OSFile(str(legacy), "wb") as sink, pa.ipc.new_file(sink, SCHEMA) as writer:
-        writer.write_table(pa.table({"key": ["e.wav"], "num_codebooks": [1], "codes": [[-3]]}, schema=SCHEMA))
+    old_schema = pa.schema([("key", pa.string()), ("num_codebooks", pa.int32()), ("codes", pa.list_(pa.int16()))])
+    with pa.OSFile(str(legacy), "wb") as sink, pa.ipc.new_file(sink, old_schema) as writer:
+        writer.write_table(pa.table({"key": ["e.wav"], "num_codebooks": [1], "codes": [[-3]]}, schema=old_schema))
     assert list(cache.load()) == ["a.wav"]
     for shard in (flipped, truncated, out_of_range, legacy):
         assert f"code cache shard {shard} is damaged" in caplog.text and not shard.exists()

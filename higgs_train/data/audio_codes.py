@@ -134,8 +134,7 @@ def attach_codes(conversations: list[dict], audio_tokenizer, data_path: str | Pa
     if paths and cache_folder is not None and cache_folder.is_dir():
         cache = CodeCache(dataset_root(data_path), tokenizer_fingerprint(audio_tokenizer),
                           audio_tokenizer.config.codebook_size)
-        stored = cache.load()
-        codes = {path: stored[cache.key(path)] for path in paths if cache.key(path) in stored}
+        codes = cache.fresh(sorted(paths))
         cached = len(codes)
     missing = sorted(paths - codes.keys())
     if missing:

@@ -1,6 +1,7 @@
 """Audio codes on disk, beside the dataset: `codes/<tokenizer fingerprint>/shard-NNNNN.arrow`.
 
-The fingerprint hashes the audio tokenizer's config and weights, so codes made by another tokenizer are never reused.
+The fingerprint hashes the audio tokenizer's config and weights, so codes made by another tokenizer are never reused;
+each entry records its clip's size and modification time, so codes of a clip edited since are never reused either.
 Each shard is written under a temporary name and renamed when complete, to a name that records its SHA-256; a partial
 shard is never read, so an interrupted `higgs-prep encode` resumes with only the missing clips, and a shard damaged
 later is found when it is read.
@@ -21,7 +22,19 @@ from higgs_train import atomic
 from higgs_train.logs import logger
 
 SHARD_GLOB = "shard-*.arrow"
-SCHEMA = pa.schema([("key", pa.string()), ("num_codebooks", pa.int32()), ("codes", pa.list_(pa.int16()))])
+# `bytes` and `mtime_ns`: the clip's size and modification time when it was encoded, so an edited clip is seen.
+SCHEMA = pa.schema([("key", pa.string()), ("num_codebooks", pa.int32()), ("codes", pa.list_(pa.int16())),
+                    ("bytes", pa.int64()), ("mtime_ns", pa.int64())])
+UNKNOWN = (-1, -1)
+
+
+def clip_identity(path: str | Path) -> tuple[int, int]:
+    """(size, modification time in ns) of a clip: what tells a re-recorded or edited file at the same path."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return UNKNOWN
+    return stat.st_size, stat.st_mtime_ns
 
 
 def tokenizer_fingerprint(audio_tokenizer) -> str:
@@ -80,8 +93,31 @@ class CodeCache:
         return sorted(self.folder.glob(SHARD_GLOB))
 
     def load(self) -> dict[str, torch.Tensor]:
-        """Every clip of the intact shards: key -> (K, T) long codes."""
-        codes = {}
+        """Every clip of the intact shards: key -> (K, T) long codes (a clip encoded again: its newest codes)."""
+        return {key: codes for key, (codes, _) in self._entries().items()}
+
+    def fresh(self, paths) -> dict[str, torch.Tensor]:
+        """path -> codes for the clips whose cached codes were made from the file as it is now (same size and
+        modification time); a clip edited since, or cached by a version that did not record it, is left out, so
+        it is encoded again and never silently reused."""
+        entries, found, stale = self._entries(), {}, []
+        for path in paths:
+            entry = entries.get(self.key(path))
+            if entry is None:
+                continue
+            if entry[1] == UNKNOWN or entry[1] != clip_identity(path):
+                stale.append(path)
+                continue
+            found[path] = entry[0]
+        if stale:
+            logger.info(f"{len(stale)} cached clips changed since they were encoded (size or modification time, e.g. "
+                        f"{stale[0]}) or were cached without that record; they are encoded again")
+        return found
+
+    def _entries(self) -> dict[str, tuple[torch.Tensor, tuple[int, int]]]:
+        """key -> (codes, identity) from every intact shard (a clip in several: the newest shard's); damaged
+        shards are removed."""
+        entries = {}
         for shard in self.shards():
             table = _read(shard)
             problem = _shard_problem(shard, table, self.codebook_size)
@@ -90,12 +126,20 @@ class CodeCache:
                                "again")
                 atomic.remove(shard)
                 continue
-            for key, k, flat in zip(*(table.column(name).to_pylist() for name in ("key", "num_codebooks", "codes"))):
-                codes[key] = torch.tensor(flat, dtype=torch.long).view(k, -1)
-        return codes
+            columns = [table.column(name).to_pylist() for name in ("key", "num_codebooks", "codes")]
+            known = "bytes" in table.column_names
+            sizes = table.column("bytes").to_pylist() if known else [UNKNOWN[0]] * len(table)
+            times = table.column("mtime_ns").to_pylist() if known else [UNKNOWN[1]] * len(table)
+            for key, k, flat, size, mtime in zip(*columns, sizes, times):
+                entries[key] = (torch.tensor(flat, dtype=torch.long).view(k, -1), (size, mtime))
+        return entries
 
-    def write_shard(self, entries: dict[str, torch.Tensor]) -> Path:
-        """Atomically adds one shard holding `entries` (key -> (K, T) codes), named after its own hash."""
+    def write_shard(self, entries: dict[str, torch.Tensor],
+                    identities: dict[str, tuple[int, int]] | None = None) -> Path:
+        """Atomically adds one shard holding `entries` (key -> (K, T) codes), named after its own hash.
+        `identities`: key -> `clip_identity` of the file the codes were made from, taken before it was read
+        (default: the file under the root now)."""
+        identities = {key: (identities or {}).get(key) or clip_identity(self.root / key) for key in entries}
         self.folder.mkdir(parents=True, exist_ok=True)
         numbers = [int(p.name.split("-")[1].split(".")[0]) for p in self.shards()]
         number = max(numbers, default=-1) + 1
@@ -103,6 +147,8 @@ class CodeCache:
             "key": list(entries),
             "num_codebooks": [int(c.shape[0]) for c in entries.values()],
             "codes": [c.to(torch.int16).reshape(-1).tolist() for c in entries.values()],
+            "bytes": [identities[key][0] for key in entries],
+            "mtime_ns": [identities[key][1] for key in entries],
         }, schema=SCHEMA)
         partial = atomic.partial_path(self.folder / f"shard-{number:05d}.arrow", unique=True)
         try:
