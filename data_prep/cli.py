@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from data_prep.sources import FORMATS
@@ -44,12 +45,15 @@ def _parser() -> argparse.ArgumentParser:
         "encode", help="encode every clip of a dataset with the audio tokenizer once, into a resumable code cache",
         description="Stores (8, T) codes as Arrow shards in INPUT/codes/<tokenizer fingerprint>/ (beside a JSONL "
                     "file: in its folder). Re-running after an interrupt encodes only what is missing; another "
-                    "tokenizer gets another folder. Training reads the cache by itself.")
+                    "tokenizer gets another folder. Training reads the cache by itself. Many processes: `torchrun "
+                    "--nproc_per_node N -m data_prep.cli encode ...` (or accelerate launch; several nodes on a shared "
+                    "file system): each takes every N-th clip and writes its own shards.")
     encode.add_argument("--input", required=True, help="a higgs-prep convert folder or a conversation JSONL")
     encode.add_argument("--model", required=True, help="model or audio-tokenizer checkpoint (hub id or folder)")
     encode.add_argument("--batch-size", type=int, default=8, help="clips of identical length encoded together")
     encode.add_argument("--shard-size", type=int, default=256, help="clips per committed shard")
-    encode.add_argument("--device", default="cpu", help="torch device for the tokenizer (cpu, cuda, cuda:1, ...)")
+    encode.add_argument("--device", default="cpu", help="torch device for the tokenizer (cpu, cuda, cuda:1, ...); "
+                        "cuda under a launcher: each process its LOCAL_RANK's GPU")
 
     demo = commands.add_parser("demo", help="speak a small two-voice demo dataset with espeak-ng (24 kHz wav + JSONL)")
     demo.add_argument("--out", required=True, help="output folder (gets clips/, train.jsonl, speakers.json)")
@@ -85,7 +89,10 @@ def _run(args: argparse.Namespace) -> None:
         from higgs_train import assets
         from higgs_train.model.loading import load_audio_tokenizer
 
-        tokenizer = load_audio_tokenizer(assets.resolve(args.model)).to(args.device)
+        device = args.device
+        if device == "cuda" and "LOCAL_RANK" in os.environ:  # under a launcher: each process its own GPU
+            device = f"cuda:{os.environ['LOCAL_RANK']}"
+        tokenizer = load_audio_tokenizer(assets.resolve(args.model)).to(device)
         report = encode_dataset(assets.resolve(args.input), tokenizer, args.batch_size, args.shard_size)
         print(json.dumps(report, indent=2))
     elif args.command == "demo":

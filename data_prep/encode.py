@@ -2,10 +2,16 @@
 
 Resumable: shards are committed atomically every `shard_size` clips, and a re-run encodes only the clips that no
 complete shard holds. Training then reads the codes instead of encoding (`higgs_train.data.audio_codes`).
+
+Under a launcher (`torchrun --nproc_per_node N -m data_prep.cli encode ...`, `accelerate launch`, several nodes on
+a shared file system) each process takes every N-th clip of the sorted list, whatever the others have done, and
+writes its own shards; no process waits for another, so one that dies costs only its unfinished shard, and a re-run
+encodes what is missing.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from higgs_train import atomic
@@ -24,8 +30,10 @@ def encode_dataset(data_path: str | Path, audio_tokenizer, batch_size: int = 8, 
                       audio_tokenizer.config.codebook_size)
     paths = sorted({item["path"] for row in rows for message in row["messages"] for item in message["content"]
                     if item["type"] == "audio" and "path" in item})
-    cached = cache.fresh(paths)
-    missing = [path for path in paths if path not in cached]
+    rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+    mine = paths[rank::world]  # from the whole list, so the split never depends on what is cached already
+    cached = cache.fresh(mine)
+    missing = [path for path in mine if path not in cached]
     identities = {cache.key(path): clip_identity(path) for path in missing}  # before the clips are read
     for stale in atomic.remove_stale_partials(cache.folder / "shard-*.arrow"):
         logger.info(f"removed {stale}, left by an encode that did not finish")
@@ -40,5 +48,6 @@ def encode_dataset(data_path: str | Path, audio_tokenizer, batch_size: int = 8, 
     if unreadable:
         logger.warning(f"skipped {len(unreadable)} clips that cannot be read (listed under \"unreadable\"); fix "
                        "or remove them and run encode again, which encodes only what is missing")
-    return {"clips": len(paths), "already_cached": len(paths) - len(missing),
-            "encoded": len(missing) - len(unreadable), "unreadable": unreadable, "cache": str(cache.folder)}
+    counts = {"clips": len(mine), "already_cached": len(mine) - len(missing), "encoded": len(missing) - len(unreadable)}
+    share = {"process": f"{rank} of {world}", "dataset_clips": len(paths)} if world > 1 else {}
+    return {**counts, **share, "unreadable": unreadable, "cache": str(cache.folder)}

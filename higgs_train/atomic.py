@@ -6,14 +6,16 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 
 def partial_path(final: Path, unique: bool = False) -> Path:
-    """The temporary sibling of `final`; `unique` adds the process id, for writers that may race on one name."""
+    """The temporary sibling of `final`; `unique` adds the host and process id, for writers that may race on one
+    name (processes of several nodes on a shared file system too)."""
     final = Path(final)
-    return final.with_name(f".{final.name}.partial" + (f"-{os.getpid()}" if unique else ""))
+    return final.with_name(f".{final.name}.partial" + (f"-{socket.gethostname()}-{os.getpid()}" if unique else ""))
 
 
 def _alive(pid: int) -> bool:
@@ -28,12 +30,12 @@ def _alive(pid: int) -> bool:
 
 def remove_stale_partials(final: Path) -> list[Path]:
     """Removes the `unique` partials of `final` left by writers on this machine that died (their process is gone);
-    returns them. A live writer's partial is left alone."""
+    returns them. A live writer's partial, or another machine's, is left alone."""
     final = Path(final)
     stale = []
     for partial in final.parent.glob(f".{final.name}.partial-*"):
-        pid = partial.name.rpartition("-")[2]
-        if pid.isdigit() and not _alive(int(pid)):
+        host, _, pid = partial.name.split(".partial-", 1)[1].rpartition("-")
+        if host == socket.gethostname() and pid.isdigit() and not _alive(int(pid)):
             remove(partial)
             stale.append(partial)
     return stale

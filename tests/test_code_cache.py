@@ -1,5 +1,6 @@
 """The audio-code cache: exact batching, reuse only under the same tokenizer, and resume after a hard kill."""
 
+import json
 import os
 import shutil
 import signal
@@ -119,4 +120,39 @@ def test_killed_encode_resumes_to_the_cache_of_an_uninterrupted_run(demo_copy, t
     assert len(keys) == len(set(keys)) == 28  # no clip encoded twice
     expected = CodeCache(uninterrupted, cache.folder.name).load()
     got = cache.load()
+    assert got.keys() == expected.keys() and all(torch.equal(got[k], expected[k]) for k in got)
+
+
+@pytest.mark.slow
+def test_two_encode_processes_give_the_one_process_cache_even_when_one_dies(demo_copy, tiny_checkpoint, processor,
+                                                                            tmp_path):
+    """What `torchrun --nproc_per_node 2 -m data_prep.cli encode ...` runs: two processes told their RANK."""
+    uninterrupted = tmp_path / "clean"
+    shutil.copytree(demo_copy, uninterrupted)
+    encode_dataset(uninterrupted / "train.jsonl", processor.audio_tokenizer, shard_size=4, show_progress=False)
+    command = [sys.executable, "-m", "data_prep.cli", "encode", "--input", str(demo_copy / "train.jsonl"),
+               "--model", str(tiny_checkpoint), "--shard-size", "1", "--batch-size", "1"]
+
+    def launch(rank):
+        env = {**os.environ, "PYTHONPATH": os.getcwd(), "RANK": str(rank), "LOCAL_RANK": str(rank),
+               "WORLD_SIZE": "2"}
+        return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True)
+
+    cache = CodeCache(demo_copy, tokenizer_fingerprint(processor.audio_tokenizer))
+    first, second = launch(0), launch(1)
+    while len(cache.shards()) < 4 and second.poll() is None:
+        time.sleep(0.005)
+    second.send_signal(signal.SIGKILL)  # one process dies midway; the other finishes its share
+    second.wait()
+    assert json.loads(first.communicate(timeout=300)[0])["process"] == "0 of 2" and first.returncode == 0
+    assert len(cache.load()) < 28, "the kill must land before the second process is done"
+
+    reports = []
+    for process in (launch(0), launch(1)):
+        out, _ = process.communicate(timeout=300)
+        assert process.returncode == 0
+        reports.append(json.loads(out))
+    assert reports[0]["encoded"] == 0 and reports[1]["encoded"] > 0  # only the dead process's clips were missing
+    assert sum(r["clips"] for r in reports) == 28
+    expected, got = CodeCache(uninterrupted, cache.folder.name).load(), cache.load()
     assert got.keys() == expected.keys() and all(torch.equal(got[k], expected[k]) for k in got)

@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 
@@ -109,17 +110,19 @@ def test_16_a_killed_conversion_leaves_nothing_after_the_next_one(jsonl_source, 
     source, _ = jsonl_source
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    stale = tmp_path / f".out.partial-{dead.pid}"
+    stale = tmp_path / f".out.partial-{socket.gethostname()}-{dead.pid}"
     (stale / "clips").mkdir(parents=True)
     (stale / "clips" / "half.flac").write_bytes(b"x" * 1000)
     writer = subprocess.Popen(["sleep", "60"])  # a writer still running: its partial is left alone
-    live = tmp_path / f".out.partial-{writer.pid}"
+    live = tmp_path / f".out.partial-{socket.gethostname()}-{writer.pid}"
+    elsewhere = tmp_path / f".out.partial-another-node-{dead.pid}"  # a writer on another machine of a shared disk
+    elsewhere.mkdir()
     live.mkdir()
     try:
         convert("jsonl", source / "train.jsonl", tmp_path / "out", show_progress=False)
     finally:
         writer.kill()
-    assert not stale.exists() and live.exists() and len(load_rows(tmp_path / "out")) == 2
+    assert not stale.exists() and live.exists() and elsewhere.exists() and len(load_rows(tmp_path / "out")) == 2
 
 
 # ---- 4, 5, 13: no silent stale or broken data ----------------------------------------------------------------------
