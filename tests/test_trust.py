@@ -346,14 +346,15 @@ def test_12_a_damaged_or_out_of_range_code_shard_is_named_and_its_clips_encoded_
 
 
 # ---- 14: a full or read-only disk ----------------------------------------------------------------------------------
-def _no_space(*args, **kwargs):
-    raise OSError(errno.ENOSPC, "No space left on device", str(args[-1]))
-
-
-def test_14_a_full_disk_under_convert_and_encode_is_one_line(jsonl_source, tmp_path, monkeypatch, capsys,
-                                                             tiny_checkpoint):
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EROFS], ids=["full", "read-only"])
+def test_14_a_full_or_read_only_disk_under_convert_and_encode_is_one_line(code, jsonl_source, tmp_path, monkeypatch,
+                                                                          capsys, tiny_checkpoint):
     source, _ = jsonl_source
-    monkeypatch.setattr(os, "replace", _no_space)
+
+    def refused(src, dst, *args, **kwargs):
+        raise OSError(code, os.strerror(code), str(dst))
+
+    monkeypatch.setattr(os, "replace", refused)
     for argv in (["convert", "jsonl", "--input", str(source / "train.jsonl"), "--output", str(tmp_path / "out")],
                  ["encode", "--input", str(source / "train.jsonl"), "--model", str(tiny_checkpoint)]):
         with pytest.raises(SystemExit) as exited:
@@ -361,6 +362,6 @@ def test_14_a_full_disk_under_convert_and_encode_is_one_line(jsonl_source, tmp_p
         err = capsys.readouterr().err
         ours = [line for line in err.splitlines() if line.startswith("higgs-prep:")]  # the rest: progress bars
         assert exited.value.code == 1 and len(ours) == 1 and "Traceback" not in err, err
-        assert ours[0].startswith("higgs-prep: error: cannot write ") and "No space left on device; free" in ours[0]
+        assert ours[0].startswith("higgs-prep: error: cannot write ") and f"{os.strerror(code)}; free" in ours[0]
     assert not list(tmp_path.glob(".out.partial*")) and not (tmp_path / "out").exists()
 
