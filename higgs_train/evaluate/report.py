@@ -114,7 +114,8 @@ def _clip(run_dir: Path, relative: str, caption: str) -> str:
 
 
 def _sample(run_dir: Path, sample: dict) -> str:
-    own = Path(sample["path"]).resolve().relative_to(run_dir.resolve()).as_posix()
+    path = Path(sample["path"])  # samples/step_N/ID.wav, wherever the run directory has moved since
+    own = f"samples/{path.parent.name}/{path.name}"
     facts = ", ".join(f"{key} {sample[key]:.3g}" if isinstance(sample[key], float) else f"{key} {sample[key]}"
                       for key in ("frames", "stopped", "duration_ratio", "silent_share", "wer", "speaker_similarity")
                       if key in sample)
