@@ -70,6 +70,15 @@ def quiet_libraries(verbose: bool = False) -> None:
     warnings.filterwarnings("ignore")
     warnings.filterwarnings("default", module=r"(higgs_train|data_prep)(\.|$)")
     logging.getLogger().setLevel(logging.ERROR)  # library loggers without a level of their own
+    if "transformers" in sys.modules:  # imported already (the small tools import it at start): its own switches
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.set_verbosity_error()
+        transformers_logging.disable_progress_bar()
+    if "huggingface_hub" in sys.modules:
+        from huggingface_hub.utils import disable_progress_bars
+
+        disable_progress_bars()
     import torch
 
     if not torch.cuda.is_available():  # DeepSpeed's "Setting accelerator to CPU" warning is its auto-detection's
