@@ -85,15 +85,21 @@ def test_02_export_never_empties_a_folder_it_did_not_write(tmp_path):
     assert (out / "other_model.safetensors").read_bytes() == b"someone's weights"
 
 
+def _two_demo_rows(demo_dir, folder):
+    """The first two demo rows, their clips copied to `folder/clips/`."""
+    (folder / "clips").mkdir(parents=True)
+    rows = [json.loads(line) for line in (demo_dir / "train.jsonl").read_text().splitlines()[:2]]
+    for row in rows:
+        item = row["messages"][-1]["content"][0]
+        shutil.copy(demo_dir / item["path"], folder / item["path"])
+    return rows
+
+
 @pytest.fixture
 def jsonl_source(tmp_path, demo_dir):
     """A conversation JSONL with two real clips beside it."""
     source = tmp_path / "src"
-    (source / "clips").mkdir(parents=True)
-    rows = [json.loads(line) for line in (demo_dir / "train.jsonl").read_text().splitlines()[:2]]
-    for row in rows:
-        item = row["messages"][-1]["content"][0]
-        shutil.copy(demo_dir / item["path"], source / item["path"])
+    rows = _two_demo_rows(demo_dir, source)
     (source / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     return source, rows
 
@@ -129,11 +135,7 @@ def test_16_a_killed_conversion_leaves_nothing_after_the_next_one(jsonl_source, 
 def _bad_rows_folder(tmp_path, demo_dir):
     """Six rows: two good, then NaN, silent, 10 ms, empty-transcript audio; speakers.json lists both demo voices."""
     folder = tmp_path / "bad"
-    (folder / "clips").mkdir(parents=True)
-    rows = [json.loads(line) for line in (demo_dir / "train.jsonl").read_text().splitlines()[:2]]
-    for row in rows:
-        item = row["messages"][-1]["content"][0]
-        shutil.copy(demo_dir / item["path"], folder / item["path"])
+    rows = _two_demo_rows(demo_dir, folder)
     template = rows[0]
     clips = {"nan": np.full(24000, np.nan, np.float32), "silent": np.zeros(24000, np.float32),
              "short": 0.5 * np.ones(240, np.float32)}

@@ -13,6 +13,7 @@ from accelerate.utils import GradientAccumulationPlugin, InitProcessGroupKwargs
 from omegaconf import DictConfig, OmegaConf
 
 from higgs_train.launch import resolve_deepspeed_config_file
+from higgs_train.train.resumable import flat_config
 
 MIXED_PRECISION = {"bf16": "bf16", "fp16": "fp16", "fp32": "no"}
 
@@ -51,17 +52,9 @@ def init_trackers(accelerator: Accelerator, cfg: DictConfig, run_dir: Path) -> N
     if cfg.logger.name == "wandb":
         init_kwargs["wandb"] = {"dir": str(run_dir), "mode": cfg.logger.mode, "name": run_dir.name}
     accelerator.init_trackers(cfg.logger.get("project", "higgs-train"),
-                              config=_flat(OmegaConf.to_container(cfg, resolve=True)), init_kwargs=init_kwargs)
-
-
-def _flat(tree: dict, prefix: str = "") -> dict:
-    flat = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            flat.update(_flat(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value if isinstance(value, (int, float, str, bool)) else str(value)
-    return flat
+                              config={k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in
+                                      flat_config(OmegaConf.to_container(cfg, resolve=True)).items()},
+                              init_kwargs=init_kwargs)
 
 
 @contextlib.contextmanager

@@ -70,11 +70,12 @@ def resume_record(cfg: DictConfig) -> dict:
     return {"config": OmegaConf.to_container(cfg, resolve=True), "data_identity": data_identity(cfg.data.path)}
 
 
-def _flat(tree: dict, prefix: str = "") -> dict:
+def flat_config(tree: dict, prefix: str = "") -> dict:
+    """A resolved config as `group.key` -> value (an empty group stays one value)."""
     flat = {}
     for key, value in tree.items():
         if isinstance(value, dict) and value:
-            flat.update(_flat(value, f"{prefix}{key}."))
+            flat.update(flat_config(value, f"{prefix}{key}."))
         else:
             flat[f"{prefix}{key}"] = value
     return flat
@@ -98,7 +99,7 @@ def check_resumable(saved: dict, cfg: DictConfig, num_processes: int, checkpoint
         raise ResumeError(f"cannot resume from {checkpoint}: the data at data.path={cfg.data.path} changed since "
                           "that checkpoint was written (its files differ); resume with the data it was trained on, "
                           "or start a new run (another hydra.run.dir)")
-    before, now = _flat(saved["config"]), _flat(OmegaConf.to_container(cfg, resolve=True))
+    before, now = flat_config(saved["config"]), flat_config(OmegaConf.to_container(cfg, resolve=True))
     applied = []
     for key in sorted(before.keys() & now.keys()):  # a key only one side knows comes from another version
         if before[key] == now[key] or key in INVOCATION:
