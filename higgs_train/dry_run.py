@@ -57,7 +57,7 @@ def dry_run(cfg: DictConfig, run_dir: Path) -> Path:
     save_file({name: tensor.contiguous() for name, tensor in batch.items()}, str(out))
 
     logger.info(f"dry run: {len(data.training)} training conversations, {len(data.validation)} held out for "
-                f"validation (left out: {data.prepared.skipped or 'none'})")
+                f"validation (left out: {data.skipped or 'none'})")
     logger.info("example 0 (supervised text in «»):\n" + describe_example(data.collator, data.training[0]))
     logger.info("first batch: " + ", ".join(f"{k} {tuple(v.shape)}" for k, v in batch.items()) + f" -> {out}")
     logger.info(f"parameters: {total:,} total, {trainable:,} trainable ({100 * trainable / total:.2f}%)")

@@ -72,6 +72,36 @@ def demo_rows(demo_dir):
     return load_rows(demo_dir / "train.jsonl")
 
 
+@pytest.fixture(scope="session")
+def data_cfg_factory():
+    """A `data` config node like configs/data/jsonl.yaml for `path`, with overrides."""
+    from omegaconf import OmegaConf
+
+    from higgs_train.configs import CONFIG_DIR
+
+    def make(path, **overrides):
+        return OmegaConf.merge(OmegaConf.load(CONFIG_DIR / "data" / "jsonl.yaml"), {"path": str(path), **overrides})
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def demo_task(demo_dir, processor, model_config, data_cfg_factory):
+    """`demo_task(task, seed=0)`: the demo set's conversations of a task, built from its training table as training
+    builds them (a list: each conversation with its codes)."""
+    from higgs_train.data.collator import ConversationCollator
+    from higgs_train.data.loader import task_conversations
+
+    collator = ConversationCollator(processor.tokenizer, model_config)
+
+    def conversations(task, seed=0):
+        dataset, _ = task_conversations(data_cfg_factory(demo_dir / "train.jsonl"), task, seed, collator,
+                                        processor.audio_tokenizer, show_progress=False)
+        return [dataset[i] for i in range(len(dataset))]
+
+    return conversations
+
+
 @pytest.fixture
 def eval_cfg_factory():
     """An `eval` config node like configs/eval/default.yaml, with overrides."""

@@ -1,24 +1,18 @@
 """Token-budget batching and padding-free packing: same loss as padded rows, no attention across conversations."""
 
-import copy
-
 import pytest
 import torch
 from transformers import HiggsAudioV2ForConditionalGeneration
 
-from higgs_train.data.audio_codes import attach_codes
 from higgs_train.data.collator import ConversationCollator
 from higgs_train.data.conversations import DataError
 from higgs_train.data.sampler import TokenBudgetBatchSampler
-from higgs_train.data.tasks import build_task
 from higgs_train.model.loss import audio_loss_terms
 
 
 @pytest.fixture(scope="module")
-def clone_rows(processor, demo_rows):
-    rows, _ = build_task(copy.deepcopy(demo_rows[:6]), "voice_clone", seed=0)
-    attach_codes(rows, processor.audio_tokenizer, show_progress=False)
-    return rows
+def clone_rows(demo_task):
+    return demo_task("voice_clone")[:6]
 
 
 @pytest.mark.parametrize("attn", ["sdpa", "eager"])
@@ -69,37 +63,30 @@ def test_an_example_over_the_budget_is_a_clear_error():
         TokenBudgetBatchSampler([50, 150], max_tokens=100, mode="pack", seed=0)
 
 
-def _data_cfg(demo_dir, **overrides):
-    from omegaconf import OmegaConf
-
-    from higgs_train.configs import CONFIG_DIR
-
-    cfg = OmegaConf.merge(OmegaConf.load(CONFIG_DIR / "data" / "jsonl.yaml"), overrides)
-    cfg.path = str(demo_dir / "train.jsonl")
-    return cfg
-
-
-def test_too_long_conversations_are_counted_and_warned_never_truncated(demo_dir, processor, model_config, caplog):
-    from higgs_train.data.prepare import prepare_conversations
+def test_too_long_conversations_are_counted_and_warned_never_truncated(demo_dir, processor, model_config, caplog,
+                                                                     data_cfg_factory):
+    from higgs_train.data.loader import task_conversations
 
     collator = ConversationCollator(processor.tokenizer, model_config)
-    everything = prepare_conversations(_data_cfg(demo_dir), "voice_clone", 0, collator, processor.audio_tokenizer,
-                                       show_progress=False)
-    lengths = sorted(c["num_positions"] for c in everything.conversations)
+    data = demo_dir / "train.jsonl"
+
+    def conversations(**overrides):
+        return task_conversations(data_cfg_factory(data, **overrides), "voice_clone", 0, collator,
+                                  processor.audio_tokenizer, show_progress=False)
+
+    everything, _ = conversations()
+    lengths = sorted(everything.lengths.tolist())
     limit = lengths[len(lengths) // 2]
     caplog.set_level("INFO", logger="higgs_train")
-    prepared = prepare_conversations(_data_cfg(demo_dir, max_positions=limit, on_bad_row="skip"), "voice_clone", 0,
-                                     collator, processor.audio_tokenizer, show_progress=False)
+    kept, skipped = conversations(max_positions=limit, on_bad_row="skip")
     left_out = sum(n > limit for n in lengths)
-    assert len(prepared.conversations) == len(lengths) - left_out > 0
-    assert prepared.skipped == {f"longer than data.max_positions={limit}": left_out}
-    assert all(collator.encode(c["messages"]).num_positions == c["num_positions"] <= limit
-               for c in prepared.conversations)
+    assert len(kept) == len(lengths) - left_out > 0
+    assert skipped == {f"longer than data.max_positions={limit}": left_out}
+    assert all(collator.encode(kept[i]["messages"]).num_positions == kept.lengths[i] <= limit
+               for i in range(len(kept)))
     assert any(f"left out {left_out} of {len(lengths)}" in r.getMessage() and r.levelname == "WARNING"
                for r in caplog.records)
     with pytest.raises(DataError, match=f"raise data.max_positions to at least {lengths[0]}"):
-        prepare_conversations(_data_cfg(demo_dir, max_positions=lengths[0] - 1, on_bad_row="skip"), "voice_clone", 0,
-                              collator, processor.audio_tokenizer, show_progress=False)
+        conversations(max_positions=lengths[0] - 1, on_bad_row="skip")
     with pytest.raises(DataError, match="exceed data.max_positions"):
-        prepare_conversations(_data_cfg(demo_dir, max_positions=limit, on_bad_row="fail"), "voice_clone", 0,
-                              collator, processor.audio_tokenizer, show_progress=False)
+        conversations(max_positions=limit, on_bad_row="fail")

@@ -8,16 +8,19 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pyarrow as pa
 import pytest
 import soundfile as sf
 import torch
+from omegaconf import OmegaConf
 
 from data_prep.encode import encode_dataset
 from higgs_train.data.audio import load_audio
 from higgs_train.data.audio_codes import attach_codes, encode_files, encode_waveform
 from higgs_train.data.code_cache import CodeCache, tokenizer_fingerprint
 from higgs_train.data.conversations import load_rows
+from higgs_train.data.table import open_table
 from higgs_train.kit.random_checkpoint import build_audio_tokenizer
 
 
@@ -48,42 +51,58 @@ def test_batches_join_only_equal_lengths_and_equal_one_at_a_time_codes(demo_copy
         assert torch.equal(batched[path], encode_waveform(tokenizer, load_audio(path)))
 
 
+def _table(path, tokenizer, **overrides):
+    values = {"path": str(path), "max_examples": None, "min_seconds": 0.3, "max_seconds": 30.0, "on_bad_row": "fail",
+              "encode_batch_size": 8}
+    return open_table(OmegaConf.create({**values, **overrides}), tokenizer, show_progress=False)
+
+
+def _table_codes(table):
+    """path -> codes of every clip file in the training table."""
+    return {item["path"]: item["codes"] for index in range(len(table)) for m in table.row(index)["messages"]
+            for item in m["content"] if item["type"] == "audio"}
+
+
 def test_training_reads_the_cache_and_gets_the_codes_it_would_encode(demo_copy, processor):
     tokenizer = processor.audio_tokenizer
     summary = encode_dataset(demo_copy / "train.jsonl", tokenizer, shard_size=10, show_progress=False)
     assert summary["encoded"] == summary["clips"] == 28 and summary["already_cached"] == 0
     assert encode_dataset(demo_copy / "train.jsonl", tokenizer, show_progress=False)["encoded"] == 0
 
-    from_cache = load_rows(demo_copy / "train.jsonl")
-    assert attach_codes(from_cache, tokenizer, demo_copy / "train.jsonl", show_progress=False) == \
-        {"cached": 28, "encoded": 0}
+    table = _table(demo_copy / "train.jsonl", tokenizer)
+    assert table.built and table.info["codes"] == {"cached": 28, "encoded": 0}
+    again = _table(demo_copy / "train.jsonl", tokenizer)
+    assert not again.built and again.folder == table.folder  # the second start reads what the first built
+    from_cache = _table_codes(again)
     on_the_fly = load_rows(demo_copy / "train.jsonl")
-    attach_codes(on_the_fly, tokenizer, None, show_progress=False)
-    cached, fresh = _codes_by_path(from_cache), _codes_by_path(on_the_fly)
-    assert cached.keys() == fresh.keys() and all(torch.equal(cached[p], fresh[p]) for p in cached)
+    attach_codes(on_the_fly, tokenizer, show_progress=False)
+    fresh = _codes_by_path(on_the_fly)
+    assert from_cache.keys() == fresh.keys() and all(torch.equal(from_cache[p], fresh[p]) for p in fresh)
 
 
 def test_another_tokenizer_never_reuses_the_codes(demo_copy, processor):
     encode_dataset(demo_copy / "train.jsonl", processor.audio_tokenizer, show_progress=False)
+    _table(demo_copy / "train.jsonl", processor.audio_tokenizer, max_examples=2)
     other = build_audio_tokenizer(seed=1)
     assert tokenizer_fingerprint(other) != tokenizer_fingerprint(processor.audio_tokenizer)
-    rows = load_rows(demo_copy / "train.jsonl", max_examples=2)
-    assert attach_codes(rows, other, demo_copy / "train.jsonl", show_progress=False) == {"cached": 0, "encoded": 2}
-    path = rows[0]["messages"][-1]["content"][0]["path"]
-    assert torch.equal(rows[0]["messages"][-1]["content"][0]["codes"], encode_waveform(other, load_audio(path)))
+    table = _table(demo_copy / "train.jsonl", other, max_examples=2)
+    assert table.info["codes"] == {"cached": 0, "encoded": 2}
+    for path, codes in _table_codes(table).items():
+        assert torch.equal(codes, encode_waveform(other, load_audio(path)))
 
 
 def test_a_clip_edited_after_it_was_encoded_is_encoded_again(demo_copy, processor):
     tokenizer = processor.audio_tokenizer
     encode_dataset(demo_copy / "train.jsonl", tokenizer, show_progress=False)
-    rows = load_rows(demo_copy / "train.jsonl", max_examples=2)
-    edited = rows[0]["messages"][-1]["content"][0]["path"]
+    built = _table(demo_copy / "train.jsonl", tokenizer, max_examples=2)
+    edited = built.row(0)["messages"][-1]["content"][0]["path"]
     waveform, rate = sf.read(edited, dtype="float32")
     sf.write(edited, waveform[::-1].copy(), rate)  # re-recorded: same path, same size, new content
+    table = _table(demo_copy / "train.jsonl", tokenizer, max_examples=2)  # training without encoding first
+    assert table.built and table.info["codes"] == {"cached": 1, "encoded": 1}
+    assert torch.equal(_table_codes(table)[edited], encode_waveform(tokenizer, load_audio(edited)))
     again = encode_dataset(demo_copy / "train.jsonl", tokenizer, show_progress=False)
     assert again["encoded"] == 1 and again["already_cached"] == 27
-    attach_codes(rows, tokenizer, demo_copy / "train.jsonl", show_progress=False)
-    assert torch.equal(rows[0]["messages"][-1]["content"][0]["codes"], encode_waveform(tokenizer, load_audio(edited)))
 
 
 def _shard_keys(folder):
@@ -120,7 +139,7 @@ def test_killed_encode_resumes_to_the_cache_of_an_uninterrupted_run(demo_copy, t
     assert len(keys) == len(set(keys)) == 28  # no clip encoded twice
     expected = CodeCache(uninterrupted, cache.folder.name).load()
     got = cache.load()
-    assert got.keys() == expected.keys() and all(torch.equal(got[k], expected[k]) for k in got)
+    assert got.keys() == expected.keys() and all(np.array_equal(got[k], expected[k]) for k in got)
 
 
 @pytest.mark.slow
@@ -155,4 +174,4 @@ def test_two_encode_processes_give_the_one_process_cache_even_when_one_dies(demo
     assert reports[0]["encoded"] == 0 and reports[1]["encoded"] > 0  # only the dead process's clips were missing
     assert sum(r["clips"] for r in reports) == 28
     expected, got = CodeCache(uninterrupted, cache.folder.name).load(), cache.load()
-    assert got.keys() == expected.keys() and all(torch.equal(got[k], expected[k]) for k in got)
+    assert got.keys() == expected.keys() and all(np.array_equal(got[k], expected[k]) for k in got)

@@ -6,9 +6,7 @@ import pytest
 import torch
 
 from higgs_train.data.audio import load_audio
-from higgs_train.data.audio_codes import attach_codes
 from higgs_train.data.collator import ConversationCollator
-from higgs_train.data.tasks import build_task
 
 X = -100
 
@@ -27,11 +25,8 @@ def _processor_inputs(processor, conversations):
 
 
 @pytest.mark.parametrize("task", ["smart_voice", "multi_speaker", "voice_clone", "multi_speaker_clone"])
-def test_ids_match_the_processor_for_every_task_in_a_mixed_length_batch(task, processor, model_config, demo_rows):
-    conversations, _ = build_task(copy.deepcopy(demo_rows[10:16]), task, seed=0,
-                                  speaker_descriptions={"alice": "feminine", "bruno": "masculine"})
-    conversations = conversations[:3]
-    attach_codes(conversations, processor.audio_tokenizer, show_progress=False)
+def test_ids_match_the_processor_for_every_task_in_a_mixed_length_batch(task, processor, model_config, demo_task):
+    conversations = demo_task(task)[10:13]
     ours = ConversationCollator(processor.tokenizer, model_config)(conversations)
     reference = _processor_inputs(processor, conversations)
     # The processor pads text on the left and we pad on the right: compare each row's real tokens.

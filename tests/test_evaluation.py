@@ -15,7 +15,7 @@ from higgs_train.data.audio_codes import attach_codes
 from higgs_train.data.collator import ConversationCollator
 from higgs_train.data.conversations import DataError, load_rows
 from higgs_train.data.delay_pattern import codes_from_generation, delayed_audio_ids
-from higgs_train.data.prepare import split_validation
+from higgs_train.data.task_data import TaskDataset
 from higgs_train.evaluate.judges import AsrJudge, SpeakerJudge, word_error_rate
 from higgs_train.evaluate.sample_metrics import duration_ratio, expected_frames_from_text, silent_share, summarize
 from higgs_train.evaluate.validation import validation_metrics
@@ -64,15 +64,20 @@ def test_word_error_rate_ignores_case_punctuation_and_speaker_tags():
     assert word_error_rate("[SPEAKER0] Hello, world!", "hello word") == 0.5
 
 
+def _rows_of_split(num_rows, size, seed):
+    """(training, held-out) table rows of `TaskDataset.split` over `num_rows` conversations."""
+    conversations = TaskDataset(None, "smart_voice", np.arange(num_rows), np.full(num_rows, -1), np.zeros(num_rows))
+    return tuple(part.rows.tolist() for part in conversations.split(size, seed))
+
+
 def test_validation_split_is_reproducible_disjoint_and_never_everything():
-    rows = [{"id": i} for i in range(10)]
-    train_rows, held_out = split_validation(rows, 3, seed=7)
-    assert (train_rows, held_out) == split_validation(rows, 3, seed=7)
-    assert len(held_out) == 3 and sorted(r["id"] for r in train_rows + held_out) == list(range(10))
-    assert [r["id"] for r in held_out] == sorted(r["id"] for r in held_out)
-    assert split_validation(rows, 0, seed=7) == (rows, [])
+    train_rows, held_out = _rows_of_split(10, 3, seed=7)
+    assert (train_rows, held_out) == _rows_of_split(10, 3, seed=7)
+    assert len(held_out) == 3 and sorted(train_rows + held_out) == list(range(10))
+    assert held_out == sorted(held_out) and train_rows == sorted(train_rows)
+    assert _rows_of_split(10, 0, seed=7) == (list(range(10)), [])
     with pytest.raises(DataError, match="eval.val_size=10 would hold out all 10"):
-        split_validation(rows, 10, seed=7)
+        _rows_of_split(10, 10, seed=7)
 
 
 def test_validation_metrics_do_not_depend_on_the_batch_size(tiny_checkpoint, processor, model_config, demo_rows):
@@ -109,8 +114,9 @@ def test_eval_loop_writes_wavs_and_logs_them_to_the_tracker(logger, compose_conf
             assert sf.info(sample["path"]).samplerate == 24000
             assert sample["path"].endswith(f"samples/step_{evaluation['step']}/{sample['id']}.wav")
     assert summary["val_loss"] == evaluations[-1]["val_loss"] and len(summary["samples"]) == 2
-    _, held_out = split_validation(load_rows(demo_dir / "train.jsonl"), 4, seed=0)
-    assert ids == [r["id"] for r in held_out[:2]], "samples come from the held-out split, never from training"
+    rows = load_rows(demo_dir / "train.jsonl")
+    _, held_out = _rows_of_split(len(rows), 4, seed=0)
+    assert ids == [rows[i]["id"] for i in held_out[:2]], "samples come from the held-out split, never from training"
     if logger[0] == "logger=tensorboard":
         from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 

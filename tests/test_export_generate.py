@@ -166,17 +166,16 @@ def test_full_fine_tuning_exports_a_checkpoint_that_loads_plainly(compose_config
 
 
 @pytest.mark.parametrize("task", ["voice_clone", "multi_speaker", "multi_speaker_clone"])
-def test_generate_prompts_are_laid_out_as_the_training_conversations(task, demo_dir, demo_rows, processor,
+def test_generate_prompts_are_laid_out_as_the_training_conversations(task, demo_dir, demo_task, processor,
                                                                      model_config):
     """What higgs-generate asks is token for token what training taught: the task builder's conversation without
     its target turn."""
     import json
 
-    from higgs_train.data.tasks import build_task
     from higgs_train.evaluate.prompts import prompt_conversation
 
     descriptions = json.loads((demo_dir / "speakers.json").read_text())
-    built = build_task([dict(r) for r in demo_rows], task, seed=0, speaker_descriptions=descriptions)[0][0]
+    built = demo_task(task)[0]
     text = " ".join(i["text"] for i in built["messages"][-2]["content"])
     audio = [i["path"] for m in built["messages"][:-1] for i in m["content"] if i["type"] == "audio"]
     fields = {"text": text, "scene": built["messages"][1]["content"][0]["text"]}

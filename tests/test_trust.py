@@ -29,7 +29,7 @@ from higgs_train.configs import CONFIG_DIR
 from higgs_train.data.code_cache import CodeCache, tokenizer_fingerprint
 from higgs_train.data.collator import ConversationCollator
 from higgs_train.data.conversations import DataError, load_rows
-from higgs_train.data.prepare import prepare_conversations
+from higgs_train.data.loader import task_conversations
 from higgs_train.errors import TrainingError, UserError
 from higgs_train.export import export
 from higgs_train.run_lock import hold_run_dir
@@ -166,14 +166,15 @@ def _data_cfg(path, **overrides):
 def test_04_training_from_jsonl_makes_the_checks_convert_makes(tmp_path, demo_dir, processor, model_config):
     folder = _bad_rows_folder(tmp_path, demo_dir)
     collator = ConversationCollator(processor.tokenizer, model_config)
-    prepared = prepare_conversations(_data_cfg(folder / "train.jsonl", on_bad_row="skip"), "multi_speaker", 0,
-                                     collator, processor.audio_tokenizer, show_progress=False)
-    assert [c["id"] for c in prepared.conversations] == [r["id"] for r in load_rows(folder / "train.jsonl")[:2]]
-    assert prepared.skipped == {"non-finite samples (NaN or inf)": 1, "silent audio": 1, "duration out of range": 1,
+    conversations, skipped = task_conversations(_data_cfg(folder / "train.jsonl", on_bad_row="skip"), "multi_speaker",
+                                                0, collator, processor.audio_tokenizer, show_progress=False)
+    ids = [conversations[i]["id"] for i in range(len(conversations))]
+    assert ids == [r["id"] for r in load_rows(folder / "train.jsonl")[:2]]
+    assert skipped == {"non-finite samples (NaN or inf)": 1, "silent audio": 1, "duration out of range": 1,
                                 "empty transcript": 1, "unknown speaker": 1}
     with pytest.raises(DataError, match=r"^row nan: non-finite samples .*nan.wav.*data.on_bad_row=skip"):
-        prepare_conversations(_data_cfg(folder / "train.jsonl", on_bad_row="fail"), "multi_speaker", 0, collator,
-                              processor.audio_tokenizer, show_progress=False)
+        task_conversations(_data_cfg(folder / "train.jsonl", on_bad_row="fail"), "multi_speaker", 0, collator,
+                           processor.audio_tokenizer, show_progress=False)
 
 
 def test_05_convert_clip_names_never_collide(tmp_path, demo_dir):

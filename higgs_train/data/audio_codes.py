@@ -20,9 +20,6 @@ import torch
 from tqdm.auto import tqdm
 
 from higgs_train.data.audio import load_audio
-from higgs_train.data.code_cache import CodeCache, tokenizer_fingerprint
-from higgs_train.data.conversations import dataset_root
-from higgs_train.logs import logger
 
 
 @torch.inference_mode()
@@ -118,32 +115,16 @@ def _audio_items(conversations: list[dict]) -> Iterator[dict]:
                     yield item
 
 
-def attach_codes(conversations: list[dict], audio_tokenizer, data_path: str | Path | None = None,
-                 batch_size: int = 8, show_progress: bool = True) -> dict:
-    """Fill `codes` into every audio item: from the dataset's code cache (`higgs-prep encode`) when it holds the
-    clip under this very tokenizer, otherwise encoded now, each distinct clip once. Returns counts by origin."""
+def attach_codes(conversations: list[dict], audio_tokenizer, batch_size: int = 8, show_progress: bool = True) -> None:
+    """Fill `codes` into every audio item of prompts or a few conversations (generation, evaluation prompts):
+    encoded now, each distinct clip once. Training reads its codes from the training table instead."""
     items = list(_audio_items(conversations))
     for item in items:
         if "array" in item:
             waveform = load_audio(np.asarray(item["array"], dtype=np.float32), source_rate=item["sampling_rate"])
             item["codes"] = encode_waveform(audio_tokenizer, waveform)
-    paths = {item["path"] for item in items if "codes" not in item}
-    codes: dict[str, torch.Tensor] = {}
-    cached = 0
-    cache_folder = dataset_root(data_path) / "codes" if data_path is not None else None
-    if paths and cache_folder is not None and cache_folder.is_dir():
-        cache = CodeCache(dataset_root(data_path), tokenizer_fingerprint(audio_tokenizer),
-                          audio_tokenizer.config.codebook_size)
-        codes = cache.fresh(sorted(paths))
-        cached = len(codes)
-    missing = sorted(paths - codes.keys())
-    if missing:
-        started = time.time()
-        codes.update(encode_files(audio_tokenizer, missing, batch_size, show_progress))
-        if data_path is not None:
-            logger.info(f"encoded {len(missing)} clips in {time.time() - started:.1f} s; cache them once with "
-                f"`higgs-prep encode --input {data_path} --model <model>` to skip this next time")
+    paths = sorted({item["path"] for item in items if "codes" not in item})
+    codes = dict(encode_files(audio_tokenizer, paths, batch_size, show_progress))
     for item in items:
         if "codes" not in item:
             item["codes"] = codes[item["path"]]
-    return {"cached": cached, "encoded": len(missing)}

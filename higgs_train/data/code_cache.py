@@ -14,6 +14,7 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import torch
@@ -92,14 +93,14 @@ class CodeCache:
     def shards(self) -> list[Path]:
         return sorted(self.folder.glob(SHARD_GLOB))
 
-    def load(self) -> dict[str, torch.Tensor]:
-        """Every clip of the intact shards: key -> (K, T) long codes (a clip encoded again: its newest codes)."""
+    def load(self) -> dict[str, np.ndarray]:
+        """Every clip of the intact shards: key -> (K, T) int16 codes (a clip encoded again: its newest codes)."""
         return {key: codes for key, (codes, _) in self._entries().items()}
 
-    def fresh(self, paths) -> dict[str, torch.Tensor]:
-        """path -> codes for the clips whose cached codes were made from the file as it is now (same size and
-        modification time); a clip edited since, or cached by a version that did not record it, is left out, so
-        it is encoded again and never silently reused."""
+    def fresh(self, paths) -> dict[str, np.ndarray]:
+        """path -> (K, T) int16 codes for the clips whose cached codes were made from the file as it is now (same
+        size and modification time); a clip edited since, or cached by a version that did not record it, is left
+        out, so it is encoded again and never silently reused."""
         entries, found, stale = self._entries(), {}, []
         for path in paths:
             entry = entries.get(self.key(path))
@@ -114,9 +115,9 @@ class CodeCache:
                         f"{stale[0]}) or were cached without that record; they are encoded again")
         return found
 
-    def _entries(self) -> dict[str, tuple[torch.Tensor, tuple[int, int]]]:
+    def _entries(self) -> dict[str, tuple[np.ndarray, tuple[int, int]]]:
         """key -> (codes, identity) from every intact shard (a clip in several: the newest shard's); damaged
-        shards are removed."""
+        shards are removed. The codes are int16 views into the memory-mapped shards, not copies."""
         entries = {}
         for shard in self.shards():
             table = _read(shard)
@@ -126,15 +127,17 @@ class CodeCache:
                                "again")
                 atomic.remove(shard)
                 continue
-            columns = [table.column(name).to_pylist() for name in ("key", "num_codebooks", "codes")]
+            codes = table.column("codes").combine_chunks()
+            offsets, values = codes.offsets.to_numpy(), codes.values.to_numpy()
+            books = table.column("num_codebooks").to_numpy()
             known = "bytes" in table.column_names
             sizes = table.column("bytes").to_pylist() if known else [UNKNOWN[0]] * len(table)
             times = table.column("mtime_ns").to_pylist() if known else [UNKNOWN[1]] * len(table)
-            for key, k, flat, size, mtime in zip(*columns, sizes, times):
-                entries[key] = (torch.tensor(flat, dtype=torch.long).view(k, -1), (size, mtime))
+            for i, (key, size, mtime) in enumerate(zip(table.column("key").to_pylist(), sizes, times)):
+                entries[key] = (values[offsets[i]:offsets[i + 1]].reshape(int(books[i]), -1), (size, mtime))
         return entries
 
-    def write_shard(self, entries: dict[str, torch.Tensor],
+    def write_shard(self, entries: dict[str, torch.Tensor | np.ndarray],
                     identities: dict[str, tuple[int, int]] | None = None) -> Path:
         """Atomically adds one shard holding `entries` (key -> (K, T) codes), named after its own hash.
         `identities`: key -> `clip_identity` of the file the codes were made from, taken before it was read
@@ -146,7 +149,7 @@ class CodeCache:
         table = pa.table({
             "key": list(entries),
             "num_codebooks": [int(c.shape[0]) for c in entries.values()],
-            "codes": [c.to(torch.int16).reshape(-1).tolist() for c in entries.values()],
+            "codes": [np.asarray(c, dtype=np.int16).reshape(-1) for c in entries.values()],
             "bytes": [identities[key][0] for key in entries],
             "mtime_ns": [identities[key][1] for key in entries],
         }, schema=SCHEMA)

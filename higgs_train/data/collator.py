@@ -139,6 +139,14 @@ class ConversationCollator:
             self._append(encoded, Turn(GENERATION_PROMPT, [], supervised=False))
         return encoded
 
+    def count_positions(self, messages: list[dict]) -> int:
+        """`encode(messages).num_positions` without building any tensor: each clip's placeholder becomes its frames
+        + 2 (stream BOS/EOS) + K - 1 delay positions."""
+        total = 0
+        for turn in render_turns(messages, self.tokenizer.bos_token):
+            total += len(self._tokenize(turn.text)) + sum(clip.shape[1] + self.num_codebooks for clip in turn.clips)
+        return total
+
     def pad(self, rows: list[EncodedConversation], padding_side: str = "right") -> dict[str, torch.Tensor]:
         batch_size = len(rows)
         length = max(row.num_positions for row in rows)

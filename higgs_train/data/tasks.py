@@ -1,18 +1,44 @@
-"""Task builders: turn basic text-to-speech rows into the conversation layout of a Higgs workflow.
+"""Task layouts: turn one basic text-to-speech row into the conversation of a Higgs workflow, when its index is asked.
 
 A basic row is system (+ scene) + user text + assistant audio, with a `speaker`. The target is always the row's own
-clip; references come from other clips of the same speaker, chosen reproducibly from the seed.
+clip; references come from other rows of the same speaker, chosen reproducibly from the seed over row indices.
 """
 
 from __future__ import annotations
 
-import copy
 import random
-from collections import defaultdict
+
+import numpy as np
 
 from higgs_train.data.conversations import DataError
 
 TASKS = ("smart_voice", "multi_speaker", "voice_clone", "multi_speaker_clone")
+CLONE_TASKS = ("voice_clone", "multi_speaker_clone")
+NO_REFERENCE = "no other clip of the same speaker to use as reference"
+
+
+def check_task(task: str) -> None:
+    if task not in TASKS:
+        raise DataError(f"task={task!r} is not known; use one of {list(TASKS)}")
+
+
+def choose_references(speakers: list, seed: int) -> np.ndarray:
+    """For each row, the index of another row of the same speaker (never itself), or -1 where there is none or the
+    row has no speaker. Speakers in order of their names, rows in dataset order, one draw per row that has partners,
+    so a seed always gives the same references."""
+    groups: dict = {}
+    for index, speaker in enumerate(speakers):
+        groups.setdefault(speaker, []).append(index)
+    rng = random.Random(seed)
+    chosen = np.full(len(speakers), -1, dtype=np.int64)
+    for speaker in sorted(groups, key=str):
+        group = groups[speaker]
+        if speaker is None or len(group) < 2:
+            continue
+        for position, index in enumerate(group):
+            pick = rng.choice(range(len(group) - 1))  # among the others: the group without this row
+            chosen[index] = group[pick + (pick >= position)]
+    return chosen
 
 
 def _target(row: dict) -> tuple[str, dict]:
@@ -30,28 +56,12 @@ def _head(row: dict) -> tuple[dict, list[dict]]:
     """The system message and the scene items (empty when the row has no scene)."""
     messages = row["messages"]
     scene = messages[1]["content"] if len(messages) > 1 and messages[1]["role"] == "scene" else []
-    return copy.deepcopy(messages[0]), copy.deepcopy(scene)
+    return messages[0], list(scene)
 
 
 def _conversation(row: dict, system: dict, scene: list[dict], turns: list[dict]) -> dict:
     messages = [system] + ([{"role": "scene", "content": scene}] if scene else []) + turns
     return {**{k: v for k, v in row.items() if k != "messages"}, "messages": messages}
-
-
-def _references(rows: list[dict], seed: int) -> dict[str, dict]:
-    """For each row id, another row of the same speaker (never itself); rows with no such partner are absent."""
-    by_speaker = defaultdict(list)
-    for row in rows:
-        by_speaker[row.get("speaker")].append(row)
-    rng = random.Random(seed)
-    chosen = {}
-    for speaker in sorted(by_speaker, key=str):
-        group = by_speaker[speaker]
-        for row in group:
-            others = [other for other in group if other["id"] != row["id"]]
-            if speaker is not None and others:
-                chosen[row["id"]] = rng.choice(others)
-    return chosen
 
 
 def _described(row: dict, description: str | None) -> dict:
@@ -61,43 +71,33 @@ def _described(row: dict, description: str | None) -> dict:
         return row
     system, scene = _head(row)
     rest = row["messages"][2 if scene else 1:]
-    return _conversation(row, system, scene + [{"type": "text", "text": f"SPEAKER0: {description}"}],
-                         copy.deepcopy(rest))
+    return _conversation(row, system, scene + [{"type": "text", "text": f"SPEAKER0: {description}"}], rest)
 
 
-def build_task(rows: list[dict], task: str, seed: int, speaker_descriptions: dict[str, str] | None = None):
-    """Returns (conversations, skipped) where `skipped` counts rows that cannot form this task, by reason."""
-    if task not in TASKS:
-        raise DataError(f"task={task!r} is not known; use one of {list(TASKS)}")
-    descriptions = speaker_descriptions or {}
-    references = _references(rows, seed) if task in ("voice_clone", "multi_speaker_clone") else {}
-    conversations, skipped = [], defaultdict(int)
-    for row in rows:
-        if task == "smart_voice":
-            conversations.append(_described(row, descriptions.get(row.get("speaker"))))
-            continue
-        text, audio = _target(row)
-        system, scene = _head(row)
-        target = {"role": "assistant", "content": [copy.deepcopy(audio)], "supervised": True}
-        if task == "multi_speaker":
-            description = descriptions.get(row.get("speaker"), str(row.get("speaker", "")))
-            scene = scene + [{"type": "text", "text": f"SPEAKER0: {description}".strip()}]
-            turns = [{"role": "user", "content": [{"type": "text", "text": f"[SPEAKER0] {text}"}]}, target]
-        else:
-            reference = references.get(row["id"])
-            if reference is None:
-                skipped["no other clip of the same speaker to use as reference"] += 1
-                continue
-            ref_text, ref_audio = _target(reference)
-            if task == "voice_clone":
-                turns = [
-                    {"role": "user", "content": [{"type": "text", "text": ref_text}]},
-                    {"role": "assistant", "content": [copy.deepcopy(ref_audio)], "supervised": False},
-                    {"role": "user", "content": [{"type": "text", "text": text}]},
-                    target,
-                ]
-            else:
-                scene = scene + [{"type": "text", "text": "SPEAKER0:"}, copy.deepcopy(ref_audio)]
-                turns = [{"role": "user", "content": [{"type": "text", "text": f"[SPEAKER0] {text}"}]}, target]
-        conversations.append(_conversation(row, system, scene, turns))
-    return conversations, dict(skipped)
+def task_conversation(task: str, row: dict, reference: dict | None = None, description: str | None = None) -> dict:
+    """The conversation `task` makes of `row` (freshly decoded, so it is not copied): `reference` is another row of
+    its speaker (clone tasks), `description` its speaker's entry in speakers.json."""
+    if task == "smart_voice":
+        return _described(row, description)
+    text, audio = _target(row)
+    system, scene = _head(row)
+    target = {"role": "assistant", "content": [audio], "supervised": True}
+    if task == "multi_speaker":
+        line = description if description is not None else str(row.get("speaker") or "")
+        scene = scene + [{"type": "text", "text": f"SPEAKER0: {line}".strip()}]
+        turns = [{"role": "user", "content": [{"type": "text", "text": f"[SPEAKER0] {text}"}]}, target]
+        return _conversation(row, system, scene, turns)
+    if reference is None:
+        raise ValueError(f"task={task} needs a reference row for row {row['id']}")
+    ref_text, ref_audio = _target(reference)
+    if task == "voice_clone":
+        turns = [
+            {"role": "user", "content": [{"type": "text", "text": ref_text}]},
+            {"role": "assistant", "content": [ref_audio], "supervised": False},
+            {"role": "user", "content": [{"type": "text", "text": text}]},
+            target,
+        ]
+    else:
+        scene = scene + [{"type": "text", "text": "SPEAKER0:"}, ref_audio]
+        turns = [{"role": "user", "content": [{"type": "text", "text": f"[SPEAKER0] {text}"}]}, target]
+    return _conversation(row, system, scene, turns)

@@ -5,6 +5,7 @@ and logged to the tracker (main process). Results go to `eval.jsonl`, the tracke
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -55,19 +56,21 @@ def log_audio(accelerator, logger_name: str, records: list[dict], waveforms: lis
 class Evaluator:
     """Built once per run: the validation batches, the sample prompts (fixed for the whole run) and the judges."""
 
-    def __init__(self, accelerator, cfg: DictConfig, collator, audio_tokenizer, validation: list[dict],
-                 training: list[dict], run_dir: Path, every_process_forwards: bool = False):
+    def __init__(self, accelerator, cfg: DictConfig, collator, audio_tokenizer, validation: Sequence[dict],
+                 training: Sequence[dict], run_dir: Path, every_process_forwards: bool = False):
         """`every_process_forwards`: the weights are sharded (ZeRO-3), so every forward pass needs every process;
         they all run the same validation batches and the same generation, and the main process writes."""
         self.accelerator, self.cfg, self.collator, self.audio_tokenizer = accelerator, cfg, collator, audio_tokenizer
         self.run_dir, self.every_process_forwards = run_dir, every_process_forwards
         size = cfg.eval.batch_size
-        self.val_batches = [collator(validation[i:i + size]) for i in range(0, len(validation), size)]
+        self.val_batches = [collator([validation[j] for j in range(i, min(i + size, len(validation)))])
+                            for i in range(0, len(validation), size)]
         if cfg.eval.prompts:
             self.prompts = load_prompts(cfg.eval.prompts)[: cfg.eval.num_samples]
             attach_codes(self.prompts, audio_tokenizer, show_progress=False)
         else:  # held-out conversations when there are any: the model has not learnt these clips by heart
-            self.prompts = (validation or training)[: cfg.eval.num_samples]
+            source = validation if len(validation) else training
+            self.prompts = [source[i] for i in range(min(cfg.eval.num_samples, len(source)))]
         is_main = accelerator.is_main_process
         self.asr = AsrJudge.load(cfg.eval.asr_model) if cfg.eval.asr_model and is_main else None
         self.speaker = SpeakerJudge.load(cfg.eval.speaker_model) if cfg.eval.speaker_model and is_main else None

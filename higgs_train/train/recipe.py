@@ -179,7 +179,7 @@ class FineTuneRecipe:
         total = sum(parameter_size(p) for p in self.model.parameters())
         trained = sum(parameter_size(p) for p in self.trainable)
         logger.info(f"{len(data.training)} conversations, {len(data.validation)} held out for validation (left out: "
-                    f"{data.prepared.skipped or 'none'}; clips {data.prepared.codes}); {trained:,} of {total:,} "
+                    f"{data.skipped or 'none'}; clips {data.clips}); {trained:,} of {total:,} "
                     f"parameters trained; attention={self.attn}; {accelerator.num_processes} process(es); "
                     f"run dir {self.run_dir}")
 
@@ -327,7 +327,7 @@ class FineTuneRecipe:
     # ---- finish ------------------------------------------------------------------------------------------------
     def finish(self) -> dict:
         """Saves the final weights (`adapter/` or `model/`), evaluates them and writes `run_summary.json`."""
-        accelerator, progress, prepared = self.accelerator, self.progress, self.data.prepared
+        accelerator, progress, data = self.accelerator, self.progress, self.data
         accelerator.wait_for_everyone()
         # Under ZeRO-3 the weights are sharded: every process takes part in gathering them before the main one saves.
         gathered = accelerator.get_state_dict(self.model) if self.uses_deepspeed else None
@@ -335,7 +335,7 @@ class FineTuneRecipe:
             self._save_final_weights(gathered)
         final_eval = self.evaluator(self.model, progress.step)
         summary = {"steps": progress.step, "first_loss": progress.first_loss, "final_loss": progress.last_loss,
-                   "skipped_rows": prepared.skipped, "skipped_steps": progress.skipped_steps, "clips": prepared.codes}
+                   "skipped_rows": data.skipped, "skipped_steps": progress.skipped_steps, "clips": data.clips}
         if not self.is_main:
             return summary
         train_seconds = max(progress.train_seconds, 1e-9)

@@ -1,0 +1,140 @@
+"""The conversations of one task over a training table, built when their index is asked, with the lengths the
+sampler needs read from a file measured once per task and text tokenizer.
+
+The length of a conversation is additive over its turns (each turn is tokenized on its own), so a clone task's
+conversation of row r with reference s has `own[r] + share[s]` positions: two numbers per row, whatever the seed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from higgs_train import atomic
+from higgs_train.data.conversations import DataError
+from higgs_train.data.table import TrainingTable
+from higgs_train.data.tasks import CLONE_TASKS, NO_REFERENCE, choose_references, task_conversation
+from higgs_train.logs import logger
+
+
+def text_tokenizer_fingerprint(tokenizer) -> str:
+    """A hash of what decides the token ids: the fast tokenizer's full definition (vocabulary, merges, added
+    tokens), or the vocabulary of a slow one."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    spec = backend.to_str() if backend is not None else json.dumps(sorted(tokenizer.get_vocab().items()))
+    return hashlib.sha256((spec + str(tokenizer.bos_token)).encode()).hexdigest()[:16]
+
+
+def _blank_row(num_codebooks: int) -> dict:
+    """A row with empty text and a clip of no frames: what a conversation's length is measured against."""
+    return {"id": "", "speaker": None, "messages": [
+        {"role": "system", "content": [{"type": "text", "text": ""}]},
+        {"role": "user", "content": [{"type": "text", "text": ""}]},
+        {"role": "assistant", "content": [{"type": "audio", "codes": np.zeros((num_codebooks, 0), np.int16)}]}]}
+
+
+def _measure(table: TrainingTable, task: str, collator, show_progress: bool) -> np.ndarray:
+    """(2, rows): own and share. With a blank row B, len(r, s) = len(r, B) + len(B, s) - len(B, B)."""
+    descriptions = table.info["speakers"]
+    blank = _blank_row(collator.num_codebooks)
+    clone = task in CLONE_TASKS
+
+    def count(row, reference):
+        return collator.count_positions(task_conversation(task, row, reference, descriptions.get(row["speaker"]))
+                                        ["messages"])
+
+    base = count(blank, blank) if clone else 0
+    measured = np.zeros((2, len(table)), dtype=np.int64)
+    for index in tqdm(range(len(table)), desc=f"measuring {task} conversations", unit="row",
+                      disable=not show_progress):
+        row = table.row(index, tensors=False)
+        if clone:
+            measured[:, index] = count(row, blank) - base, count(blank, row)
+        else:
+            measured[0, index] = count(row, None)
+    return measured
+
+
+def conversation_lengths(table: TrainingTable, task: str, collator, show_progress: bool = True) -> np.ndarray:
+    """(own, share) per row, measured the first time this table meets this task and text tokenizer."""
+    path = table.folder / f"positions-{task}-{text_tokenizer_fingerprint(collator.tokenizer)}.npy"
+    if path.is_file():
+        return np.load(path)
+    measured = _measure(table, task, collator, show_progress)
+    with atomic.atomic_output(path, unique=True) as partial:
+        with open(partial, "wb") as handle:
+            np.save(handle, measured)
+    return measured
+
+
+class TaskDataset(torch.utils.data.Dataset):
+    """Conversation i is the task's layout of table row `rows[i]`, with row `references[i]` as its reference (clone
+    tasks; -1 for none); `lengths[i]` is its number of positions."""
+
+    def __init__(self, table: TrainingTable, task: str, rows: np.ndarray, references: np.ndarray,
+                 lengths: np.ndarray):
+        self.table, self.task, self.rows, self.references, self.lengths = table, task, rows, references, lengths
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int) -> dict:
+        row = self.table.row(int(self.rows[index]))
+        reference = self.references[index]
+        description = self.table.info["speakers"].get(row["speaker"])
+        return task_conversation(self.task, row, self.table.row(int(reference)) if reference >= 0 else None,
+                                 description)
+
+    def subset(self, positions: np.ndarray) -> TaskDataset:
+        return TaskDataset(self.table, self.task, self.rows[positions], self.references[positions],
+                           self.lengths[positions])
+
+    def split(self, size: int, seed: int) -> tuple[TaskDataset, TaskDataset]:
+        """(training, validation): `size` conversations held out, chosen from the seed, both in dataset order."""
+        if size == 0:
+            return self, self.subset(np.zeros(0, dtype=np.int64))
+        if size >= len(self):
+            raise DataError(f"eval.val_size={size} would hold out all {len(self)} usable conversations; lower it "
+                            "(eval.val_size=0 turns the validation split off)")
+        held_out = np.zeros(len(self), dtype=bool)
+        held_out[random.Random(seed).sample(range(len(self)), size)] = True
+        return self.subset(np.flatnonzero(~held_out)), self.subset(np.flatnonzero(held_out))
+
+
+def task_dataset(table: TrainingTable, task: str, seed: int, collator, data_cfg,
+                 show_progress: bool = True) -> tuple[TaskDataset, dict]:
+    """The task's conversations over the whole table, less those without a reference (clone tasks) or longer than
+    `data.max_positions` (never truncated); returns them and the counts of what was left out, by reason."""
+    own, share = conversation_lengths(table, task, collator, show_progress)
+    skipped = dict(table.info["skipped"])
+    if task in CLONE_TASKS:
+        references = choose_references(table.speakers(), seed)
+        usable = references >= 0
+        lengths = own + np.where(usable, share[references], 0)
+        if (~usable).any():
+            skipped[NO_REFERENCE] = int((~usable).sum())
+    else:
+        references = np.full(len(table), -1, dtype=np.int64)
+        usable, lengths = np.ones(len(table), dtype=bool), own
+    too_long = usable & (lengths > data_cfg.max_positions)
+    if too_long.any():
+        limit = data_cfg.max_positions
+        if data_cfg.on_bad_row == "fail":
+            first = int(np.flatnonzero(too_long)[0])
+            raise DataError(f"row {table.row(first, tensors=False)['id']}: {lengths[first]} positions exceed "
+                            f"data.max_positions={limit}; raise it or set data.on_bad_row=skip")
+        skipped[f"longer than data.max_positions={limit}"] = int(too_long.sum())
+        logger.warning(f"left out {int(too_long.sum())} of {int(usable.sum())} conversations longer than "
+                       f"data.max_positions={limit} (never truncated; the shortest of them has "
+                       f"{lengths[too_long].min()} positions, the longest {lengths[too_long].max()})")
+    kept = np.flatnonzero(usable & ~too_long)
+    if not len(kept):
+        hint = f"; raise data.max_positions to at least {lengths[too_long].min()}" if too_long.any() else ""
+        raise DataError(f"{table.info['source']}: no usable conversation for task={task} (left out: "
+                        f"{skipped or 'none'}){hint}")
+    return TaskDataset(table, task, kept, references[kept], lengths[kept]), skipped
