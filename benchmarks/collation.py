@@ -22,7 +22,7 @@ from higgs_train.data.audio_codes import attach_codes, encode_waveform  # noqa: 
 from higgs_train.data.collator import ConversationCollator  # noqa: E402
 from higgs_train.data.conversations import load_rows  # noqa: E402
 from higgs_train.data.sampler import TokenBudgetBatchSampler  # noqa: E402
-from higgs_train.data.tasks import build_task  # noqa: E402
+from higgs_train.data.tasks import choose_references, task_conversation  # noqa: E402
 from higgs_train.model.loading import load_processor  # noqa: E402
 
 BATCH = 4
@@ -43,7 +43,9 @@ def main() -> None:
     checkpoint, demo = ensure_builtin("tiny"), ensure_builtin("demo")
     processor = load_processor(str(checkpoint))
     rows = load_rows(demo / "train.jsonl")
-    clone, _ = build_task(copy.deepcopy(rows), "voice_clone", seed=0)
+    references = choose_references([r["speaker"] for r in rows], seed=0)
+    clone = [task_conversation("voice_clone", copy.deepcopy(row), copy.deepcopy(rows[j]))
+             for row, j in zip(rows, references)]
     conversations = (clone + copy.deepcopy(rows))[:32]
     waveforms = {item["path"]: load_audio(item["path"]) for c in conversations for m in c["messages"]
                  for item in m["content"] if item["type"] == "audio"}

@@ -26,7 +26,7 @@ from higgs_train.configs import CONFIG_DIR  # noqa: E402
 from higgs_train.data.audio_codes import attach_codes  # noqa: E402
 from higgs_train.data.collator import ConversationCollator  # noqa: E402
 from higgs_train.data.conversations import load_rows  # noqa: E402
-from higgs_train.data.tasks import build_task  # noqa: E402
+from higgs_train.data.tasks import choose_references, task_conversation  # noqa: E402
 from higgs_train.evaluate.samples import write_samples  # noqa: E402
 from higgs_train.model.loading import load_processor  # noqa: E402
 
@@ -39,7 +39,8 @@ def main() -> None:
     processor = load_processor(str(checkpoint))
     model = HiggsAudioV2ForConditionalGeneration.from_pretrained(checkpoint, attn_implementation="sdpa").eval()
     rows = load_rows(demo / "train.jsonl")
-    conversations = build_task(rows, "voice_clone", 0)[0][:PROMPTS]  # prompts carry a reference clip
+    references = choose_references([r["speaker"] for r in rows], seed=0)[:PROMPTS]
+    conversations = [task_conversation("voice_clone", rows[i], rows[j]) for i, j in enumerate(references)]
     attach_codes(conversations, processor.audio_tokenizer, show_progress=False)
     collator = ConversationCollator(processor.tokenizer, model.config)
     defaults = OmegaConf.load(CONFIG_DIR / "eval" / "default.yaml")

@@ -52,14 +52,16 @@ def uninterrupted(tmp_path_factory, tiny_checkpoint, demo_dir):
 
 PRECISIONS = {"fp32": (), "bf16_base": ("model.weights_dtype=bf16", "trainer.precision=bf16"),
               "adamw8bit": ("optim.name=adamw8bit",)}
+# Variants that must give the plain run's losses, not only their own: DataLoader workers reading the training table.
+SAME_LOSSES = {"2_workers": ("trainer.num_workers=2",)}
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("precision", PRECISIONS)
+@pytest.mark.parametrize("precision", [*PRECISIONS, *SAME_LOSSES])
 def test_sigkill_at_a_random_step_then_resume_gives_the_same_losses_and_bit_identical_weights(precision, uninterrupted,
                                                                                              tmp_path):
-    extra = PRECISIONS[precision]
-    if extra:  # its own uninterrupted reference
+    extra = PRECISIONS.get(precision) or SAME_LOSSES.get(precision, ())
+    if precision in PRECISIONS and extra:  # its own uninterrupted reference
         uninterrupted = tmp_path / "clean"
         assert _cli(uninterrupted, *extra).returncode == 0
     kill_after = random.Random(7).randint(5, 19)  # seeded: a failure replays with the same kill step

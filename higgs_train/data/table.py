@@ -116,7 +116,8 @@ def open_table(data_cfg, audio_tokenizer, show_progress: bool = True) -> Trainin
     root = dataset_root(path).resolve()
     cache = CodeCache(root, tokenizer_fingerprint(audio_tokenizer), audio_tokenizer.config.codebook_size)
     folder = cache.folder / f"table-{_table_key(path, data_cfg, cache)}"
-    if (folder / "table.json").is_file():
+    replacing = (folder / "table.json").is_file()
+    if replacing:
         table = TrainingTable(folder, root)
         changed = [] if is_prepared_dataset(path) else table.changed_clips()
         if not changed:
@@ -125,9 +126,17 @@ def open_table(data_cfg, audio_tokenizer, show_progress: bool = True) -> Trainin
                     "building it again")
     for stale in atomic.remove_stale_partials(folder):
         logger.info(f"removed {stale}, left by a table build that did not finish")
-    with atomic.atomic_output(folder, unique=True) as partial:
-        partial.mkdir(parents=True)
+    partial = atomic.partial_path(folder, unique=True)
+    partial.mkdir(parents=True)
+    try:
         _build(partial, path, data_cfg, audio_tokenizer, cache, show_progress)
+        if not replacing and (folder / "table.json").is_file():  # another process (node) built it meanwhile
+            atomic.remove(partial)
+        else:
+            atomic.commit(partial, folder)
+    except BaseException:
+        atomic.remove(partial)
+        raise
     table = TrainingTable(folder, root)
     table.built = True
     return table
