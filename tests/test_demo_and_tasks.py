@@ -8,6 +8,7 @@ import pytest
 import soundfile as sf
 import torch
 
+from higgs_train.data.conversations import load_rows
 from higgs_train.data.tasks import choose_references, task_conversation
 from higgs_train.kit import demo_data as demo
 
@@ -50,13 +51,14 @@ def test_references_are_other_rows_of_the_speaker_and_a_lonely_row_has_none():
     assert chosen.tolist() == choose_references(speakers, seed=0).tolist()
 
 
-def test_a_speaker_with_one_clip_is_counted_not_silently_dropped(demo_rows, tmp_path, demo_task, data_cfg_factory,
-                                                                 processor, model_config):
+def test_a_speaker_with_one_clip_is_counted_not_silently_dropped(demo_dir, tmp_path, data_cfg_factory, processor,
+                                                                 model_config):
     from higgs_train.data.collator import ConversationCollator
     from higgs_train.data.loader import task_conversations
 
-    lonely = dict(demo_rows[0], id="lonely", speaker="nobody_else")
-    (tmp_path / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in [lonely] + demo_rows[:3]))
+    rows = load_rows(demo_dir / "train.jsonl")[:3]  # without the codes other tests may have put in demo_rows
+    lonely = dict(rows[0], id="lonely", speaker="nobody_else")
+    (tmp_path / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in [lonely] + rows))
     conversations, skipped = task_conversations(data_cfg_factory(tmp_path / "train.jsonl"), "voice_clone", 0,
                                                 ConversationCollator(processor.tokenizer, model_config),
                                                 processor.audio_tokenizer, show_progress=False)

@@ -9,9 +9,13 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 from omegaconf import OmegaConf
 
+from higgs_train.data.audio import load_audio
+from higgs_train.data.audio_codes import encode_waveform
 from higgs_train.data.collator import ConversationCollator
+from higgs_train.data.conversations import DataError, load_rows
 from higgs_train.data.table import open_table
 from higgs_train.data.task_data import task_dataset
 from higgs_train.data.tasks import TASKS
@@ -55,3 +59,67 @@ def test_each_task_gives_the_conversations_the_in_memory_builders_gave(task, see
     assert hashlib.sha256(json.dumps(built, sort_keys=True).encode()).hexdigest() == recorded["sha256"]
     assert dataset.lengths.tolist() == recorded["num_positions"]
     assert [collator.encode(c["messages"]).num_positions for c in conversations] == recorded["num_positions"]
+
+
+def test_a_second_start_opens_no_audio_and_measures_nothing(demo_dir, processor, model_config, monkeypatch):
+    """What makes start-up independent of the dataset's size: the second start reads the table's columns only."""
+    import soundfile
+
+    from higgs_train.data import audio
+    from higgs_train.data import table as table_module
+
+    collator = ConversationCollator(processor.tokenizer, model_config)
+    data_cfg = _data_cfg(demo_dir / "train.jsonl")
+    first = open_table(data_cfg, processor.audio_tokenizer, show_progress=False)
+    task_dataset(first, "voice_clone", 0, collator, data_cfg, show_progress=False)
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("a second start must not do this")
+
+    for module, name in ((soundfile, "read"), (soundfile, "info"), (audio, "load_audio"),
+                         (table_module, "load_rows"), (collator, "count_positions")):
+        monkeypatch.setattr(module, name, forbidden)
+    again = open_table(data_cfg, processor.audio_tokenizer, show_progress=False)
+    dataset, _ = task_dataset(again, "voice_clone", 0, collator, data_cfg, show_progress=False)
+    assert not again.built and again.folder == first.folder
+    batch = collator.pad([collator.encode(dataset[i]["messages"]) for i in range(4)])
+    assert batch["audio_input_ids_mask"].any()
+
+
+def _fresh_demo_rows(demo_dir):
+    """The demo rows with absolute paths and no codes (the shared `demo_rows` may carry codes other tests added)."""
+    return load_rows(demo_dir / "train.jsonl")
+
+
+def test_a_repeated_row_id_is_a_bad_row(tmp_path, demo_dir, processor):
+    demo_rows = _fresh_demo_rows(demo_dir)
+    rows = [demo_rows[0], demo_rows[1], dict(demo_rows[2], id=demo_rows[0]["id"])]
+    (tmp_path / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(DataError, match=rf"^row {demo_rows[0]['id']}: duplicate id"):
+        open_table(_data_cfg(tmp_path / "train.jsonl", on_bad_row="fail"), processor.audio_tokenizer,
+                   show_progress=False)
+    table = open_table(_data_cfg(tmp_path / "train.jsonl"), processor.audio_tokenizer, show_progress=False)
+    assert len(table) == 2 and table.info["skipped"] == {"duplicate id": 1}
+
+
+def test_the_table_keeps_every_clip_as_int16_codes_once(demo_table, demo_dir, processor):
+    clips = demo_table.clips.data
+    assert clips.schema.field("codes").type.value_type == "int16"
+    assert len(clips) == len(set(clips.column("path").to_pylist())) == 28
+    row = demo_table.row(5)
+    item = row["messages"][-1]["content"][0]
+    assert item["path"].startswith(str(demo_dir.resolve())) and item["codes"].dtype == torch.long
+    assert torch.equal(item["codes"], encode_waveform(processor.audio_tokenizer, load_audio(item["path"])))
+
+
+def test_edited_data_gets_a_new_table_and_the_outdated_one_is_removed(tmp_path, demo_dir, processor):
+    demo_rows = _fresh_demo_rows(demo_dir)
+    data = tmp_path / "train.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in demo_rows[:3]))
+    first = open_table(_data_cfg(data), processor.audio_tokenizer, show_progress=False)
+    subset = open_table(_data_cfg(data, max_examples=2), processor.audio_tokenizer, show_progress=False)
+    data.write_text(data.read_text() + json.dumps(demo_rows[3]) + "\n")
+    edited = open_table(_data_cfg(data), processor.audio_tokenizer, show_progress=False)
+    assert edited.built and len(edited) == 4 and edited.folder != first.folder
+    assert not first.folder.exists() and not subset.folder.exists()  # both were built from the file as it was
+    assert sorted(p.name for p in edited.folder.parent.glob("table-*")) == [edited.folder.name]

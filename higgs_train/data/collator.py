@@ -139,12 +139,16 @@ class ConversationCollator:
             self._append(encoded, Turn(GENERATION_PROMPT, [], supervised=False))
         return encoded
 
-    def count_positions(self, messages: list[dict]) -> int:
+    def count_positions(self, messages: list[dict], known: dict[str, int] | None = None) -> int:
         """`encode(messages).num_positions` without building any tensor: each clip's placeholder becomes its frames
-        + 2 (stream BOS/EOS) + K - 1 delay positions."""
+        + 2 (stream BOS/EOS) + K - 1 delay positions. `known`: token counts of turn texts met before, filled in as
+        it goes (measuring many rows meets most system and assistant turns again)."""
+        known = {} if known is None else known
         total = 0
         for turn in render_turns(messages, self.tokenizer.bos_token):
-            total += len(self._tokenize(turn.text)) + sum(clip.shape[1] + self.num_codebooks for clip in turn.clips)
+            if turn.text not in known:
+                known[turn.text] = len(self._tokenize(turn.text))
+            total += known[turn.text] + sum(clip.shape[1] + self.num_codebooks for clip in turn.clips)
         return total
 
     def pad(self, rows: list[EncodedConversation], padding_side: str = "right") -> dict[str, torch.Tensor]:

@@ -98,15 +98,30 @@ class TrainingTable:
                 if path is not None and clip_identity(self.root / path) != identity]
 
 
-def _table_key(data_path: Path, data_cfg, cache: CodeCache) -> str:
+def _files_identity(data_path: Path) -> list:
+    """(name, size, modification time) of the data files and speakers.json: what tells the data has changed."""
     files = data_files(data_path)
     speakers = dataset_root(data_path) / "speakers.json"
     if speakers.is_file() and speakers not in files:
         files.append(speakers)
-    parts = {"format": FORMAT, "files": [(f.name, *clip_identity(f)) for f in files],
-             "shards": [s.name for s in cache.shards()],
+    return [[f.name, *clip_identity(f)] for f in files]
+
+
+def _table_key(data_path: Path, data_cfg, cache: CodeCache) -> str:
+    parts = {"format": FORMAT, "files": _files_identity(data_path), "shards": [s.name for s in cache.shards()],
              "checks": [data_cfg.min_seconds, data_cfg.max_seconds, data_cfg.on_bad_row, data_cfg.max_examples]}
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
+
+
+def _remove_outdated_tables(folder: Path, info: dict) -> None:
+    """Tables of the same source built from its files as they were before: no run can use them again."""
+    for other in folder.parent.glob("table-*"):
+        try:
+            previous = json.loads((other / "table.json").read_text())
+        except (OSError, ValueError):
+            continue
+        if other != folder and previous.get("source") == info["source"] and previous.get("files") != info["files"]:
+            atomic.remove(other)
 
 
 def open_table(data_cfg, audio_tokenizer, show_progress: bool = True) -> TrainingTable:
@@ -134,6 +149,7 @@ def open_table(data_cfg, audio_tokenizer, show_progress: bool = True) -> Trainin
             atomic.remove(partial)
         else:
             atomic.commit(partial, folder)
+            _remove_outdated_tables(folder, json.loads((folder / "table.json").read_text()))
     except BaseException:
         atomic.remove(partial)
         raise
@@ -242,7 +258,8 @@ def _build(folder: Path, data_path: Path, data_cfg, audio_tokenizer, cache: Code
         "id": [str(r["id"]) for r in rows],
         "speaker": [None if r.get("speaker") is None else str(r["speaker"]) for r in rows],
         "messages": [json.dumps(r["messages"], ensure_ascii=False) for r in rows]}])
-    info = {"format": FORMAT, "source": str(data_path), "rows": len(rows), "clips": len(sources),
+    info = {"format": FORMAT, "source": str(data_path.resolve()), "files": _files_identity(data_path),
+            "rows": len(rows), "clips": len(sources),
             "skipped": skipped, "codes": origin, "speakers": speakers}
     (folder / "table.json").write_text(json.dumps(info, indent=2, ensure_ascii=False))
 

@@ -43,15 +43,18 @@ def _measure(table: TrainingTable, task: str, collator, show_progress: bool) -> 
     descriptions = table.info["speakers"]
     blank = _blank_row(collator.num_codebooks)
     clone = task in CLONE_TASKS
+    known: dict[str, int] = {}
 
     def count(row, reference):
-        return collator.count_positions(task_conversation(task, row, reference, descriptions.get(row["speaker"]))
-                                        ["messages"])
+        conversation = task_conversation(task, row, reference, descriptions.get(row["speaker"]))
+        return collator.count_positions(conversation["messages"], known)
 
     base = count(blank, blank) if clone else 0
     measured = np.zeros((2, len(table)), dtype=np.int64)
     for index in tqdm(range(len(table)), desc=f"measuring {task} conversations", unit="row",
                       disable=not show_progress):
+        if len(known) > 10_000:  # bounded: what repeats (system and assistant turns) comes back at once
+            known.clear()
         row = table.row(index, tensors=False)
         if clone:
             measured[:, index] = count(row, blank) - base, count(blank, row)
