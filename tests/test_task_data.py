@@ -123,3 +123,30 @@ def test_edited_data_gets_a_new_table_and_the_outdated_one_is_removed(tmp_path, 
     assert edited.built and len(edited) == 4 and edited.folder != first.folder
     assert not first.folder.exists() and not subset.folder.exists()  # both were built from the file as it was
     assert sorted(p.name for p in edited.folder.parent.glob("table-*")) == [edited.folder.name]
+
+
+def test_data_on_a_read_only_mount_gets_its_table_in_the_user_cache(tmp_path, demo_dir, processor, monkeypatch):
+    from higgs_train import assets
+    from higgs_train.data import table as table_module
+
+    data = tmp_path / "train.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in _fresh_demo_rows(demo_dir)[:2]))
+    monkeypatch.setattr(table_module, "_writable", lambda folder: False)  # as on a read-only mount (root ignores modes)
+    table = open_table(_data_cfg(data), processor.audio_tokenizer, show_progress=False)
+    assert table.folder.is_relative_to(assets.cache_root() / "tables") and len(table) == 2
+    assert not (tmp_path / "codes").exists()
+    assert open_table(_data_cfg(data), processor.audio_tokenizer, show_progress=False).folder == table.folder
+
+
+def test_lengths_measured_with_another_text_tokenizer_are_never_reused(demo_table, processor, model_config):
+    from higgs_train.data.task_data import conversation_lengths, text_tokenizer_fingerprint
+
+    other = copy.deepcopy(processor.tokenizer)
+    other.add_tokens(["quiet room"])  # words of every demo scene become one token
+    assert text_tokenizer_fingerprint(other) != text_tokenizer_fingerprint(processor.tokenizer)
+    ours = conversation_lengths(demo_table, "smart_voice", ConversationCollator(processor.tokenizer, model_config),
+                                show_progress=False)
+    theirs = conversation_lengths(demo_table, "smart_voice", ConversationCollator(other, model_config),
+                                  show_progress=False)
+    assert len(list(demo_table.folder.glob("positions-smart_voice-*.npy"))) == 2
+    assert (theirs[0] < ours[0]).all()

@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from higgs_train import atomic
+from higgs_train import assets, atomic
 from higgs_train.data.audio import load_audio
 from higgs_train.data.audio_checks import BadRow
 from higgs_train.data.audio_codes import encode_files, encode_waveform
@@ -124,13 +124,31 @@ def _remove_outdated_tables(folder: Path, info: dict) -> None:
             atomic.remove(other)
 
 
+def _writable(folder: Path) -> bool:
+    """Whether files can be made in `folder` (or in its nearest existing parent, where it does not exist yet)."""
+    while not folder.exists():
+        folder = folder.parent
+    return os.access(folder, os.W_OK)
+
+
+def _table_folder(cache: CodeCache, key: str) -> Path:
+    """Beside the code cache; for data on a read-only mount, in the user's cache (`HIGGS_TRAIN_CACHE`), under a
+    folder named after the data's place and the tokenizer."""
+    if _writable(cache.folder):
+        return cache.folder / f"table-{key}"
+    place = hashlib.sha256(f"{cache.root}\0{cache.folder.name}".encode()).hexdigest()[:16]
+    folder = assets.cache_root() / "tables" / place / f"table-{key}"
+    logger.info(f"{cache.root} is read-only: the training table lives in {folder}")
+    return folder
+
+
 def open_table(data_cfg, audio_tokenizer, show_progress: bool = True) -> TrainingTable:
     """The table of `data_cfg.path` under this audio tokenizer, built first when there is none for the data as it
     is now (for a JSONL: also when one of its clips was edited since)."""
     path = Path(data_cfg.path)
     root = dataset_root(path).resolve()
     cache = CodeCache(root, tokenizer_fingerprint(audio_tokenizer), audio_tokenizer.config.codebook_size)
-    folder = cache.folder / f"table-{_table_key(path, data_cfg, cache)}"
+    folder = _table_folder(cache, _table_key(path, data_cfg, cache))
     replacing = (folder / "table.json").is_file()
     if replacing:
         table = TrainingTable(folder, root)
