@@ -1,7 +1,8 @@
 """The training table: every usable row of a dataset with its clips' codes, in memory-mapped Arrow files that
 training reads by column and by index, so start-up costs the same at 2,000 rows as at 200,000.
 
-It lives beside the code cache, `<root>/codes/<audio tokenizer fingerprint>/table-<key>/`:
+It lives beside the code cache, `<root>/codes/<audio tokenizer fingerprint>/table-<key>/` (data on a read-only
+mount: under `$HIGGS_TRAIN_CACHE/tables/`):
 - `rows.arrow`: id, speaker, messages (JSON; each audio item names its `clip`, a row of clips.arrow);
 - `clips.arrow`: path (relative to the root; null for inline audio), num_codebooks, codes (int16, K*T), and the
   size and modification time of the file they were encoded from;
@@ -239,8 +240,9 @@ def _file_codes(paths: list[str], cache: CodeCache, audio_tokenizer, data_cfg, d
     if missing:
         for path, encoded in encode_files(audio_tokenizer, missing, data_cfg.encode_batch_size, show_progress):
             codes[path] = encoded.numpy().astype(np.int16)
-        logger.info(f"encoded {len(missing)} clips; cache them once with `higgs-prep encode --input {data_path} "
-                    "--model <model>` (on many GPUs at once if you like) to skip this next time")
+        logger.info(f"encoded {len(missing)} clips into the training table; `higgs-prep encode --input {data_path} "
+                    "--model <model>` caches them for good (on many GPUs at once), so that an edit of the data "
+                    "does not encode them again")
     return codes, {"cached": cached, "encoded": len(missing)}
 
 
