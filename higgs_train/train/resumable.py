@@ -13,6 +13,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from higgs_train.data.table import data_files
 from higgs_train.errors import UserError
 from higgs_train.logs import NOTICE, logger
 
@@ -55,11 +56,8 @@ def data_identity(data_path: str) -> str:
     dataset is identified by its name, since the kit rebuilds it identically."""
     if str(data_path).startswith("builtin:"):
         return str(data_path)
-    path = Path(data_path)
-    files = [path] if path.is_file() else sorted(p for p in path.glob("*") if p.suffix in (".arrow", ".json")
-                                                 and not p.name.startswith("."))
     digest = hashlib.sha256()
-    for file in files:
+    for file in data_files(Path(data_path)):
         with open(file, "rb") as handle:
             digest.update(file.name.encode() + hashlib.file_digest(handle, "sha256").digest())
     return digest.hexdigest()[:16]
