@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from higgs_train.data.audio_checks import BadRow
-from higgs_train.kit.demo_data import SCENE, SYSTEM_PROMPT
+from higgs_train.data.tasks.layout import basic_messages
+from higgs_train.kit.demo_data import SCENE
 
 FORMATS = ("ljspeech", "audiofolder", "hf", "jsonl")
 TEXT_COLUMNS = ("text", "transcription", "normalized_text", "sentence", "transcript")
@@ -25,16 +26,6 @@ class SourceRow:
     speaker: str | None = None
     messages: list[dict] = field(default_factory=list)
     error: BadRow | None = None
-
-
-def tts_messages(text: str, audio: dict) -> list[dict]:
-    """The basic text-to-speech conversation: system + scene + user transcript -> assistant clip."""
-    return [
-        {"role": "system", "content": [{"type": "text", "text": SYSTEM_PROMPT}]},
-        {"role": "scene", "content": [{"type": "text", "text": SCENE}]},
-        {"role": "user", "content": [{"type": "text", "text": text}]},
-        {"role": "assistant", "content": [{"type": "audio", **audio}]},
-    ]
 
 
 def _decoded_lines(path: Path) -> Iterator[tuple[int, str | None]]:
@@ -65,7 +56,7 @@ def read_ljspeech(root: Path) -> Iterator[SourceRow]:
         fields = line.split("|")
         text = fields[2] if len(fields) > 2 and fields[2].strip() else (fields[1] if len(fields) > 1 else "")
         audio = {"path": str(root / "wavs" / f"{fields[0]}.wav")}
-        yield SourceRow(where, fields[0], root.name, tts_messages(text, audio))
+        yield SourceRow(where, fields[0], root.name, basic_messages(text, audio, SCENE))
 
 
 def _first(record: dict, names: tuple[str, ...]):
@@ -100,7 +91,8 @@ def read_audiofolder(root: Path) -> Iterator[SourceRow]:
         row_id = Path(file_name).with_suffix("").as_posix().replace("/", "_")
         text = _first(record, TEXT_COLUMNS) or ""
         speaker = _first(record, SPEAKER_COLUMNS)
-        yield SourceRow(where, row_id, speaker and str(speaker), tts_messages(text, {"path": str(root / file_name)}))
+        audio = {"path": str(root / file_name)}
+        yield SourceRow(where, row_id, speaker and str(speaker), basic_messages(text, audio, SCENE))
 
 
 def read_hf(root: Path, split: str = "train") -> Iterator[SourceRow]:
@@ -130,7 +122,8 @@ def read_hf(root: Path, split: str = "train") -> Iterator[SourceRow]:
         row_id = str(record.get("id", index))
         speaker = _first(record, SPEAKER_COLUMNS)
         text = _first(record, TEXT_COLUMNS) or ""
-        yield SourceRow(f"{root}[{index}]", row_id, speaker and str(speaker), tts_messages(str(text), source))
+        messages = basic_messages(str(text), source, SCENE)
+        yield SourceRow(f"{root}[{index}]", row_id, speaker and str(speaker), messages)
 
 
 def _items(content) -> list[dict]:

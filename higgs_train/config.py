@@ -11,6 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from higgs_train.data.tasks import TASKS
 from higgs_train.errors import UserError
+from higgs_train.objectives import OBJECTIVES, check_objective_config
 
 CHOICES = {
     "model.attn_implementation": ("auto", "flash_attention_2", "flex_attention", "sdpa", "eager"),
@@ -25,6 +26,7 @@ CHOICES = {
     "data.on_bad_row": ("skip", "fail"),
     "logger.name": ("jsonl", "wandb", "tensorboard"),
     "optim.fused": ("auto", True, False),
+    "objective.name": tuple(OBJECTIVES),
 }
 POSITIVE = ("trainer.max_steps", "trainer.batch_size", "trainer.gradient_accumulation_steps",
             "trainer.log_every_n_steps", "trainer.max_bad_steps", "data.max_positions", "data.encode_batch_size",
@@ -74,8 +76,9 @@ def validate(cfg: DictConfig) -> None:
         _number(cfg, key, 0)
     if _number(cfg, "data.max_seconds", 0, inclusive=False) < cfg.data.min_seconds:
         raise ConfigError(f"data.max_seconds={cfg.data.max_seconds} is below data.min_seconds={cfg.data.min_seconds}")
-    if not isinstance(cfg.optim.warmup_steps, int) or cfg.optim.warmup_steps < 0:
-        raise ConfigError(f"optim.warmup_steps={cfg.optim.warmup_steps!r} must be an integer >= 0")
+    warmup = cfg.optim.warmup_steps
+    if warmup != "auto" and (not isinstance(warmup, int) or isinstance(warmup, bool) or warmup < 0):
+        raise ConfigError(f"optim.warmup_steps={warmup!r} must be an integer >= 0, or auto (5% of trainer.max_steps)")
     if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool) or not 0 <= cfg.seed < 2**32:
         raise ConfigError(f"seed={cfg.seed!r} must be an integer in [0, 2**32)")
     max_examples = cfg.data.max_examples
@@ -95,6 +98,7 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError("trainer.packing=true needs trainer.max_tokens_per_batch (the length of a packed row)")
     _check_weights(cfg)
     _check_environment(cfg)
+    check_objective_config(cfg)
     if not str(cfg.data.path).startswith("builtin:") and not Path(cfg.data.path).exists():
         raise ConfigError(f"data.path={cfg.data.path} does not exist; point it at a conversation JSONL or a folder "
                           "written by `higgs-prep convert`")

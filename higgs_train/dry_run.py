@@ -9,12 +9,12 @@ from safetensors.torch import save_file
 
 from higgs_train import assets
 from higgs_train.data.collator import ConversationCollator
-from higgs_train.data.delay_pattern import IGNORE_INDEX
-from higgs_train.data.loader import build_training_data
+from higgs_train.data.delay_pattern import IGNORE_INDEX, delayed_length
 from higgs_train.logs import logger
 from higgs_train.model.loading import load_processor
 from higgs_train.model.memory import available_memory_gib, estimate_training_memory
 from higgs_train.model.trainable import build_trainable_model
+from higgs_train.objectives import build_objective
 
 
 def describe_example(collator: ConversationCollator, conversation: dict) -> str:
@@ -28,7 +28,7 @@ def describe_example(collator: ConversationCollator, conversation: dict) -> str:
         if token in audio_ids:
             frames = len(encoded.audio_ids[clip])
             supervised = bool((encoded.audio_labels[clip] != IGNORE_INDEX).any())
-            codes = frames - collator.num_codebooks - 1
+            codes = frames - delayed_length(0, collator.num_codebooks)
             role = f"supervised: {codes} codes + 1 stream-EOS per codebook" if supervised else "context, no targets"
             pieces.append(f"[audio clip {clip}: {codes} code frames -> {frames} "
                           f"delayed positions; {role}]")
@@ -50,7 +50,7 @@ def dry_run(cfg: DictConfig, run_dir: Path) -> Path:
     model = build_trainable_model(cfg, model_path, cfg.model.attn_implementation, on_meta=True)
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    data = build_training_data(cfg, data_path, processor, model.config)
+    data = build_objective(cfg, None, model, model.config).training_data(data_path, processor, show_progress=True)
     batch = next(iter(data.dataloader))
     out = run_dir / "dry_run" / "batch_0.safetensors"
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -165,26 +165,28 @@ def test_full_fine_tuning_exports_a_checkpoint_that_loads_plainly(compose_config
                                expected, atol=1e-5, rtol=0)
 
 
-@pytest.mark.parametrize("task", ["voice_clone", "multi_speaker", "multi_speaker_clone"])
+@pytest.mark.parametrize("task", ["smart_voice", "voice_clone", "multi_speaker", "multi_speaker_clone"])
 def test_generate_prompts_are_laid_out_as_the_training_conversations(task, demo_dir, demo_task, processor,
                                                                      model_config):
-    """What higgs-generate asks is token for token what training taught: the task builder's conversation without
-    its target turn."""
+    """What higgs-generate asks is token for token what training taught: the task's training conversation without
+    its target turn, from the plain fields a user gives (the transcript as the data has it, untagged)."""
     import json
 
-    from higgs_train.evaluate.prompts import prompt_conversation
+    from higgs_train.evaluate.prompts import prompt_conversation, prompt_task
 
     descriptions = json.loads((demo_dir / "speakers.json").read_text())
     built = demo_task(task)[0]
-    text = " ".join(i["text"] for i in built["messages"][-2]["content"])
+    text = built["messages"][-2]["content"][0]["text"].replace("[SPEAKER0] ", "")
     audio = [i["path"] for m in built["messages"][:-1] for i in m["content"] if i["type"] == "audio"]
     fields = {"text": text, "scene": built["messages"][1]["content"][0]["text"]}
     if task == "voice_clone":
         fields.update(reference_audio=audio[0], reference_text=built["messages"][-4]["content"][0]["text"])
-    elif task == "multi_speaker":
+    elif task in ("multi_speaker", "smart_voice"):
         fields["speakers"] = [descriptions[built["speaker"]]]
+        fields["text"] = f"[SPEAKER0] {text}" if task == "multi_speaker" else text
     else:
         fields["reference_audio"] = audio
+    assert prompt_task(fields) == task
     prompt = prompt_conversation(fields, "test")
     assert prompt["messages"][0] == built["messages"][0]
     conversations = [built, prompt]

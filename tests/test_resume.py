@@ -15,8 +15,8 @@ import torch
 from safetensors.torch import load_file
 
 from higgs_train.errors import TrainingError
+from higgs_train.objectives import sft as sft_module
 from higgs_train.train import checkpoint as checkpoint_module
-from higgs_train.train import recipe as recipe_module
 from higgs_train.train.recipe import train
 
 # Several epochs of 3 batches, dropout on (so RNG state matters), a checkpoint every 4 steps, every step logged.
@@ -141,7 +141,7 @@ def test_death_while_writing_a_checkpoint_resumes_from_the_previous_complete_one
 
 def _poison(monkeypatch, bad_calls):
     """Make the loss non-finite on the given micro-batch calls (1-based)."""
-    real = recipe_module.audio_loss_terms
+    real = sft_module.audio_loss_terms
     calls = {"n": 0}
 
     def poisoned(model, batch, config, text_head=None):
@@ -151,7 +151,7 @@ def _poison(monkeypatch, bad_calls):
             terms.sums = terms.sums * float("nan")
         return terms
 
-    monkeypatch.setattr(recipe_module, "audio_loss_terms", poisoned)
+    monkeypatch.setattr(sft_module, "audio_loss_terms", poisoned)
 
 
 def test_a_non_finite_step_is_skipped_and_counted(compose_config, tmp_path, monkeypatch, demo_dir):

@@ -42,7 +42,7 @@ def test_loss_went_down(smoke_run):
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == list(range(1, 21))
     first, last = records[0]["loss"], sum(r["loss"] for r in records[-5:]) / 5
-    assert last < first - 0.5, (first, last)
+    assert last < first - 0.5 / 8, (first, last)  # 0.5 nats over the 8 codebooks
     assert len(records[0]["loss_per_codebook"]) == 8
 
 

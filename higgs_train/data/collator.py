@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from higgs_train.data.delay_pattern import IGNORE_INDEX, delayed_audio_ids, delayed_audio_labels
+from higgs_train.data.delay_pattern import IGNORE_INDEX, delayed_audio_ids, delayed_audio_labels, delayed_length
 
 AUDIO_BLOCK = "<|audio_out_bos|><|AUDIO_OUT|><|audio_eos|>"
 GENERATION_PROMPT = "<|start_header_id|>assistant<|end_header_id|>\n\n<|audio_out_bos|>"
@@ -121,14 +121,14 @@ class ConversationCollator:
                 encoded.labels.append(token if position >= text_target_from else IGNORE_INDEX)
                 continue
             codes = turn.clips[placeholders.index(position)]
-            frames = codes.shape[1] + 2
-            encoded.input_ids += [self.audio_token_id] * frames + [self.delay_token_id] * (self.num_codebooks - 1)
-            encoded.labels += [IGNORE_INDEX] * (frames + self.num_codebooks - 1)
+            length, delays = delayed_length(codes.shape[1], self.num_codebooks), self.num_codebooks - 1
+            encoded.input_ids += [self.audio_token_id] * (length - delays) + [self.delay_token_id] * delays
+            encoded.labels += [IGNORE_INDEX] * length
             encoded.audio_ids.append(delayed_audio_ids(codes, self.stream_bos, self.stream_eos).T)
             if turn.supervised:
                 labels = delayed_audio_labels(codes, self.stream_eos)
             else:
-                labels = torch.full((self.num_codebooks, frames + self.num_codebooks - 1), IGNORE_INDEX)
+                labels = torch.full((self.num_codebooks, length), IGNORE_INDEX)
             encoded.audio_labels.append(labels.T)
 
     def encode(self, messages: list[dict], add_generation_prompt: bool = False) -> EncodedConversation:
@@ -140,15 +140,16 @@ class ConversationCollator:
         return encoded
 
     def count_positions(self, messages: list[dict], known: dict[str, int] | None = None) -> int:
-        """`encode(messages).num_positions` without building any tensor: each clip's placeholder becomes its frames
-        + 2 (stream BOS/EOS) + K - 1 delay positions. `known`: token counts of turn texts met before, filled in as
+        """`encode(messages).num_positions` without building any tensor: each clip's placeholder becomes its
+        `delayed_length` positions. `known`: token counts of turn texts met before, filled in as
         it goes (measuring many rows meets most system and assistant turns again)."""
         known = {} if known is None else known
         total = 0
         for turn in render_turns(messages, self.tokenizer.bos_token):
             if turn.text not in known:
                 known[turn.text] = len(self._tokenize(turn.text))
-            total += known[turn.text] + sum(clip.shape[1] + self.num_codebooks for clip in turn.clips)
+            clips = sum(delayed_length(clip.shape[1], self.num_codebooks) - 1 for clip in turn.clips)
+            total += known[turn.text] + clips  # each placeholder (1 token) becomes its clip's positions
         return total
 
     def pad(self, rows: list[EncodedConversation], padding_side: str = "right") -> dict[str, torch.Tensor]:

@@ -11,6 +11,12 @@ import torch
 IGNORE_INDEX = -100
 
 
+def delayed_length(code_frames: int, num_codebooks: int) -> int:
+    """Audio positions of a clip of `code_frames` frames: its frames + the stream-BOS and stream-EOS frames, + the
+    K - 1 frames the last codebook is delayed by."""
+    return code_frames + 2 + num_codebooks - 1
+
+
 def delay(frames: torch.Tensor, before: int, after: int) -> torch.Tensor:
     """(K, N) -> (K, N + K - 1): codebook k starts k frames late; `before` fills its first k, `after` its tail."""
     num_codebooks, length = frames.shape

@@ -45,6 +45,12 @@ class TrainingData:
     sampler: object
 
     @property
+    def prompt_pool(self) -> TaskDataset:
+        """Where evaluation samples take their prompts: the held-out conversations, which the model has not learnt
+        by heart, else the training ones."""
+        return self.validation if len(self.validation) else self.training
+
+    @property
     def clips(self) -> dict:
         """Where the clips' codes came from: the cache or the audio tokenizer when the table was built just now,
         else the table."""

@@ -9,11 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from higgs_train.data.audio_checks import BadRow, checked_waveform, decode
-
-
-def last_user_text(messages: list[dict]) -> str:
-    users = [m for m in messages if m.get("role") == "user"]
-    return " ".join(i.get("text", "") for i in users[-1]["content"] if i.get("type") == "text").strip() if users else ""
+from higgs_train.data.tasks.layout import last_user_text
 
 
 def check_text(messages: list[dict], speaker: str | None, speakers: dict | None) -> None:

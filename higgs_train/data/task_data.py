@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from higgs_train import atomic
 from higgs_train.data.conversations import DataError
 from higgs_train.data.table import TrainingTable
-from higgs_train.data.tasks import CLONE_TASKS, NO_REFERENCE, choose_references, task_conversation
+from higgs_train.data.tasks import NO_REFERENCE, choose_references, needs_reference, task_conversation
 from higgs_train.logs import logger
 
 
@@ -42,7 +42,7 @@ def _measure(table: TrainingTable, task: str, collator, show_progress: bool) -> 
     """(2, rows): own and share. With a blank row B, len(r, s) = len(r, B) + len(B, s) - len(B, B)."""
     descriptions = table.info["speakers"]
     blank = _blank_row(collator.num_codebooks)
-    clone = task in CLONE_TASKS
+    clone = needs_reference(task)
     known: dict[str, int] = {}
 
     def count(row, reference):
@@ -115,7 +115,7 @@ def task_dataset(table: TrainingTable, task: str, seed: int, collator, data_cfg,
     `data.max_positions` (never truncated); returns them and the counts of what was left out, by reason."""
     own, share = conversation_lengths(table, task, collator, show_progress)
     skipped = dict(table.info["skipped"])
-    if task in CLONE_TASKS:
+    if needs_reference(task):
         references = choose_references(table.speakers(), seed)
         usable = references >= 0
         lengths = own + np.where(usable, share[references], 0)

@@ -14,11 +14,12 @@ from omegaconf import DictConfig
 
 from higgs_train.data.audio import TARGET_SAMPLE_RATE, load_audio
 from higgs_train.data.audio_codes import attach_codes
+from higgs_train.data.tasks.layout import target_audio
 from higgs_train.evaluate.judges import AsrJudge, SpeakerJudge
 from higgs_train.evaluate.prompts import load_prompts
 from higgs_train.evaluate.report import write_report
 from higgs_train.evaluate.sample_metrics import summarize
-from higgs_train.evaluate.samples import generate_in_batches, target_clip, write_samples
+from higgs_train.evaluate.samples import generate_in_batches, write_samples
 from higgs_train.evaluate.validation import validation_metrics
 from higgs_train.logs import logger
 
@@ -26,7 +27,7 @@ from higgs_train.logs import logger
 def _reference_waveform(conversation: dict) -> np.ndarray | None:
     """The voice a sample should have: its target clip, else the prompt's first reference clip."""
     audio = [i for m in conversation["messages"] for i in m["content"] if i["type"] == "audio"]
-    item = target_clip(conversation) or (audio[0] if audio else None)
+    item = target_audio(conversation["messages"]) or (audio[0] if audio else None)
     if item is None:
         return None
     if "path" in item:
@@ -57,7 +58,7 @@ class Evaluator:
     """Built once per run: the validation batches, the sample prompts (fixed for the whole run) and the judges."""
 
     def __init__(self, accelerator, cfg: DictConfig, collator, audio_tokenizer, validation: Sequence[dict],
-                 training: Sequence[dict], run_dir: Path, every_process_forwards: bool = False):
+                 prompt_pool: Sequence[dict], run_dir: Path, every_process_forwards: bool = False):
         """`every_process_forwards`: the weights are sharded (ZeRO-3), so every forward pass needs every process;
         they all run the same validation batches and the same generation, and the main process writes."""
         self.accelerator, self.cfg, self.collator, self.audio_tokenizer = accelerator, cfg, collator, audio_tokenizer
@@ -68,9 +69,8 @@ class Evaluator:
         if cfg.eval.prompts:
             self.prompts = load_prompts(cfg.eval.prompts)[: cfg.eval.num_samples]
             attach_codes(self.prompts, audio_tokenizer, show_progress=False)
-        else:  # held-out conversations when there are any: the model has not learnt these clips by heart
-            source = validation if len(validation) else training
-            self.prompts = [source[i] for i in range(min(cfg.eval.num_samples, len(source)))]
+        else:
+            self.prompts = [prompt_pool[i] for i in range(min(cfg.eval.num_samples, len(prompt_pool)))]
         is_main = accelerator.is_main_process
         self.asr = AsrJudge.load(cfg.eval.asr_model) if cfg.eval.asr_model and is_main else None
         self.speaker = SpeakerJudge.load(cfg.eval.speaker_model) if cfg.eval.speaker_model and is_main else None

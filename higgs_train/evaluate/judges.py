@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from higgs_train.data.audio import TARGET_SAMPLE_RATE, load_audio
-from higgs_train.evaluate.sample_metrics import SPEAKER_TAG
+from higgs_train.data.tasks.layout import SPEAKER_TAG
 from higgs_train.logs import NOTICE, logger
 
 

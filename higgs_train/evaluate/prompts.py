@@ -1,5 +1,5 @@
-"""Inference prompts for the four workflows, from a few plain fields, laid out exactly as the task builders lay out
-training conversations (so a fine-tuned model is asked what it was taught):
+"""Inference prompts for the four workflows, from a few plain fields, laid out by the task modules themselves
+(`higgs_train/data/tasks/`), so a fine-tuned model is asked exactly what it was taught:
 
 - smart voice: `text` (+ `scene`, a description of the recording) (+ `speakers`, one description: the voice as
   speakers.json described it in training, a `SPEAKER0: ...` scene line);
@@ -13,13 +13,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from higgs_train.data.conversations import DataError, jsonl_objects
+from higgs_train.data.tasks import TASKS
+from higgs_train.data.tasks.layout import SPEAKER_TAG
 
-SYSTEM = "Generate audio following instruction."
 FIELDS = ("id", "text", "scene", "speakers", "reference_audio", "reference_text")
-
-
-def _text(value: str) -> dict:
-    return {"type": "text", "text": value}
 
 
 def _audio(path: str, folder: Path, where: str) -> dict:
@@ -27,6 +24,16 @@ def _audio(path: str, folder: Path, where: str) -> dict:
     if not resolved.is_file():
         raise DataError(f"{where}: reference_audio {path} does not exist")
     return {"type": "audio", "path": str(resolved)}
+
+
+def prompt_task(prompt: dict) -> str:
+    """The workflow a prompt's fields ask for."""
+    references = prompt.get("reference_audio")
+    if isinstance(references, list):
+        return "multi_speaker_clone"
+    if references:
+        return "voice_clone"
+    return "multi_speaker" if SPEAKER_TAG.search(prompt["text"]) else "smart_voice"
 
 
 def prompt_conversation(prompt: dict, where: str, folder: Path = Path(".")) -> dict:
@@ -37,23 +44,16 @@ def prompt_conversation(prompt: dict, where: str, folder: Path = Path(".")) -> d
     text = prompt.get("text")
     if not isinstance(text, str) or not text.strip():
         raise DataError(f"{where}: 'text' (what to say) is missing or empty")
-    references = prompt.get("reference_audio")
-    scene = [_text(prompt["scene"])] if prompt.get("scene") else []
-    turns = []
-    if isinstance(references, list):  # multi-speaker cloning: one reference clip per speaker, in the scene
-        for index, path in enumerate(references):
-            scene += [_text(f"SPEAKER{index}:"), _audio(path, folder, where)]
-    elif references:
-        if not prompt.get("reference_text"):
-            raise DataError(f"{where}: voice cloning needs 'reference_text', the transcript of {references}")
-        turns += [{"role": "user", "content": [_text(prompt["reference_text"])]},
-                  {"role": "assistant", "content": [_audio(references, folder, where)]}]
-    for index, description in enumerate(prompt.get("speakers") or []):
-        scene.append(_text(f"SPEAKER{index}: {description}".strip()))
-    messages = [{"role": "system", "content": [_text(SYSTEM)]}]
-    if scene:
-        messages.append({"role": "scene", "content": scene})
-    messages += turns + [{"role": "user", "content": [_text(text)]}]
+    references = prompt.get("reference_audio") or []
+    references = references if isinstance(references, list) else [references]
+    if references and prompt.get("speakers"):
+        raise DataError(f"{where}: give each speaker's voice as reference_audio or as a description in speakers, "
+                        "not both")
+    task = prompt_task(prompt)
+    if task == "voice_clone" and not prompt.get("reference_text"):
+        raise DataError(f"{where}: voice cloning needs 'reference_text', the transcript of {references[0]}")
+    messages = TASKS[task].prompt(text, prompt.get("scene"), list(prompt.get("speakers") or []),
+                                  [_audio(path, folder, where) for path in references], prompt.get("reference_text"))
     return {"id": str(prompt.get("id", "sample")), "messages": messages}
 
 

@@ -6,11 +6,9 @@ transcript's length at an average speaking rate.
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 
-SPEAKER_TAG = re.compile(r"\[SPEAKER\d+\]")
+from higgs_train.data.tasks.layout import SPEAKER_TAG
 
 
 def expected_frames_from_text(text: str, frame_rate: float, chars_per_second: float) -> float:

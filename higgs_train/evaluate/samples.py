@@ -12,6 +12,7 @@ from transformers import GenerationConfig
 
 from higgs_train.data.audio import TARGET_SAMPLE_RATE
 from higgs_train.data.delay_pattern import codes_from_generation
+from higgs_train.data.tasks.layout import last_user_text, target_audio
 from higgs_train.evaluate.sample_metrics import duration_ratio, expected_frames_from_text, silent_share
 
 # A repeat count no window reaches: how repetition-aware sampling is switched off (a None would be replaced by the
@@ -62,18 +63,6 @@ def generate_in_batches(model, collator, conversations: list[dict], eval_cfg):
             yield conversation, codes, stopped
 
 
-def target_text(conversation: dict) -> str:
-    """The transcript the sample should speak: the last user turn's text."""
-    user = [m for m in conversation["messages"] if m["role"] == "user"]
-    return " ".join(i["text"].strip() for i in user[-1]["content"] if i["type"] == "text") if user else ""
-
-
-def target_clip(conversation: dict) -> dict | None:
-    """The audio item the prompt was made from (a held-out conversation's target), None for a bare prompt."""
-    last = conversation["messages"][-1]
-    return last["content"][-1] if last["role"] == "assistant" else None
-
-
 @torch.no_grad()
 def write_samples(model, audio_tokenizer, collator, conversations: list[dict], eval_cfg, out_dir: Path,
                   show_progress: bool = True) -> tuple[list[dict], list[np.ndarray]]:
@@ -93,14 +82,14 @@ def write_samples(model, audio_tokenizer, collator, conversations: list[dict], e
             waveform = np.zeros(0, dtype=np.float32)
         path = out_dir / f"{str(conversation['id']).replace('/', '_')}.wav"
         sf.write(path, waveform, TARGET_SAMPLE_RATE)
-        record = {"id": conversation["id"], "path": str(path), "text": target_text(conversation),
+        record = {"id": conversation["id"], "path": str(path), "text": last_user_text(conversation["messages"]),
                   "frames": int(codes.shape[1]), "stopped": stopped,
                   "silent_share": silent_share(waveform, samples_per_frame, eval_cfg.silence_db)}
-        heard = target_clip(conversation) or next(
+        heard = target_audio(conversation["messages"]) or next(
             (i for m in conversation["messages"] for i in m["content"] if i["type"] == "audio"), {})
         if "path" in heard:  # the clip to listen to beside the sample: its target, else the prompt's reference
             record["target_audio"] = heard["path"]
-        target = (target_clip(conversation) or {}).get("codes")
+        target = (target_audio(conversation["messages"]) or {}).get("codes")
         if target is not None:  # how closely the sample follows the clip the prompt was made from
             shared = min(target.shape[1], codes.shape[1])
             record["target_frames"] = int(target.shape[1])

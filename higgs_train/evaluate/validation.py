@@ -1,5 +1,6 @@
 """Validation loss and top-1 accuracy per codebook on the held-out conversations, normalised like the training loss
-(summed over the whole split first, divided last) and split across processes without duplicates."""
+(summed over the whole split first, divided last; `val_loss` is the mean over codebooks) and split across processes
+without duplicates."""
 
 from __future__ import annotations
 
@@ -29,5 +30,5 @@ def validation_metrics(accelerator, model, batches: list[dict], model_config, sp
     counts = counts.clamp(min=1)
     per_codebook = (sums / counts).tolist()
     accuracy = (correct / counts).tolist()
-    return {"val_loss": sum(per_codebook), "val_loss_per_codebook": per_codebook,
+    return {"val_loss": sum(per_codebook) / num_codebooks, "val_loss_per_codebook": per_codebook,
             "val_accuracy": sum(accuracy) / num_codebooks, "val_accuracy_per_codebook": accuracy}

@@ -14,6 +14,7 @@ from pathlib import Path
 import soundfile as sf
 
 from higgs_train.data.audio import TARGET_SAMPLE_RATE, load_audio
+from higgs_train.data.tasks.layout import basic_messages
 
 VOICES = {
     "alice": {"voice": "en-us+f3", "description": "feminine, American accent, calm"},
@@ -35,7 +36,6 @@ SENTENCES = [
     "The old clock ticked softly.",
     "Fresh bread smells wonderful.",
 ]
-SYSTEM_PROMPT = "Generate audio following instruction."
 SCENE = "Audio is recorded from a quiet room."
 
 
@@ -47,17 +47,7 @@ def espeak_binary() -> str:
 
 
 def conversation_row(row_id: str, speaker: str, text: str, audio_path: str) -> dict:
-    """The basic text-to-speech conversation: system + scene + user text -> assistant audio (the target)."""
-    return {
-        "id": row_id,
-        "speaker": speaker,
-        "messages": [
-            {"role": "system", "content": [{"type": "text", "text": SYSTEM_PROMPT}]},
-            {"role": "scene", "content": [{"type": "text", "text": SCENE}]},
-            {"role": "user", "content": [{"type": "text", "text": text}]},
-            {"role": "assistant", "content": [{"type": "audio", "path": audio_path}]},
-        ],
-    }
+    return {"id": row_id, "speaker": speaker, "messages": basic_messages(text, {"path": audio_path}, SCENE)}
 
 
 def write_demo_dataset(out: str | Path) -> Path:

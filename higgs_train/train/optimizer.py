@@ -16,3 +16,11 @@ def build_optimizer(parameters: list[torch.nn.Parameter], optim_cfg: DictConfig,
 
     optimizer = {"adamw8bit": bnb.optim.AdamW8bit, "paged_adamw8bit": bnb.optim.PagedAdamW8bit}[optim_cfg.name]
     return optimizer(parameters, **kwargs)
+
+
+def warmup_steps(optim_cfg: DictConfig, max_steps: int) -> int:
+    """`optim.warmup_steps`: a number of steps, or auto, 5% of the run (at least one step), which keeps the first
+    Adam updates, made from a second-moment estimate of a few gradients, from kicking the adapters into a spike."""
+    if optim_cfg.warmup_steps == "auto":
+        return max(1, round(0.05 * max_steps))
+    return optim_cfg.warmup_steps

@@ -1,9 +1,7 @@
-"""The training recipe in phases: `setup` (run directory, model, data, optimizer, resume) -> `train` (one optimizer
-step at a time) -> `finish` (final weights, last evaluation, summary). One plain loop over Accelerate.
-
-Loss normalisation: a step's loss is the sum over codebooks of (summed cross-entropy / number of supervised targets),
-with both counted over every micro-batch of the accumulation window on every process, so accumulation and data
-parallelism give the gradient of the one big batch, whatever the lengths of the conversations in it.
+"""The training recipe in phases: `setup` (run directory, model, objective, data, optimizer, resume) -> `train` (one
+optimizer step at a time) -> `finish` (final weights, last evaluation, summary). One plain loop over Accelerate; what
+a step minimises is the objective's (`higgs_train/objectives/`), which the recipe asks for a window's micro-batches,
+their losses and the step's metrics without knowing it by name.
 """
 
 from __future__ import annotations
@@ -24,19 +22,18 @@ from tqdm.auto import tqdm
 from transformers import get_scheduler
 
 from higgs_train import assets, atomic
-from higgs_train.data.loader import build_training_data
 from higgs_train.errors import TrainingError
 from higgs_train.evaluate.evaluation import Evaluator
 from higgs_train.logs import is_main_process, logger, quiet_other_ranks
 from higgs_train.model.loading import load_processor, resolve_attn_implementation
-from higgs_train.model.loss import audio_loss_terms, target_counts
 from higgs_train.model.trainable import build_trainable_model
+from higgs_train.objectives import build_objective
 from higgs_train.run_lock import hold_run_dir
 from higgs_train.train.accelerator import build_accelerator, init_trackers, whole_weights
 from higgs_train.train.batches import BatchStream
 from higgs_train.train.checkpoint import load_checkpoint, save_checkpoint
 from higgs_train.train.metrics import JsonlMetrics
-from higgs_train.train.optimizer import build_optimizer
+from higgs_train.train.optimizer import build_optimizer, warmup_steps
 from higgs_train.train.resumable import resume_record, run_signature
 from higgs_train.train.run_dir import RunFinished, claim_for_all_processes, truncate_metrics
 from higgs_train.train.throughput import flops_per_token, parameter_size, peak_flops, peak_memory_gb
@@ -61,17 +58,15 @@ class TrainingProgress:
 
 @dataclass
 class StepResult:
-    """One optimizer step as the logs see it; the text sums stay tensors until a logged step reduces them."""
+    """One optimizer step as the logs see it: the objective's metrics (`loss` among them) and the throughput."""
 
     loss: float
-    per_codebook: list[float]
+    metrics: dict
     grad_norm: torch.Tensor | float | None
     finite: bool
     frames: int  # supervised frames of the whole window, all processes
     positions: int  # real (unpadded) positions on this process
     slots: int  # positions including padding
-    text_sum: torch.Tensor | None = None
-    text_total: torch.Tensor | None = None
 
 
 @dataclass
@@ -128,15 +123,14 @@ class FineTuneRecipe:
                            "is used")
         self.model = build_trainable_model(cfg, self.model_path, self.attn, accelerator.device)
         self.model_config = self.model.config
-        self.text_head = next((m for name, m in self.model.named_modules() if name.endswith("text_lm_head")), None)
+        self.objective = build_objective(cfg, accelerator, self.model, self.model_config)
         self.flops_per_token = flops_per_token(self.model, cfg.model.gradient_checkpointing)
         self.peak_flops = peak_flops(accelerator.device, cfg.trainer.precision, cfg.trainer.peak_tflops)
 
     def _setup_data(self) -> None:
         self.processor.audio_tokenizer.to(self.accelerator.device)
         with self.accelerator.main_process_first():  # the main process fills the code cache's gaps first
-            self.data = build_training_data(self.cfg, self.data_path, self.processor, self.model_config,
-                                            show_progress=self.is_main)
+            self.data = self.objective.training_data(self.data_path, self.processor, show_progress=self.is_main)
 
     def _setup_optimizer(self) -> None:
         cfg, accelerator = self.cfg, self.accelerator
@@ -144,7 +138,7 @@ class FineTuneRecipe:
         optimizer = build_optimizer(self.trainable, cfg.optim, accelerator.device)
         # The scheduler stays outside `prepare`: one scheduler step per optimizer step whatever the process count.
         self.scheduler = get_scheduler(SCHEDULERS[cfg.optim.scheduler], optimizer,
-                                       num_warmup_steps=cfg.optim.warmup_steps,
+                                       num_warmup_steps=warmup_steps(cfg.optim, cfg.trainer.max_steps),
                                        num_training_steps=cfg.trainer.max_steps)
         self.uses_deepspeed = accelerator.distributed_type == DistributedType.DEEPSPEED
         if self.uses_deepspeed:  # batches come from our sampler: DeepSpeed's "auto" sizes cannot be read off a loader
@@ -175,7 +169,7 @@ class FineTuneRecipe:
         init_trackers(accelerator, self.cfg, self.run_dir)
         zero3 = self.uses_deepspeed and accelerator.state.deepspeed_plugin.zero_stage == 3
         self.evaluator = Evaluator(accelerator, self.cfg, data.collator, self.processor.audio_tokenizer,
-                                   data.validation, data.training, self.run_dir, every_process_forwards=zero3)
+                                   data.validation, data.prompt_pool, self.run_dir, every_process_forwards=zero3)
         total = sum(parameter_size(p) for p in self.model.parameters())
         trained = sum(parameter_size(p) for p in self.trainable)
         logger.info(f"{len(data.training)} conversations, {len(data.validation)} held out for validation (left out: "
@@ -236,29 +230,24 @@ class FineTuneRecipe:
         raise Preempted(f"stopped by {name} after step {self.progress.step}; {saved}")
 
     def train_step(self) -> StepResult:
-        """One optimizer step over `trainer.gradient_accumulation_steps` micro-batches."""
+        """One optimizer step over `trainer.gradient_accumulation_steps` micro-batches of the objective's loss."""
         accelerator, cfg = self.accelerator, self.cfg
-        window = [next(self.batches) for _ in range(cfg.trainer.gradient_accumulation_steps)]
-        counts = [target_counts(batch) for batch in window]
-        audio_total = accelerator.reduce(sum(c[0] for c in counts), "sum").clamp(min=1)
-        text_total = accelerator.reduce(sum(c[1] for c in counts), "sum").clamp(min=1)
+        window = self.objective.prepare(
+            self.model, [next(self.batches) for _ in range(cfg.trainer.gradient_accumulation_steps)])
         # accelerator.backward divides by the accumulation steps and DDP averages over processes: undo both, since
-        # the loss below is already normalised by the window's global target count.
-        loss_scale = len(window) * accelerator.num_processes
-        sums = torch.zeros_like(audio_total, dtype=torch.float32)
-        text_sum = torch.zeros((), device=sums.device)
-        for batch in window:
+        # the objective's loss is already normalised by the window's global totals.
+        loss_scale = len(window.batches) * accelerator.num_processes
+        sums: dict[str, torch.Tensor] = {}
+        for batch in window.batches:
             with accelerator.accumulate(self.model):
-                terms = audio_loss_terms(self.model, batch, self.model_config, self.text_head)
-                loss = (terms.sums / audio_total).sum()
-                if self.text_head is not None:
-                    loss = loss + cfg.optim.text_loss_weight * terms.text_sum / text_total
-                    text_sum += terms.text_sum.detach()
+                loss, batch_sums = self.objective.loss(self.model, batch, window)
                 accelerator.backward(loss * loss_scale)
-            sums += terms.sums.detach()
+            for key, value in batch_sums.items():
+                sums[key] = sums[key] + value if key in sums else value
         grad_norm = accelerator.clip_grad_norm_(self.trainable, cfg.optim.max_grad_norm)
-        per_codebook = (accelerator.reduce(sums, "sum") / audio_total).tolist()
-        step_loss = sum(per_codebook)
+        metrics = self.objective.report({key: accelerator.reduce(value, "sum") for key, value in sums.items()},
+                                        window)
+        step_loss = metrics.pop("loss")
         finite = math.isfinite(step_loss) and (grad_norm is None or math.isfinite(float(grad_norm)))
         if finite or cfg.trainer.precision == "fp16":
             self.optimizer.step()  # fp16: the grad scaler itself skips non-finite gradients and lowers its scale
@@ -266,10 +255,10 @@ class FineTuneRecipe:
             self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         result = StepResult(
-            loss=step_loss, per_codebook=per_codebook, grad_norm=grad_norm, finite=finite, frames=int(audio_total[0]),
+            loss=step_loss, metrics=metrics, grad_norm=grad_norm, finite=finite, frames=window.frames,
             positions=sum(int(b["attention_mask"].sum()) if "attention_mask" in b else b["input_ids"].numel()
-                          for b in window),
-            slots=sum(b["input_ids"].numel() for b in window), text_sum=text_sum, text_total=text_total)
+                          for b in window.batches),
+            slots=sum(b["input_ids"].numel() for b in window.batches))
         self._count(result)
         return result
 
@@ -298,7 +287,7 @@ class FineTuneRecipe:
         accelerator, step = self.accelerator, self.progress.step
         elapsed = max(window.elapsed(), 1e-9)
         frame_rate = self.processor.audio_tokenizer.config.frame_rate
-        record = {"step": step, "loss": result.loss, "loss_per_codebook": result.per_codebook,
+        record = {"step": step, "loss": result.loss, **result.metrics,
                   "grad_norm": float(result.grad_norm) if result.grad_norm is not None else None,
                   "lr": self.scheduler.get_last_lr()[0], "supervised_frames_per_s": window.frames / elapsed,
                   "audio_seconds_per_s": window.frames / frame_rate / elapsed,
@@ -306,14 +295,12 @@ class FineTuneRecipe:
                   "padding_share": 1 - window.positions / max(window.slots, 1),
                   "peak_memory_gb": peak_memory_gb(accelerator.device),
                   "skipped_steps": self.progress.skipped_steps, "elapsed_s": round(time.time() - self.started, 3)}
-        if self.text_head is not None:
-            record["text_loss"] = float(accelerator.reduce(result.text_sum, "sum") / result.text_total)
         if self.peak_flops:
             peak = self.peak_flops * accelerator.num_processes
             record["mfu"] = self.flops_per_token * record["tokens_per_s"] / peak
         if self.metrics:
             self.metrics.log(record)
-        accelerator.log({k: v for k, v in record.items() if k != "loss_per_codebook"}, step=step)
+        accelerator.log({k: v for k, v in record.items() if isinstance(v, (int, float))}, step=step)
 
     def save_checkpoint(self) -> Path:
         self.progress.wall_seconds = time.time() - self.started

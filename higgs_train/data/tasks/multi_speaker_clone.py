@@ -1,0 +1,31 @@
+"""multi_speaker_clone: each speaker's reference clip in the scene (`SPEAKER0:` followed by the clip), `[SPEAKERn]`
+lines in the user turn."""
+
+from __future__ import annotations
+
+from higgs_train.data.tasks.layout import (
+    head,
+    last_user_text,
+    layout,
+    spoken_clip,
+    system_message,
+    tagged,
+    text_item,
+    voice_items,
+    with_messages,
+)
+
+NEEDS_REFERENCE = True
+
+
+def conversation(row: dict, reference: dict | None, description: str | None) -> dict:
+    system, scene = head(row["messages"])
+    return with_messages(row, layout(system, scene + voice_items([spoken_clip(reference["messages"])]),
+                                     tagged(last_user_text(row["messages"])),
+                                     target=spoken_clip(row["messages"])))
+
+
+def prompt(text: str, scene: str | None = None, speakers: list[str] = (), references: list[dict] = (),
+           reference_text: str | None = None) -> list[dict]:
+    return layout(system_message(), ([text_item(scene)] if scene else []) + voice_items(list(references)),
+                  tagged(text))
