@@ -22,7 +22,7 @@ from transformers import HiggsAudioV2ForConditionalGeneration
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from higgs_train.assets import ensure_builtin  # noqa: E402
-from higgs_train.configs import CONFIG_DIR  # noqa: E402
+from higgs_train.config_files import CONFIG_DIR  # noqa: E402
 from higgs_train.data.audio_codes import attach_codes  # noqa: E402
 from higgs_train.data.collator import ConversationCollator  # noqa: E402
 from higgs_train.data.conversations import load_rows  # noqa: E402

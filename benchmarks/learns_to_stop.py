@@ -29,7 +29,7 @@ OLD_DEFAULTS = ["optim.warmup_steps=0", "optim.max_grad_norm=0.125"]
 OLD_LORA_LR = "optim.lr=5e-3"
 ONE_RUN = """
 import json, sys
-from higgs_train.configs import compose_config
+from higgs_train.config_files import compose_config
 from higgs_train.train.recipe import train
 summary = train(compose_config(json.loads(sys.argv[1])), sys.argv[2])
 print("SUMMARY " + json.dumps(summary))

@@ -46,7 +46,7 @@ TARGETS = {
 
 
 def _compose(overrides: list[str]):
-    from higgs_train.configs import compose_config
+    from higgs_train.config_files import compose_config
 
     return compose_config(overrides)
 

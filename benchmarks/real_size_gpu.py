@@ -73,7 +73,7 @@ def one(checkpoint: str, data: str, row: str, steps: int, device: str) -> dict:
     """One row in this process: setup, one warm-up step, `steps` timed steps."""
     import torch
 
-    from higgs_train.configs import compose_config
+    from higgs_train.config_files import compose_config
     from higgs_train.train.recipe import FineTuneRecipe
     from higgs_train.train.throughput import peak_flops, peak_memory_gb
 

@@ -93,7 +93,7 @@ def child(data: str) -> None:
 
     import higgs_train
     from higgs_train import assets
-    from higgs_train.configs import compose_config
+    from higgs_train.config_files import compose_config
     from higgs_train.data.loader import build_training_data
     from higgs_train.model.loading import load_processor
 

@@ -26,7 +26,7 @@ from transformers import AutoConfig, HiggsAudioV2ForConditionalGeneration
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from higgs_train.assets import ensure_builtin  # noqa: E402
-from higgs_train.configs import CONFIG_DIR  # noqa: E402
+from higgs_train.config_files import CONFIG_DIR  # noqa: E402
 from higgs_train.data.collator import ConversationCollator  # noqa: E402
 from higgs_train.data.sampler import FixedSizeBatchSampler, TokenBudgetBatchSampler  # noqa: E402
 from higgs_train.model.loading import load_processor  # noqa: E402

@@ -1,7 +1,7 @@
 """`higgs-train recipe=NAME key=value ...`: compose the config with Hydra, check it, then run the job.
 
-The configs ship inside the package (`higgs_train/configs/`, recipes in its `recipe/` group), so an installed wheel
-finds them from any folder; `--config-dir DIR` adds a folder of the user's own (`DIR/recipe/NAME.yaml`). Only Hydra
+The config groups live in `configs/` and the recipes in `recipes/` (inside the package in a wheel, so an installed
+one finds them from any folder); `--config-dir DIR` adds a folder of the user's own (`DIR/recipe/NAME.yaml`). Only Hydra
 and the config checks are imported before the job starts, so `--help` and config mistakes answer at once.
 """
 
@@ -15,7 +15,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from higgs_train.config import validate
-from higgs_train.configs import compose_config
+from higgs_train.config_files import CONFIG_DIR, compose_config, register_recipes
 from higgs_train.errors import TrainingError, UserError, environment_fault
 from higgs_train.logs import is_main_process, logger, quiet_libraries
 from higgs_train.run_lock import hold_run_dir
@@ -23,7 +23,7 @@ from higgs_train.run_lock import hold_run_dir
 USER_CONFIG_FLAGS = ("--config-dir", "-cd")
 
 
-@hydra.main(config_path="configs", config_name="config", version_base=None)
+@hydra.main(config_path=str(CONFIG_DIR), config_name="config", version_base=None)
 def _run(cfg: DictConfig) -> None:
     try:
         validate(cfg)
@@ -142,6 +142,7 @@ def _checkable(argv: list[str]) -> list[str] | None:
 
 def main() -> None:
     _quiet_hydra_on_other_ranks()
+    register_recipes()
     overrides = _checkable(sys.argv[1:])
     config_dir = user_config_dir(sys.argv[1:])
     if overrides is None:  # --help, --cfg job, ...

@@ -9,7 +9,7 @@ import torch
 from omegaconf import OmegaConf
 
 from higgs_train import assets
-from higgs_train.configs import CONFIG_DIR
+from higgs_train.config_files import CONFIG_DIR
 from higgs_train.data.audio_codes import attach_codes
 from higgs_train.data.collator import ConversationCollator
 from higgs_train.evaluate.prompts import load_prompts, prompt_conversation

@@ -77,7 +77,7 @@ def data_cfg_factory():
     """A `data` config node like configs/data/jsonl.yaml for `path`, with overrides."""
     from omegaconf import OmegaConf
 
-    from higgs_train.configs import CONFIG_DIR
+    from higgs_train.config_files import CONFIG_DIR
 
     def make(path, **overrides):
         return OmegaConf.merge(OmegaConf.load(CONFIG_DIR / "data" / "jsonl.yaml"), {"path": str(path), **overrides})
@@ -107,7 +107,7 @@ def eval_cfg_factory():
     """An `eval` config node like configs/eval/default.yaml, with overrides."""
     from omegaconf import OmegaConf
 
-    from higgs_train.configs import CONFIG_DIR
+    from higgs_train.config_files import CONFIG_DIR
 
     def make(**overrides):
         return OmegaConf.merge(OmegaConf.load(CONFIG_DIR / "eval" / "default.yaml"), overrides)
@@ -118,6 +118,6 @@ def eval_cfg_factory():
 @pytest.fixture
 def compose_config():
     """The config `higgs-train` would run for these command-line overrides."""
-    from higgs_train.configs import compose_config as compose
+    from higgs_train.config_files import compose_config as compose
 
     return lambda *overrides: compose(overrides)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from higgs_train.cli import composition_error, user_config_dir
-from higgs_train.configs import RECIPES_DIR
+from higgs_train.config_files import CONFIG_DIR, RECIPES_DIR
 from higgs_train.launch import LAUNCH_DIR, launch_files, resolve_deepspeed_config_file
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,6 +58,15 @@ def test_imports_run_one_way(folder, forbidden):
     wrong = {file: sorted(m for m in modules if m.split(".")[0] in forbidden or m.startswith(forbidden))
              for file, modules in _imported_by(LIBRARY / folder).items()}
     assert not {file: modules for file, modules in wrong.items() if modules}
+
+
+def test_the_configs_and_recipes_are_the_top_level_folders_and_every_package_ships():
+    assert CONFIG_DIR == ROOT / "configs" and RECIPES_DIR == ROOT / "recipes"
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    packages = {".".join(p.parent.relative_to(ROOT).parts) for top in ("higgs_train", "data_prep")
+                for p in (ROOT / top).rglob("__init__.py")}
+    assert packages | {"higgs_train.configs", "higgs_train.recipes"} == listed
 
 
 def test_the_cli_starts_without_torch_or_the_trainer():
@@ -140,6 +149,8 @@ def test_the_wheel_runs_every_recipe_and_a_user_recipe_from_an_empty_folder(inst
     where = _in_empty_folder([installed / "python", "-c", "import higgs_train; print(higgs_train.__file__)"],
                              tmp_path / "a")
     assert where.stdout.startswith(str(installed.parent)), where.stdout + where.stderr
+    listed = _in_empty_folder([installed / "higgs-train", "--help"], tmp_path / "b")
+    assert "recipe: " + ", ".join(RECIPES) in listed.stdout.splitlines(), listed.stdout[-2000:]
     for recipe in RECIPES:
         composed = _in_empty_folder([installed / "higgs-train", f"recipe={recipe}", "data.path=x.jsonl", "--cfg",
                                      "job"], tmp_path / "b")

@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from higgs_train.config import ConfigError, validate
-from higgs_train.configs import RECIPES_DIR, compose_config
+from higgs_train.config_files import RECIPES_DIR, compose_config
 
 RECIPES = sorted(p.stem for p in RECIPES_DIR.glob("*.yaml"))
 

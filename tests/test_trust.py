@@ -25,7 +25,7 @@ from data_prep.convert import ConvertError, convert
 from data_prep.encode import encode_dataset
 from higgs_train import ownership
 from higgs_train.config import ConfigError, validate
-from higgs_train.configs import CONFIG_DIR
+from higgs_train.config_files import CONFIG_DIR
 from higgs_train.data.code_cache import CodeCache, tokenizer_fingerprint
 from higgs_train.data.collator import ConversationCollator
 from higgs_train.data.conversations import DataError, load_rows
