@@ -55,6 +55,35 @@ def _parser() -> argparse.ArgumentParser:
     encode.add_argument("--device", default="cpu", help="torch device for the tokenizer (cpu, cuda, cuda:1, ...); "
                         "cuda under a launcher: each process its LOCAL_RANK's GPU")
 
+    pairs = commands.add_parser(
+        "pairs", help="preference pairs for objective=dpo from the model's own judged samples",
+        description="Samples --candidates answers per prompt of --data (its --task conversations) from --model "
+                    "(+ --adapter), judges each (stop, duration, trailing silence, loops; WER / speaker similarity "
+                    "with --asr-model / --speaker-model) and keeps at most one chosen/rejected pair per prompt by "
+                    "--rule (see data_prep/pairs.py). Candidates are cached under the data's code cache: an "
+                    "interrupted run goes on, a repeated one samples nothing. Writes OUT (use it as data.pairs).")
+    pairs.add_argument("--model", required=True, help="the model being tuned (a hub id or folder, a merged export)")
+    pairs.add_argument("--adapter", default=None, help="a PEFT adapter on --model (e.g. an SFT run's export)")
+    pairs.add_argument("--data", required=True, help="a conversation JSONL or a higgs-prep convert folder")
+    pairs.add_argument("--task", default="smart_voice", help="how its rows become prompts (default smart_voice)")
+    pairs.add_argument("--out", required=True, help="the pairs folder to write")
+    pairs.add_argument("--candidates", type=int, default=6, help="samples per prompt (default 6)")
+    pairs.add_argument("--temperature", type=float, default=0.8, help="sampling temperature (default 0.8)")
+    pairs.add_argument("--max-new-tokens", type=int, default=500, help="the token limit a candidate may run to")
+    pairs.add_argument("--ras-win-len", type=int, default=7, help="repetition-aware sampling window; 0 turns it off")
+    pairs.add_argument("--seed", type=int, default=0)
+    pairs.add_argument("--limit", type=int, default=0, help="the first N prompts only")
+    pairs.add_argument("--rule", default="hard-then-soft", help="hard-then-soft (default) or pareto")
+    pairs.add_argument("--duration-band", type=float, nargs=2, default=(0.8, 1.25), metavar=("LOW", "HIGH"),
+                       help="duration ratios a candidate must fall in (default 0.8 1.25)")
+    pairs.add_argument("--max-loop-share", type=float, default=0.2, help="hard judge on repeated-frame loops")
+    pairs.add_argument("--max-trailing-silence", type=float, default=0.3, help="hard judge on trailing silence")
+    pairs.add_argument("--max-chosen-wer", type=float, default=0.1, help="a chosen answer's WER at most (measured)")
+    pairs.add_argument("--asr-model", default=None, help="ASR judge (e.g. a local openai/whisper-large-v3)")
+    pairs.add_argument("--speaker-model", default=None, help="speaker judge (e.g. microsoft/wavlm-base-plus-sv)")
+    pairs.add_argument("--language", default="en", choices=("en", "zh"), help="how WER tokenizes")
+    pairs.add_argument("--device", default="cpu", help="torch device (cpu, cuda, cuda:1, ...)")
+
     demo = commands.add_parser("demo", help="speak a small two-voice demo dataset with espeak-ng (24 kHz wav + JSONL)")
     demo.add_argument("--out", required=True, help="output folder (gets clips/, train.jsonl, speakers.json)")
     tiny = commands.add_parser("tiny-checkpoint", help="write a tiny random-weight Higgs Audio V2 checkpoint "
@@ -95,6 +124,15 @@ def _run(args: argparse.Namespace) -> None:
         tokenizer = load_audio_tokenizer(assets.resolve(args.model)).to(device)
         report = encode_dataset(assets.resolve(args.input), tokenizer, args.batch_size, args.shard_size)
         print(json.dumps(report, indent=2))
+    elif args.command == "pairs":
+        from data_prep.pairs import build_pairs
+
+        info = build_pairs(args)
+        left = "; ".join(f"{n} {why}" for why, n in info["no_pair"].items()) or "none"
+        print(f"higgs-prep: {info['pairs']} pairs from {info['prompts']} prompts ({info['sampled_now']} sampled now, "
+              f"the rest from the candidate cache; without a pair: {left}) in {info['out']}\n"
+              f"higgs-prep: next: higgs-train recipe=dpo_lora model.name_or_path={args.model} "
+              f"data.pairs={info['out']}")
     elif args.command == "demo":
         from higgs_train.kit.demo_data import write_demo_dataset
 

@@ -12,7 +12,7 @@ from higgs_train.logs import logger
 BUILTIN_PREFIX = "builtin:"
 COMPLETE_MARKER = ".complete"
 # Bump a version when what it builds changes, so an old cache is never reused.
-BUILDERS = {"tiny": "tiny-checkpoint-v1", "demo": "demo-data-v1"}
+BUILDERS = {"tiny": "tiny-checkpoint-v1", "demo": "demo-data-v2"}
 
 
 def cache_root() -> Path:
@@ -48,14 +48,18 @@ def ensure_builtin(name: str) -> Path:
 
 # What a bare `builtin:NAME` stands for where a tool reads it: the demo is its conversation file.
 DEFAULT_FILE = {"demo": "train.jsonl"}
+# Names for a file inside a built-in: the demo's test list for higgs-eval.
+ALIASES = {"demo-eval": "demo/eval.lst", "demo-pairs": "demo/pairs.jsonl"}
 
 
 def resolve(value: str) -> str:
-    """`builtin:NAME[/sub/path]` -> a real path (`builtin:demo` is the demo's train.jsonl, `builtin:tiny` the
-    checkpoint folder); anything else is returned unchanged. Every tool takes this one spelling."""
+    """`builtin:NAME[/sub/path]` -> a real path (`builtin:demo` is the demo's train.jsonl, `builtin:demo-eval` its
+    test list, `builtin:demo-pairs` its preference pairs, `builtin:tiny` the checkpoint folder); anything else is
+    returned unchanged. Every tool takes this one spelling."""
     if not value.startswith(BUILTIN_PREFIX):
         return value
-    name, _, rest = value[len(BUILTIN_PREFIX):].partition("/")
+    name = value[len(BUILTIN_PREFIX):]
+    name, _, rest = ALIASES.get(name, name).partition("/")
     folder = ensure_builtin(name)
     rest = rest or DEFAULT_FILE.get(name, "")
     return str(folder / rest) if rest else str(folder)

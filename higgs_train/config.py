@@ -27,18 +27,19 @@ CHOICES = {
     "logger.name": ("jsonl", "wandb", "tensorboard"),
     "optim.fused": ("auto", True, False),
     "objective.name": tuple(OBJECTIVES),
+    "eval.language": ("en", "zh"),
 }
 POSITIVE = ("trainer.max_steps", "trainer.batch_size", "trainer.gradient_accumulation_steps",
             "trainer.log_every_n_steps", "trainer.max_bad_steps", "data.max_positions", "data.encode_batch_size",
             "eval.max_new_tokens", "eval.batch_size")
-OPTIONAL_POSITIVE = ("trainer.save_every_n_steps", "trainer.keep_last_n", "eval.every_n_steps")
+OPTIONAL_POSITIVE = ("trainer.save_every_n_steps", "trainer.keep_last_n", "trainer.early_stopping_patience")
 
 
 class ConfigError(UserError):
     """One config key with a bad value; the message names the key and what is allowed."""
 
 
-def _number(cfg: DictConfig, key: str, minimum: float, inclusive: bool = True) -> float:
+def number(cfg: DictConfig, key: str, minimum: float = 0, inclusive: bool = True) -> float:
     value = OmegaConf.select(cfg, key)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or \
             (value < minimum if inclusive else value <= minimum):
@@ -47,10 +48,17 @@ def _number(cfg: DictConfig, key: str, minimum: float, inclusive: bool = True) -
     return value
 
 
-def validate(cfg: DictConfig) -> None:
+def check_data_path(cfg: DictConfig) -> None:
+    """For the objectives that read conversations: `data.path` is set and exists."""
     if OmegaConf.is_missing(cfg.data, "path") or cfg.data.path in (None, ""):
         raise ConfigError("data.path is not set; give data.path=/path/to/conversations.jsonl (or a folder written by "
                           "`higgs-prep convert`; recipe=smoke uses the built-in demo)")
+    if not str(cfg.data.path).startswith("builtin:") and not Path(cfg.data.path).exists():
+        raise ConfigError(f"data.path={cfg.data.path} does not exist; point it at a conversation JSONL or a folder "
+                          "written by `higgs-prep convert`")
+
+
+def validate(cfg: DictConfig) -> None:
     for key, allowed in CHOICES.items():
         value = OmegaConf.select(cfg, key)
         if value not in allowed:
@@ -66,15 +74,20 @@ def validate(cfg: DictConfig) -> None:
     if cfg.freeze.trainable is not None and cfg.peft.type != "none":
         raise ConfigError(f"freeze.trainable={list(cfg.freeze.trainable)} is for full fine-tuning (peft=none); with "
                           "adapters, train extra modules with peft.modules_to_save")
+    every = cfg.eval.every_n_steps
+    if every not in (None, "auto") and (not isinstance(every, int) or isinstance(every, bool) or every <= 0):
+        raise ConfigError(f"eval.every_n_steps={every!r} must be a positive integer, auto (a tenth of the run) or "
+                          "null (only at the end)")
+    _check_best_metric(cfg.eval.best_metric)
     if not isinstance(cfg.eval.val_size, int) or cfg.eval.val_size < 0:
         raise ConfigError(f"eval.val_size={cfg.eval.val_size!r} must be an integer >= 0 (0: no validation split)")
     if cfg.eval.prompts and not Path(cfg.eval.prompts).is_file():
         raise ConfigError(f"eval.prompts={cfg.eval.prompts} does not exist; give a prompts JSONL (one {{\"text\": "
                           "...} per line, see README) or null for the held-out conversations")
-    _number(cfg, "optim.lr", 0, inclusive=False)
+    number(cfg, "optim.lr", 0, inclusive=False)
     for key in ("optim.weight_decay", "optim.max_grad_norm", "optim.text_loss_weight", "data.min_seconds"):
-        _number(cfg, key, 0)
-    if _number(cfg, "data.max_seconds", 0, inclusive=False) < cfg.data.min_seconds:
+        number(cfg, key, 0)
+    if number(cfg, "data.max_seconds", 0, inclusive=False) < cfg.data.min_seconds:
         raise ConfigError(f"data.max_seconds={cfg.data.max_seconds} is below data.min_seconds={cfg.data.min_seconds}")
     warmup = cfg.optim.warmup_steps
     if warmup != "auto" and (not isinstance(warmup, int) or isinstance(warmup, bool) or warmup < 0):
@@ -87,8 +100,8 @@ def validate(cfg: DictConfig) -> None:
     if cfg.peft.type == "lora":
         if not isinstance(cfg.peft.r, int) or cfg.peft.r <= 0:
             raise ConfigError(f"peft.r={cfg.peft.r!r} must be a positive integer (the LoRA rank, e.g. 16)")
-        _number(cfg, "peft.alpha", 0, inclusive=False)
-        if not 0 <= _number(cfg, "peft.dropout", 0) < 1:
+        number(cfg, "peft.alpha", 0, inclusive=False)
+        if not 0 <= number(cfg, "peft.dropout", 0) < 1:
             raise ConfigError(f"peft.dropout={cfg.peft.dropout!r} must be in [0, 1)")
     budget = cfg.trainer.max_tokens_per_batch
     if budget is not None and (not isinstance(budget, int) or budget < cfg.data.max_positions):
@@ -99,12 +112,21 @@ def validate(cfg: DictConfig) -> None:
     _check_weights(cfg)
     _check_environment(cfg)
     check_objective_config(cfg)
-    if not str(cfg.data.path).startswith("builtin:") and not Path(cfg.data.path).exists():
-        raise ConfigError(f"data.path={cfg.data.path} does not exist; point it at a conversation JSONL or a folder "
-                          "written by `higgs-prep convert`")
     if cfg.resume not in (None, "auto") and not Path(cfg.resume).is_dir():
         raise ConfigError(f"resume={cfg.resume} does not exist; use resume=auto or a "
                           "<run_dir>/checkpoints/step_00000500 folder")
+
+
+def _check_best_metric(name: str) -> None:
+    from higgs_train.evaluate.metrics import METRICS, direction
+
+    try:
+        ranks = direction(name) is not None
+    except KeyError:
+        ranks = False
+    if not ranks:
+        allowed = ["val_loss", "val_accuracy"] + [m.summary for m in METRICS.values() if m.higher_is_better is not None]
+        raise ConfigError(f"eval.best_metric={name!r} cannot rank evaluations; use one of {allowed}")
 
 
 def _check_weights(cfg: DictConfig) -> None:

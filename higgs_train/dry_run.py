@@ -45,7 +45,7 @@ def dry_run(cfg: DictConfig, run_dir: Path) -> Path:
     """The training setup's model half (on the meta device: sizes without weights) and data half, then the first
     batch, written to `dry_run/batch_0.safetensors`."""
     model_path = assets.resolve(cfg.model.name_or_path)
-    data_path = assets.resolve(cfg.data.path)
+    data_path = assets.resolve(cfg.data.path) if cfg.data.path else None
     processor = load_processor(model_path)
     model = build_trainable_model(cfg, model_path, cfg.model.attn_implementation, on_meta=True)
     total = sum(p.numel() for p in model.parameters())

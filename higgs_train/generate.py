@@ -8,7 +8,6 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
-from higgs_train import assets
 from higgs_train.config_files import CONFIG_DIR
 from higgs_train.data.audio_codes import attach_codes
 from higgs_train.data.collator import ConversationCollator
@@ -16,7 +15,7 @@ from higgs_train.evaluate.prompts import load_prompts, prompt_conversation
 from higgs_train.evaluate.samples import write_samples
 from higgs_train.key_value_args import ArgumentError, parse, run_tool
 from higgs_train.logs import logger
-from higgs_train.model.loading import load_model, load_processor, resolve_attn_implementation
+from higgs_train.model.loading import load_for_inference
 
 USAGE = """usage: higgs-generate model=NAME_OR_DIR [adapter=DIR] text="..." [scene="..."] [speakers=[d0,d1]]
                       [reference_audio=FILE|[F0,F1] reference_text="..."] [out=out.wav]
@@ -32,28 +31,14 @@ USAGE = """usage: higgs-generate model=NAME_OR_DIR [adapter=DIR] text="..." [sce
   generation: max_new_tokens, do_sample, temperature, ras_win_len, ras_win_max_num_repeat, batch_size, seed,
   device (auto|cpu|cuda); defaults from eval/default.yaml in the packaged configs"""
 GENERATION_KEYS = ("max_new_tokens", "do_sample", "temperature", "ras_win_len", "ras_win_max_num_repeat",
-                   "batch_size", "chars_per_second", "silence_db")
+                   "batch_size", "seed", "chars_per_second", "silence_db")
 
 
 def _defaults() -> dict:
     eval_defaults = OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / "eval" / "default.yaml"))
     return {"model": None, "adapter": None, "text": None, "scene": None, "speakers": None, "reference_audio": None,
-            "reference_text": None, "out": "out.wav", "prompts": None, "out_dir": "samples", "seed": 0,
+            "reference_text": None, "out": "out.wav", "prompts": None, "out_dir": "samples",
             "device": "auto", **{key: eval_defaults[key] for key in GENERATION_KEYS}}
-
-
-def load_for_inference(model: str, adapter: str | None, device: torch.device):
-    """(model in eval mode on `device`, processor); bf16 on CUDA, fp32 elsewhere."""
-    path = assets.resolve(model)
-    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
-    loaded = load_model(path, resolve_attn_implementation("auto", device), dtype, use_text_head=False)
-    if adapter:
-        from peft import PeftModel
-
-        loaded = PeftModel.from_pretrained(loaded, adapter)
-    processor = load_processor(path)
-    processor.audio_tokenizer.to(device)
-    return loaded.to(device).eval(), processor
 
 
 def generate(args: dict) -> list[dict]:
@@ -68,7 +53,6 @@ def generate(args: dict) -> list[dict]:
         conversations, out_dir = [prompt_conversation({"id": out.stem, **fields}, "command line")], out.parent
     device = torch.device(args["device"] if args["device"] != "auto" else "cuda" if torch.cuda.is_available()
                           else "cpu")
-    torch.manual_seed(args["seed"])
     model, processor = load_for_inference(args["model"], args["adapter"], device)
     attach_codes(conversations, processor.audio_tokenizer, show_progress=False)
     collator = ConversationCollator(processor.tokenizer, model.config)

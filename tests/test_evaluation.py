@@ -17,7 +17,8 @@ from higgs_train.data.conversations import DataError, load_rows
 from higgs_train.data.delay_pattern import codes_from_generation, delayed_audio_ids
 from higgs_train.data.task_data import TaskDataset
 from higgs_train.evaluate.judges import AsrJudge, SpeakerJudge, word_error_rate
-from higgs_train.evaluate.sample_metrics import duration_ratio, expected_frames_from_text, silent_share, summarize
+from higgs_train.evaluate.metrics import summarize
+from higgs_train.evaluate.sample_metrics import duration_ratio, expected_frames_from_text, silent_share
 from higgs_train.evaluate.validation import validation_metrics
 from higgs_train.logs import ToolFormatter
 from higgs_train.model.loss import audio_loss_terms
@@ -136,7 +137,7 @@ def test_a_judge_that_cannot_be_loaded_is_skipped_with_one_notice(caplog):
     assert SpeakerJudge.load("nobody/no-such-verifier") is None
     said = [ToolFormatter().format(record) for record in caplog.records]
     assert len(said) == 2 and said[0].startswith("higgs-train: notice: eval.asr_model=nobody/no-such-asr cannot be")
-    assert said[1].endswith("speaker similarity skipped")
+    assert said[1].endswith("speaker similarity not measured")
 
 
 def test_speaker_similarity_with_a_local_verifier(tmp_path):

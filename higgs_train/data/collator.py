@@ -19,12 +19,14 @@ GENERATION_PROMPT = "<|start_header_id|>assistant<|end_header_id|>\n\n<|audio_ou
 
 @dataclass
 class Turn:
-    """One rendered turn: its text (audio as `<|AUDIO_OUT|>` placeholders), the clips in placeholder order, and
-    whether it is a training target."""
+    """One rendered turn: its text (audio as `<|AUDIO_OUT|>` placeholders), the clips in placeholder order, whether
+    it is a training target, and for each clip whether it ends in stream-EOS (a generated sample that ran to the
+    token limit does not: it is scored on the codes it made, with no stop target)."""
 
     text: str
     clips: list[torch.Tensor]
     supervised: bool
+    stops: list[bool] = field(default_factory=list)
 
 
 @dataclass
@@ -45,6 +47,10 @@ def _texts(message: dict) -> str:
 
 def _clips(message: dict) -> list[torch.Tensor]:
     return [item["codes"] for item in message["content"] if item["type"] == "audio"]
+
+
+def _stops(message: dict) -> list[bool]:
+    return [item.get("stopped", True) for item in message["content"] if item["type"] == "audio"]
 
 
 def _scene_block(items: list[dict]) -> str:
@@ -85,7 +91,8 @@ def render_turns(messages: list[dict], bos_token: str) -> list[Turn]:
         header = f"<|start_header_id|>{message['role']}<|end_header_id|>\n\n"
         if message["role"] == "assistant":
             clips = _clips(message)
-            turns.append(Turn(header + AUDIO_BLOCK * len(clips) + "<|eot_id|>", clips, is_target(index)))
+            turns.append(Turn(header + AUDIO_BLOCK * len(clips) + "<|eot_id|>", clips, is_target(index),
+                              _stops(message)))
         else:
             turns.append(Turn(header + _texts(message) + "<|eot_id|>", [], supervised=False))
     return turns
@@ -126,7 +133,8 @@ class ConversationCollator:
             encoded.labels += [IGNORE_INDEX] * length
             encoded.audio_ids.append(delayed_audio_ids(codes, self.stream_bos, self.stream_eos).T)
             if turn.supervised:
-                labels = delayed_audio_labels(codes, self.stream_eos)
+                stops = turn.stops[placeholders.index(position)] if turn.stops else True
+                labels = delayed_audio_labels(codes, self.stream_eos, stops)
             else:
                 labels = torch.full((self.num_codebooks, length), IGNORE_INDEX)
             encoded.audio_labels.append(labels.T)

@@ -41,15 +41,16 @@ def delayed_audio_ids(codes: torch.Tensor, stream_bos: int, stream_eos: int) -> 
     return delay(torch.cat([bos, codes, eos], dim=1), before=stream_bos, after=stream_eos)
 
 
-def delayed_audio_labels(codes: torch.Tensor, stream_eos: int) -> torch.Tensor:
+def delayed_audio_labels(codes: torch.Tensor, stream_eos: int, stops: bool = True) -> torch.Tensor:
     """Targets of a supervised clip, aligned with `delayed_audio_ids`.
 
     Every code is a target and every codebook gets exactly one stream-EOS target, right after its last code, so the
-    model learns when to stop; the BOS frame, the delay padding and what follows each EOS are ignored.
+    model learns when to stop; the BOS frame, the delay padding and what follows each EOS are ignored. A clip that
+    does not stop (`stops=False`: a generated sample cut at the token limit) has its codes as targets and no EOS.
     """
     ignore = codes.new_full((codes.shape[0], 1), IGNORE_INDEX)
-    eos = codes.new_full((codes.shape[0], 1), stream_eos)
-    return delay(torch.cat([ignore, codes, eos], dim=1), before=IGNORE_INDEX, after=IGNORE_INDEX)
+    end = codes.new_full((codes.shape[0], 1), stream_eos if stops else IGNORE_INDEX)
+    return delay(torch.cat([ignore, codes, end], dim=1), before=IGNORE_INDEX, after=IGNORE_INDEX)
 
 
 def codes_from_generation(delayed: torch.Tensor, stream_bos: int, stream_eos: int) -> tuple[torch.Tensor, bool]:

@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader
 
 from higgs_train.data.collator import ConversationCollator
 from higgs_train.data.sampler import FixedSizeBatchSampler, TokenBudgetBatchSampler
-from higgs_train.data.table import TrainingTable, open_table
+from higgs_train.data.table import open_table
 from higgs_train.data.task_data import TaskDataset, task_dataset
 from higgs_train.data.tasks import check_task
 
@@ -33,16 +33,18 @@ def build_dataloader(dataset: TaskDataset, collator, cfg: DictConfig):
 
 @dataclass
 class TrainingData:
-    """Everything the run reads: the collator, the table, the task's conversations split into training and
-    validation, what was left out, and the training loader with its sampler (whose epoch the batch stream sets)."""
+    """Everything the run reads: the collator, the table, the training and validation examples (validation and the
+    evaluation's samples read conversations), what was left out, the training loader with its sampler (whose
+    epoch the batch stream sets), and where the audio codes came from."""
 
     collator: ConversationCollator
-    table: TrainingTable
-    training: TaskDataset
-    validation: TaskDataset
+    table: object
+    training: object
+    validation: object
     skipped: dict
     dataloader: DataLoader
     sampler: object
+    clips: dict
 
     @property
     def prompt_pool(self) -> TaskDataset:
@@ -50,11 +52,6 @@ class TrainingData:
         by heart, else the training ones."""
         return self.validation if len(self.validation) else self.training
 
-    @property
-    def clips(self) -> dict:
-        """Where the clips' codes came from: the cache or the audio tokenizer when the table was built just now,
-        else the table."""
-        return self.table.info["codes"] if self.table.built else {"table": self.table.info["clips"]}
 
 
 def task_conversations(data_cfg: DictConfig, task: str, seed: int, collator, audio_tokenizer,
@@ -73,4 +70,6 @@ def build_training_data(cfg: DictConfig, data_path: str, processor, model_config
                                                 collator, processor.audio_tokenizer, show_progress)
     training, validation = conversations.split(cfg.eval.val_size, cfg.seed)
     dataloader, sampler = build_dataloader(training, collator, cfg)
-    return TrainingData(collator, conversations.table, training, validation, skipped, dataloader, sampler)
+    table = conversations.table  # where the codes came from: the cache or the tokenizer when built just now
+    clips = table.info["codes"] if table.built else {"table": table.info["clips"]}
+    return TrainingData(collator, table, training, validation, skipped, dataloader, sampler, clips)

@@ -71,23 +71,11 @@ class TrainingTable:
     def speakers(self) -> list[str | None]:
         return self.rows.data.column("speaker").to_pylist()
 
-    def _codes(self, clip: int) -> np.ndarray:
-        """(K, T) int16, a view into the mapped file."""
-        books = self.clips.data.column("num_codebooks")[clip].as_py()
-        return self.clips.data.column("codes")[clip].values.to_numpy().reshape(books, -1)
-
     def row(self, index: int, tensors: bool = True) -> dict:
         """Row `index` as a conversation record, each audio item with its `codes`: (K, T) LongTensors, or int16
         views when only their shapes are needed (`tensors=False`)."""
         data = self.rows.data
-        messages = json.loads(data.column("messages")[index].as_py())
-        for message in messages:
-            for item in message["content"]:
-                if item["type"] == "audio":
-                    codes = self._codes(item.pop("clip"))
-                    item["codes"] = torch.from_numpy(codes.astype(np.int64)) if tensors else codes
-                    if "path" in item:
-                        item["path"] = str(self.root / item["path"])
+        messages = with_codes(json.loads(data.column("messages")[index].as_py()), self.clips, self.root, tensors)
         return {"id": data.column("id")[index].as_py(), "speaker": data.column("speaker")[index].as_py(),
                 "messages": messages}
 
@@ -97,6 +85,30 @@ class TrainingTable:
         recorded = zip(self.clips.data.column("bytes").to_pylist(), self.clips.data.column("mtime_ns").to_pylist())
         return [path for path, identity in zip(paths, recorded)
                 if path is not None and clip_identity(self.root / path) != identity]
+
+
+def clip_codes(clips: datasets.Dataset, clip: int) -> np.ndarray:
+    """(K, T) int16 codes of row `clip` of a clips table, a view into the mapped file."""
+    books = clips.data.column("num_codebooks")[clip].as_py()
+    return clips.data.column("codes")[clip].values.to_numpy().reshape(books, -1)
+
+
+def codes_tensor(codes: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(codes.astype(np.int64))
+
+
+def with_codes(messages: list[dict], clips: datasets.Dataset, root: Path | None = None,
+               tensors: bool = True) -> list[dict]:
+    """Messages whose audio items name a row of `clips` (`clip`), given their `codes` instead (LongTensors, or int16
+    views with `tensors=False`); file paths made absolute under `root`."""
+    for message in messages:
+        for item in message["content"]:
+            if item["type"] == "audio":
+                codes = clip_codes(clips, item.pop("clip"))
+                item["codes"] = codes_tensor(codes) if tensors else codes
+                if "path" in item and root is not None:
+                    item["path"] = str(root / item["path"])
+    return messages
 
 
 def _files_identity(data_path: Path) -> list:
@@ -246,7 +258,8 @@ def _file_codes(paths: list[str], cache: CodeCache, audio_tokenizer, data_cfg, d
     return codes, {"cached": cached, "encoded": len(missing)}
 
 
-def _write(path: Path, schema: pa.Schema, batches) -> None:
+def write_arrow(path: Path, schema: pa.Schema, batches) -> None:
+    """An Arrow stream file of `schema` from an iterable of column dicts, which `datasets` memory-maps."""
     with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_stream(sink, schema) as writer:
         for batch in batches:
             writer.write_table(pa.table(batch, schema=schema))
@@ -273,8 +286,8 @@ def _build(folder: Path, data_path: Path, data_cfg, audio_tokenizer, cache: Code
                    "num_codebooks": [a.shape[0] for a in arrays], "codes": [a.reshape(-1) for a in arrays],
                    "bytes": [k[0] for k in known], "mtime_ns": [k[1] for k in known]}
 
-    _write(folder / "clips.arrow", CLIPS_SCHEMA, clip_batches())
-    _write(folder / "rows.arrow", ROWS_SCHEMA, [{
+    write_arrow(folder / "clips.arrow", CLIPS_SCHEMA, clip_batches())
+    write_arrow(folder / "rows.arrow", ROWS_SCHEMA, [{
         "id": [str(r["id"]) for r in rows],
         "speaker": [None if r.get("speaker") is None else str(r["speaker"]) for r in rows],
         "messages": [json.dumps(r["messages"], ensure_ascii=False) for r in rows]}])

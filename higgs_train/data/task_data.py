@@ -99,14 +99,19 @@ class TaskDataset(torch.utils.data.Dataset):
 
     def split(self, size: int, seed: int) -> tuple[TaskDataset, TaskDataset]:
         """(training, validation): `size` conversations held out, chosen from the seed, both in dataset order."""
-        if size == 0:
-            return self, self.subset(np.zeros(0, dtype=np.int64))
-        if size >= len(self):
-            raise DataError(f"eval.val_size={size} would hold out all {len(self)} usable conversations; lower it "
-                            "(eval.val_size=0 turns the validation split off)")
-        held_out = np.zeros(len(self), dtype=bool)
-        held_out[random.Random(seed).sample(range(len(self)), size)] = True
-        return self.subset(np.flatnonzero(~held_out)), self.subset(np.flatnonzero(held_out))
+        validation = held_out(len(self), size, seed)
+        return self.subset(np.flatnonzero(~validation)), self.subset(np.flatnonzero(validation))
+
+
+def held_out(count: int, size: int, seed: int, what: str = "conversations") -> np.ndarray:
+    """(count,) True for the `size` examples the seed holds out for validation (`eval.val_size`)."""
+    if size and size >= count:
+        raise DataError(f"eval.val_size={size} would hold out all {count} usable {what}; lower it "
+                        "(eval.val_size=0 turns the validation split off)")
+    mask = np.zeros(count, dtype=bool)
+    if size:
+        mask[random.Random(seed).sample(range(count), size)] = True
+    return mask
 
 
 def task_dataset(table: TrainingTable, task: str, seed: int, collator, data_cfg,

@@ -12,29 +12,15 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from higgs_train.data.audio import TARGET_SAMPLE_RATE, load_audio
+from higgs_train.data.audio import TARGET_SAMPLE_RATE
 from higgs_train.data.audio_codes import attach_codes
-from higgs_train.data.tasks.layout import target_audio
-from higgs_train.evaluate.judges import AsrJudge, SpeakerJudge
+from higgs_train.evaluate.judges import Judges
+from higgs_train.evaluate.metrics import not_measured, summarize
 from higgs_train.evaluate.prompts import load_prompts
 from higgs_train.evaluate.report import write_report
-from higgs_train.evaluate.sample_metrics import summarize
 from higgs_train.evaluate.samples import generate_in_batches, write_samples
 from higgs_train.evaluate.validation import validation_metrics
 from higgs_train.logs import logger
-
-
-def _reference_waveform(conversation: dict) -> np.ndarray | None:
-    """The voice a sample should have: its target clip, else the prompt's first reference clip."""
-    audio = [i for m in conversation["messages"] for i in m["content"] if i["type"] == "audio"]
-    item = target_audio(conversation["messages"]) or (audio[0] if audio else None)
-    if item is None:
-        return None
-    if "path" in item:
-        return load_audio(item["path"])
-    if "array" in item:
-        return load_audio(np.asarray(item["array"], dtype=np.float32), source_rate=item["sampling_rate"])
-    return None
 
 
 def log_audio(accelerator, logger_name: str, records: list[dict], waveforms: list[np.ndarray], step: int) -> None:
@@ -71,9 +57,7 @@ class Evaluator:
             attach_codes(self.prompts, audio_tokenizer, show_progress=False)
         else:
             self.prompts = [prompt_pool[i] for i in range(min(cfg.eval.num_samples, len(prompt_pool)))]
-        is_main = accelerator.is_main_process
-        self.asr = AsrJudge.load(cfg.eval.asr_model) if cfg.eval.asr_model and is_main else None
-        self.speaker = SpeakerJudge.load(cfg.eval.speaker_model) if cfg.eval.speaker_model and is_main else None
+        self.judges = Judges.load(cfg.eval) if accelerator.is_main_process else Judges()
 
     def __call__(self, model, step: int) -> dict:
         """Every process calls this (the validation loss is shared out); returns the results (samples on main)."""
@@ -90,9 +74,10 @@ class Evaluator:
         if accelerator.is_main_process and self.prompts:
             with accelerator.autocast():
                 records, waveforms = write_samples(unwrapped, self.audio_tokenizer, self.collator, self.prompts,
-                                                   self.cfg.eval, self.run_dir / "samples" / f"step_{step}")
-            self._judge(records, waveforms)
+                                                   self.cfg.eval, self.run_dir / "samples" / f"step_{step}",
+                                                   self.judges)
             result.update(summarize(records))
+            result["not_measured"] = not_measured(self.judges)
             log_audio(accelerator, self.cfg.logger.name, records, waveforms, step)
             result["samples"] = records
         if accelerator.is_main_process and len(result) > 1:  # nothing to report with no split and no samples
@@ -104,13 +89,3 @@ class Evaluator:
             logger.info(f"eval at step {step}: {shown}; report in {write_report(self.run_dir)}")
         accelerator.wait_for_everyone()
         return result
-
-    def _judge(self, records: list[dict], waveforms: list[np.ndarray]) -> None:
-        for record, waveform, prompt in zip(records, waveforms, self.prompts):
-            if not len(waveform):
-                continue
-            if self.asr is not None:
-                record["wer"] = self.asr(waveform, record["text"])
-            reference = _reference_waveform(prompt) if self.speaker is not None else None
-            if reference is not None:
-                record["speaker_similarity"] = self.speaker(waveform, reference)

@@ -1,6 +1,7 @@
 """`report.html` in the run directory, rewritten after each evaluation, for runs without a tracker (clusters with no
-internet, where wandb is offline): the loss and per-codebook loss curves, the evaluation table, and for each
-evaluation step each sample with an audio player, its spectrogram and the clip it should match. Self-contained:
+internet, where wandb is offline): the run's settings, the loss (the mean over codebooks) and per-codebook loss
+curves, the periodic evaluation's curves and table, and for each evaluation step each sample with an audio player,
+its spectrogram and the clip it should match. Self-contained:
 the images are inlined, the audio is the run's own `samples/` (targets copied to `samples/targets/`); no server, no
 network. A line at the top of the page says if a clip it plays is missing."""
 
@@ -17,9 +18,14 @@ import numpy as np
 
 from higgs_train import atomic
 
-COLUMNS = ("val_loss", "val_accuracy", "stop_rate", "duration_ratio", "silent_share", "wer", "speaker_similarity")
+COLUMNS = ("val_loss", "val_accuracy", "stop_rate", "duration_ratio", "trailing_silence", "loop_share", "wer",
+           "speaker_similarity")
+SAMPLE_FACTS = (("duration_ratio", "duration ratio"), ("trailing_silence", "trailing silence"),
+                ("loop_share", "loop share"), ("frame_match", "frames matching the target"), ("wer", "WER"),
+                ("speaker_similarity", "speaker similarity"))
 STYLE = """body{font-family:sans-serif;margin:2em;max-width:70em}table{border-collapse:collapse}
-td,th{border:1px solid #ccc;padding:.3em .6em;text-align:right}.sample{margin:1em 0;padding:.5em;border:1px solid #ddd}
+td,th{border:1px solid #ccc;padding:.3em .6em;text-align:right}td.text,td.missing{text-align:left}
+td.missing{color:#777;font-style:italic}.sample{margin:1em 0;padding:.5em;border:1px solid #ddd}
 .sample img{display:block;max-width:100%}#problems{color:#b00}"""
 # Marks every audio element whose file cannot be played, so a moved or deleted sample shows on the page.
 CHECK = """<script>
@@ -50,28 +56,74 @@ def _png(figure) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-def _curves(metrics: list[dict], evaluations: list[dict]) -> list[str]:
+def _axes(title: str, ylabel: str):
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
+    figure, axis = plt.subplots(figsize=(8, 3))
+    axis.set_title(title)
+    axis.set_xlabel("optimizer step")
+    axis.set_ylabel(ylabel)
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axis.grid(alpha=0.3)
+    return figure, axis
+
+
+def _legend_outside(axis, **kwargs) -> None:
+    axis.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0, **kwargs)
+
+
+def _curves(metrics: list[dict], evaluations: list[dict]) -> list[tuple[str, str]]:
+    """(alt text, image) of each chart: the loss, the loss per codebook, and the periodic evaluation's sample
+    metrics."""
     figures = []
-    figure, axis = plt.subplots(figsize=(7, 3))
-    axis.plot([m["step"] for m in metrics], [m["loss"] for m in metrics], label="training loss")
+    figure, axis = _axes("Audio loss: mean cross-entropy over the 8 codebooks", "nats per target")
+    axis.plot([m["step"] for m in metrics], [m["loss"] for m in metrics], label="training")
     validated = [e for e in evaluations if "val_loss" in e]
     if validated:
-        axis.plot([e["step"] for e in validated], [e["val_loss"] for e in validated], "o-", label="validation loss")
-    axis.set_xlabel("step")
-    axis.legend()
-    figures.append(_png(figure))
+        axis.plot([e["step"] for e in validated], [e["val_loss"] for e in validated], "o-", label="validation")
+    _legend_outside(axis)
+    figures.append(("loss curve", _png(figure)))
     per_codebook = [m for m in metrics if m.get("loss_per_codebook")]
     if per_codebook:
-        figure, axis = plt.subplots(figsize=(7, 3))
+        figure, axis = _axes("Training loss per codebook", "nats per target")
         values = np.array([m["loss_per_codebook"] for m in per_codebook])
         for index in range(values.shape[1]):
             axis.plot([m["step"] for m in per_codebook], values[:, index], label=f"codebook {index}")
-        axis.set_xlabel("step")
-        axis.legend(fontsize="x-small", ncol=4)
-        figures.append(_png(figure))
+        _legend_outside(axis, fontsize="x-small")
+        figures.append(("loss per codebook", _png(figure)))
+    sampled = [e for e in evaluations if "stop_rate" in e]
+    if len(sampled) > 1:
+        figure, axis = _axes("Samples at each evaluation", "share / ratio")
+        for key, label in (("stop_rate", "stop rate"), ("duration_ratio", "duration ratio"),
+                           ("trailing_silence", "trailing silence"), ("loop_share", "loop share"),
+                           ("wer", "word error rate"), ("speaker_similarity", "speaker similarity")):
+            points = [(e["step"], e[key]) for e in sampled if key in e]
+            if points:
+                axis.plot(*zip(*points), "o-", label=label)
+        _legend_outside(axis)
+        figures.append(("evaluation metrics", _png(figure)))
     return figures
+
+
+def _settings(run_dir: Path) -> str:
+    """The run's recipe, model, data, steps, lr and adapter size, from its config snapshot."""
+    config = run_dir / ".hydra" / "config.yaml"
+    if not config.is_file():
+        return ""
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.load(config)
+    adapter = "full fine-tuning" if cfg.peft.type == "none" else \
+        f"LoRA r {cfg.peft.r}, alpha {cfg.peft.alpha} on {', '.join(cfg.peft.target_modules)}"
+    rows = {"objective": cfg.get("objective", {}).get("name", "sft"), "task": cfg.task.name,
+            "model": cfg.model.name_or_path, "data": cfg.data.path, "steps": cfg.trainer.max_steps,
+            "lr": f"{cfg.optim.lr:g} ({cfg.optim.scheduler}, warmup {cfg.optim.warmup_steps})",
+            "batch": f"{cfg.trainer.batch_size} x {cfg.trainer.gradient_accumulation_steps} accumulation",
+            "adapter": adapter, "precision": cfg.trainer.precision}
+    cells = "".join(f"<tr><th>{html.escape(k)}</th><td class='text'>{html.escape(str(v))}</td></tr>"
+                    for k, v in rows.items())
+    return f"<h2>Run settings</h2><table>{cells}</table>"
 
 
 def _spectrogram(path: Path) -> str | None:
@@ -116,9 +168,9 @@ def _clip(run_dir: Path, relative: str, caption: str) -> str:
 def _sample(run_dir: Path, sample: dict) -> str:
     path = Path(sample["path"])  # samples/step_N/ID.wav, wherever the run directory has moved since
     own = f"samples/{path.parent.name}/{path.name}"
-    facts = ", ".join(f"{key} {sample[key]:.3g}" if isinstance(sample[key], float) else f"{key} {sample[key]}"
-                      for key in ("frames", "stopped", "duration_ratio", "silent_share", "wer", "speaker_similarity")
-                      if key in sample)
+    facts = ", ".join([f"{sample['frames']} frames",
+                       "stopped" if sample["stopped"] else "did not stop (ran to eval.max_new_tokens)",
+                       *(f"{label} {sample[key]:.3g}" for key, label in SAMPLE_FACTS if sample.get(key) is not None)])
     title = f"<b>{html.escape(str(sample['id']))}</b>: {html.escape(sample.get('text', ''))}"
     parts = [f"{title}<br><small>{facts}</small>", _clip(run_dir, own, "generated")]
     target = _target_copy(run_dir, sample)
@@ -128,11 +180,14 @@ def _sample(run_dir: Path, sample: dict) -> str:
 
 
 def _table(evaluations: list[dict]) -> str:
-    shown = [c for c in COLUMNS if any(c in e for e in evaluations)]
+    """One row per evaluation; a metric its judge did not measure says so (e.g. not measured (set
+    eval.asr_model)); val_loss is the mean over codebooks, as the loss curve."""
+    missing = {k: v for e in evaluations for k, v in e.get("not_measured", {}).items()}
+    shown = [c for c in COLUMNS if any(c in e for e in evaluations) or c in missing]
     head = "".join(f"<th>{c}</th>" for c in ("step", *shown))
     rows = "".join("<tr>" + f"<td>{e['step']}</td>" + "".join(
-        f"<td>{e[c]:.4g}</td>" if isinstance(e.get(c), (int, float)) else "<td></td>" for c in shown) + "</tr>"
-        for e in evaluations)
+        f"<td>{e[c]:.4g}</td>" if isinstance(e.get(c), (int, float)) else
+        f"<td class='missing'>{html.escape(missing.get(c, ''))}</td>" for c in shown) + "</tr>" for e in evaluations)
     return f"<table><tr>{head}</tr>{rows}</table>"
 
 
@@ -155,12 +210,13 @@ def write_report(run_dir: Path) -> Path:
     matplotlib.use("Agg")
     run_dir = Path(run_dir)
     metrics, evaluations = _jsonl(run_dir / "metrics.jsonl"), _jsonl(run_dir / "eval.jsonl")
-    curves = "".join(f'<img alt="loss curve" src="{image}">' for image in _curves(metrics, evaluations)) \
+    curves = "".join(f'<img alt="{alt}" src="{image}">' for alt, image in _curves(metrics, evaluations)) \
         if metrics else "<p>no logged step yet</p>"
     samples = "".join(f"<h3>step {e['step']}</h3>" + "".join(_sample(run_dir, s) for s in e["samples"])
                       for e in reversed(evaluations) if e.get("samples"))
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(run_dir.name)}: higgs-train "
             f"report</title><style>{STYLE}</style></head><body><h1>{html.escape(str(run_dir))}</h1>"
-            f"<p id='problems'></p><h2>Loss</h2>{curves}<h2>Evaluations</h2>{_table(evaluations)}"
+            f"<p id='problems'></p>{_settings(run_dir)}<h2>Loss</h2>{curves}<h2>Evaluations</h2>"
+            f"{_table(evaluations)}"
             f"<h2>Samples (newest first)</h2>{samples or '<p>none yet</p>'}{CHECK}</body></html>")
     return atomic.write_text(run_dir / "report.html", page)

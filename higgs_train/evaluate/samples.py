@@ -10,10 +10,12 @@ import torch
 from tqdm.auto import tqdm
 from transformers import GenerationConfig
 
-from higgs_train.data.audio import TARGET_SAMPLE_RATE
+from higgs_train.data.audio import TARGET_SAMPLE_RATE, load_audio
 from higgs_train.data.delay_pattern import codes_from_generation
 from higgs_train.data.tasks.layout import last_user_text, target_audio
-from higgs_train.evaluate.sample_metrics import duration_ratio, expected_frames_from_text, silent_share
+from higgs_train.evaluate.judges import Judges
+from higgs_train.evaluate.metrics import Sample, measure
+from higgs_train.evaluate.sample_metrics import expected_frames_from_text
 
 # A repeat count no window reaches: how repetition-aware sampling is switched off (a None would be replaced by the
 # checkpoint's own generation_config default, which samples).
@@ -56,21 +58,59 @@ def generate_codes(model, collator, conversations: list[dict], eval_cfg) -> list
 
 
 def generate_in_batches(model, collator, conversations: list[dict], eval_cfg):
-    """(conversation, codes, stopped) for each conversation, generated `eval.batch_size` prompts at a time."""
+    """(conversation, codes, stopped) for each conversation, generated `eval.batch_size` prompts at a time. Each
+    batch samples from its own seed (`eval.seed` + its first index), in a forked RNG, so a list gives the same
+    samples whatever ran before and a training run's random stream is left as it was."""
+    device = next(model.parameters()).device
     for start in range(0, len(conversations), eval_cfg.batch_size):
         chunk = conversations[start:start + eval_cfg.batch_size]
-        for conversation, (codes, stopped) in zip(chunk, generate_codes(model, collator, chunk, eval_cfg)):
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed(eval_cfg.get("seed", 0) + start)
+            generated = generate_codes(model, collator, chunk, eval_cfg)
+        for conversation, (codes, stopped) in zip(chunk, generated):
             yield conversation, codes, stopped
+
+
+def _prompt_clip(conversation: dict) -> dict | None:
+    """The first clip of the prompt (a voice-clone reference or a scene clip), None when it has none."""
+    prompt = conversation["messages"][:-1] if target_audio(conversation["messages"]) else conversation["messages"]
+    return next((i for m in prompt for i in m["content"] if i["type"] == "audio"), None)
+
+
+def reference_voice(conversation: dict) -> np.ndarray | None:
+    """The voice a sample is compared with (24 kHz): the prompt's reference clip, Seed-TTS-eval's rule, else the
+    target clip; None when neither has audio to read."""
+    item = _prompt_clip(conversation) or target_audio(conversation["messages"])
+    if item is None:
+        return None
+    if "path" in item:
+        return load_audio(item["path"])
+    if "array" in item:
+        return load_audio(np.asarray(item["array"], dtype=np.float32), source_rate=item["sampling_rate"])
+    return None
+
+
+def _expected_frames(conversation: dict, text: str, frame_rate: float, eval_cfg) -> float:
+    """The target clip's length (its codes, or a test list's ground-truth file), else the transcript's."""
+    target = target_audio(conversation["messages"]) or {}
+    if "codes" in target:
+        return float(target["codes"].shape[1])
+    path = target.get("path") or conversation.get("target_path")
+    if path:
+        info = sf.info(path)
+        return info.frames / info.samplerate * frame_rate
+    return expected_frames_from_text(text, frame_rate, eval_cfg.chars_per_second)
 
 
 @torch.no_grad()
 def write_samples(model, audio_tokenizer, collator, conversations: list[dict], eval_cfg, out_dir: Path,
-                  show_progress: bool = True) -> tuple[list[dict], list[np.ndarray]]:
+                  judges: Judges | None = None, show_progress: bool = True) -> tuple[list[dict], list[np.ndarray]]:
     """Generate (`eval.batch_size` prompts at a time), decode and write `<out_dir>/<id>.wav` for each conversation;
-    returns one record per sample (length, stop, duration ratio, silent share) and the waveforms."""
+    returns one record per sample (every metric of the registry it can be measured by) and the waveforms.
+    Similarity is to the prompt's reference clip (Seed-TTS-eval's rule), else to the target clip."""
+    judges = judges or Judges()
     out_dir.mkdir(parents=True, exist_ok=True)
     frame_rate = audio_tokenizer.config.frame_rate
-    samples_per_frame = round(TARGET_SAMPLE_RATE / frame_rate)
     device = next(audio_tokenizer.parameters()).device
     records, waveforms = [], []
     generated = tqdm(generate_in_batches(model, collator, conversations, eval_cfg), total=len(conversations),
@@ -82,23 +122,18 @@ def write_samples(model, audio_tokenizer, collator, conversations: list[dict], e
             waveform = np.zeros(0, dtype=np.float32)
         path = out_dir / f"{str(conversation['id']).replace('/', '_')}.wav"
         sf.write(path, waveform, TARGET_SAMPLE_RATE)
-        record = {"id": conversation["id"], "path": str(path), "text": last_user_text(conversation["messages"]),
-                  "frames": int(codes.shape[1]), "stopped": stopped,
-                  "silent_share": silent_share(waveform, samples_per_frame, eval_cfg.silence_db)}
-        heard = target_audio(conversation["messages"]) or next(
-            (i for m in conversation["messages"] for i in m["content"] if i["type"] == "audio"), {})
-        if "path" in heard:  # the clip to listen to beside the sample: its target, else the prompt's reference
-            record["target_audio"] = heard["path"]
-        target = (target_audio(conversation["messages"]) or {}).get("codes")
-        if target is not None:  # how closely the sample follows the clip the prompt was made from
-            shared = min(target.shape[1], codes.shape[1])
-            record["target_frames"] = int(target.shape[1])
-            record["frame_match"] = float((codes[:, :shared] == target[:, :shared]).all(dim=0).sum()
-                                          / target.shape[1])
-            expected = target.shape[1]
-        else:
-            expected = expected_frames_from_text(record["text"], frame_rate, eval_cfg.chars_per_second)
-        record["duration_ratio"] = duration_ratio(record["frames"], expected)
+        text = last_user_text(conversation["messages"])
+        target = target_audio(conversation["messages"]) or {}
+        voice = _prompt_clip(conversation) or (target or None)  # the clip to listen to beside it
+        sample = Sample(codes=codes, stopped=stopped, waveform=waveform, text=text,
+                        expected_frames=_expected_frames(conversation, text, frame_rate, eval_cfg),
+                        frame_rate=frame_rate, silence_db=eval_cfg.silence_db, target_codes=target.get("codes"),
+                        reference=reference_voice(conversation) if judges.speaker is not None else None,
+                        language=eval_cfg.get("language", "en"))
+        record = {"id": conversation["id"], "path": str(path), "text": text, **measure(sample, judges)}
+        heard = target.get("path") or conversation.get("target_path") or (voice or {}).get("path")
+        if heard:  # the clip to listen to beside the sample: its target, else the prompt's reference
+            record["target_audio"] = heard
         records.append(record)
         waveforms.append(waveform)
     return records, waveforms

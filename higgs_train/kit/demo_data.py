@@ -11,6 +11,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import soundfile as sf
 
 from higgs_train.data.audio import TARGET_SAMPLE_RATE, load_audio
@@ -70,4 +71,37 @@ def write_demo_dataset(out: str | Path) -> Path:
             handle.write(json.dumps(row) + "\n")
     speakers = {name: spec["description"] for name, spec in VOICES.items()}
     (out / "speakers.json").write_text(json.dumps(speakers, indent=2))
+    (out / "eval.lst").write_text(eval_list(rows))
+    write_demo_pairs(out, rows)
     return out
+
+
+TRAILING_SILENCE_S = 1.2
+
+
+def write_demo_pairs(out: Path, rows: list[dict]) -> None:
+    """`pairs.jsonl` (`builtin:demo-pairs`): each clip chosen over itself followed by 1.2 s of silence (what users
+    trim by hand from runaway generations), for preference tuning without a model to sample from."""
+    lines = []
+    for row in rows:
+        clip = row["messages"][-1]["content"][0]["path"]
+        waveform, rate = sf.read(out / clip, dtype="float32")
+        trailing = clip.replace(".wav", "_trailing.wav")
+        sf.write(out / trailing, np.concatenate([waveform, np.zeros(round(TRAILING_SILENCE_S * rate), np.float32)]),
+                 rate, subtype="PCM_16")
+        lines.append(json.dumps({"id": row["id"], "messages": row["messages"][:-1], "chosen": clip,
+                                 "rejected": trailing}))
+    (out / "pairs.jsonl").write_text("\n".join(lines) + "\n")
+
+
+def eval_list(rows: list[dict]) -> str:
+    """A Seed-TTS-eval style list over the demo (`builtin:demo-eval`): each sentence of each voice, prompted by the
+    voice's next clip and its transcript, with its own clip as the ground truth."""
+    lines = []
+    for row in rows:
+        same = [r for r in rows if r["speaker"] == row["speaker"]]
+        prompt = same[(same.index(row) + 1) % len(same)]
+        say = lambda r: r["messages"][-2]["content"][0]["text"]  # noqa: E731
+        clip = lambda r: r["messages"][-1]["content"][0]["path"]  # noqa: E731
+        lines.append("|".join((row["id"], say(prompt), clip(prompt), say(row), clip(row))))
+    return "\n".join(lines) + "\n"

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import importlib.util
+from pathlib import Path
 
 import torch
 from transformers import AutoProcessor, HiggsAudioV2ForConditionalGeneration
 
+from higgs_train.assets import resolve
 from higgs_train.errors import UserError
 
 
@@ -63,3 +65,28 @@ def load_audio_tokenizer(name_or_path: str):
     except OSError as error:
         raise _explain(name_or_path, error) from None
     return load_processor(name_or_path).audio_tokenizer
+
+
+def load_for_inference(model: str, adapter: str | None, device: torch.device):
+    """(model in eval mode on `device`, processor); bf16 on CUDA, fp32 elsewhere."""
+    path = resolve(model)
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    loaded = load_model(path, resolve_attn_implementation("auto", device), dtype, use_text_head=False)
+    if adapter:
+        from peft import PeftModel
+
+        loaded = PeftModel.from_pretrained(loaded, adapter)
+    processor = load_processor(path)
+    processor.audio_tokenizer.to(device)
+    return loaded.to(device).eval(), processor
+
+
+def checkpoint_identity(*folders: str | None) -> list:
+    """What tells one checkpoint (and adapter) from another without reading its weights: each folder and the name,
+    size and modification time of its weight files; a hub id stands for itself."""
+    identity = []
+    for folder in (f for f in folders if f):
+        path = Path(resolve(folder))
+        files = sorted(path.glob("*.safetensors*")) + sorted(path.glob("*.bin")) if path.is_dir() else []
+        identity.append([str(path), [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files]])
+    return identity

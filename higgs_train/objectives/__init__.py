@@ -7,7 +7,8 @@ An objective is built once per run (`build_objective`) and gives:
   samples here) and the global totals its loss is normalised by, as a `Window`;
 - `loss(model, batch, window)`: one micro-batch's loss (already divided by the window's totals) and the detached
   sums its metrics are made of, added over micro-batches and processes by the recipe;
-- `report(sums, window)`: the step's metrics, with `loss` among them.
+- `report(sums, window)`: the step's metrics, with `loss` among them;
+- `loss_label`: what the console says the loss is (e.g. "mean over codebooks").
 A module may also define `check_config(cfg)`, run with the other config checks before any weight loads, and
 `memory_extras(cfg, model_config, positions)`, the GiB its step needs beyond one forward and backward pass.
 
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
 
 OBJECTIVES = {
     "sft": "higgs_train.objectives.sft:SupervisedFineTuning",
+    "dpo": "higgs_train.objectives.dpo:DirectPreference",
+    "grpo": "higgs_train.objectives.grpo:GroupRelativePolicy",
 }
 
 

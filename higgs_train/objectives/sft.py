@@ -15,7 +15,14 @@ from higgs_train.model.loss import audio_loss_terms, target_counts
 from higgs_train.objectives import Window
 
 
+def check_config(cfg) -> None:
+    from higgs_train.config import check_data_path
+
+    check_data_path(cfg)
+
+
 class SupervisedFineTuning:
+    loss_label = "mean over codebooks"
     def __init__(self, cfg, accelerator, model, model_config):
         self.cfg, self.accelerator, self.model_config = cfg, accelerator, model_config
         self.text_head = next((m for name, m in model.named_modules() if name.endswith("text_lm_head")), None)

@@ -31,6 +31,7 @@ from higgs_train.objectives import build_objective
 from higgs_train.run_lock import hold_run_dir
 from higgs_train.train.accelerator import build_accelerator, init_trackers, whole_weights
 from higgs_train.train.batches import BatchStream
+from higgs_train.train.best import KeepBest, eval_every
 from higgs_train.train.checkpoint import load_checkpoint, save_checkpoint
 from higgs_train.train.metrics import JsonlMetrics
 from higgs_train.train.optimizer import build_optimizer, warmup_steps
@@ -54,6 +55,10 @@ class TrainingProgress:
     positions: int = 0
     last_loss: float | None = None
     wall_seconds: float = 0.0  # the run's wall time up to the checkpoint, over every attempt
+    best_value: float | None = None  # eval.best_metric at its best evaluation so far (train/best.py)
+    best_step: int | None = None
+    evals_since_best: int = 0
+    stopped_early: bool = False
 
 
 @dataclass
@@ -103,7 +108,7 @@ class FineTuneRecipe:
         self.run_dir, resume_from = claim_for_all_processes(self.accelerator, self.cfg, self.run_dir)
         with self.accelerator.main_process_first():  # built-ins are made on first use, which draws random numbers
             self.model_path = assets.resolve(self.cfg.model.name_or_path)
-            self.data_path = assets.resolve(self.cfg.data.path)
+            self.data_path = assets.resolve(self.cfg.data.path) if self.cfg.data.path else None
         set_seed(self.cfg.seed)  # after them: a first run and a rerun draw the same numbers
         self._setup_model()
         self._setup_data()
@@ -168,6 +173,7 @@ class FineTuneRecipe:
         self.metrics = JsonlMetrics(self.run_dir / "metrics.jsonl") if self.is_main else None
         init_trackers(accelerator, self.cfg, self.run_dir)
         zero3 = self.uses_deepspeed and accelerator.state.deepspeed_plugin.zero_stage == 3
+        self.keep_best, self.last_eval = KeepBest(self.cfg, accelerator), None
         self.evaluator = Evaluator(accelerator, self.cfg, data.collator, self.processor.audio_tokenizer,
                                    data.validation, data.prompt_pool, self.run_dir, every_process_forwards=zero3)
         total = sum(parameter_size(p) for p in self.model.parameters())
@@ -188,31 +194,44 @@ class FineTuneRecipe:
         self.model.train()
         with self.stop.installed():
             try:
-                while progress.step < cfg.trainer.max_steps:
+                while progress.step < cfg.trainer.max_steps and not progress.stopped_early:
                     self._stop_if_asked()
                     result = self.train_step()
                     window.add(result)
                     bar.update(1)
-                    bar.set_postfix(loss=f"{result.loss:.3f}")
+                    bar.set_postfix_str(f"loss {result.loss:.3f} ({self.objective.loss_label})")
                     window = self._after_step(result, window)
             finally:
                 bar.close()
         progress.train_seconds += window.elapsed()
 
     def _after_step(self, result: StepResult, window: ThroughputWindow) -> ThroughputWindow:
-        """Logs, checkpoints and evaluates on the configured steps; returns the throughput window to go on with."""
+        """Logs, evaluates and checkpoints on the configured steps (a checkpoint after the evaluation of its step,
+        so it carries the best-so-far and patience); returns the throughput window to go on with."""
         cfg, step = self.cfg, self.progress.step
         if result.finite and (step % cfg.trainer.log_every_n_steps == 0 or step in (1, cfg.trainer.max_steps)):
             self._log_step(result, window)
             self.progress.train_seconds += window.elapsed()
             window = ThroughputWindow()
+        every = eval_every(cfg)
+        if every and step % every == 0 and step < cfg.trainer.max_steps:
+            eval_started = time.time()
+            self._evaluate()
+            self.progress.stopped_early = self.keep_best.exhausted(self.progress)
+            window.started += time.time() - eval_started  # evaluation time is not training time
         if cfg.trainer.save_every_n_steps and step % cfg.trainer.save_every_n_steps == 0:
             self.save_checkpoint()
-        if cfg.eval.every_n_steps and step % cfg.eval.every_n_steps == 0 and step < cfg.trainer.max_steps:
-            eval_started = time.time()
-            self.evaluator(self.model, step)
-            window.started += time.time() - eval_started  # evaluation time is not training time
         return window
+
+    def _evaluate(self) -> dict:
+        """Evaluates the model at this step; the best evaluation so far also keeps its weights in `best/`."""
+        result = self.evaluator(self.model, self.progress.step)
+        if self.keep_best.consider(self.progress, result):
+            self._save_weights(self.run_dir / "best", best={"step": self.progress.step, "metric":
+                                                            self.cfg.eval.best_metric, "value":
+                                                            self.progress.best_value})
+        self.last_eval = result
+        return result
 
     def _stop_if_asked(self) -> None:
         """Every process learns whether any of them got SIGTERM/SIGINT, so all stop after the same step."""
@@ -316,13 +335,12 @@ class FineTuneRecipe:
         """Saves the final weights (`adapter/` or `model/`), evaluates them and writes `run_summary.json`."""
         accelerator, progress, data = self.accelerator, self.progress, self.data
         accelerator.wait_for_everyone()
-        # Under ZeRO-3 the weights are sharded: every process takes part in gathering them before the main one saves.
-        gathered = accelerator.get_state_dict(self.model) if self.uses_deepspeed else None
-        if self.is_main:
-            self._save_final_weights(gathered)
-        final_eval = self.evaluator(self.model, progress.step)
+        self._save_weights(self.run_dir / ("model" if self.cfg.peft.type == "none" else "adapter"))
+        evaluated = self.last_eval is not None and self.last_eval["step"] == progress.step  # stopped early
+        final_eval = dict(self.last_eval) if evaluated else self._evaluate()
         summary = {"steps": progress.step, "first_loss": progress.first_loss, "final_loss": progress.last_loss,
-                   "skipped_rows": data.skipped, "skipped_steps": progress.skipped_steps, "clips": data.clips}
+                   "skipped_rows": data.skipped, "skipped_steps": progress.skipped_steps, "clips": data.clips,
+                   "stopped_early": progress.stopped_early, "best": self._best_summary()}
         if not self.is_main:
             return summary
         train_seconds = max(progress.train_seconds, 1e-9)
@@ -338,20 +356,40 @@ class FineTuneRecipe:
         if self.metrics:
             self.metrics.close()
         atomic.write_text(self.run_dir / "run_summary.json", json.dumps(summary, indent=2))
-        losses = f"loss {progress.first_loss:.3f} -> {progress.last_loss:.3f}" if progress.last_loss is not None \
-            else "no finite loss"
+        losses = f"loss {progress.first_loss:.3f} -> {progress.last_loss:.3f} ({self.objective.loss_label})" \
+            if progress.last_loss is not None else "no finite loss"
         weights = self.run_dir / ("model" if self.cfg.peft.type == "none" else "adapter")
+        best = summary["best"]
+        kept = f"; best {best['metric']} {best['value']:.4g} at step {best['step']} in best/" if best else ""
         logger.info(f"done in {summary['wall_s']} s, {losses}; weights in {weights}, {len(summary['samples'])} "
-                    f"samples in {self.run_dir / 'samples'}")
+                    f"samples in {self.run_dir / 'samples'}{kept}")
         return summary
 
-    def _save_final_weights(self, gathered: dict | None) -> None:
+    def _save_weights(self, folder: Path, best: dict | None = None) -> None:
+        """The trained weights as inference loads them (a PEFT adapter, or the full model and its processor); every
+        process calls it, since under ZeRO-3 they all take part in gathering the sharded weights."""
+        gathered = self.accelerator.get_state_dict(self.model) if self.uses_deepspeed else None
+        if not self.is_main:
+            return
         full = self.cfg.peft.type == "none"
-        with atomic.atomic_output(self.run_dir / ("model" if full else "adapter")) as partial:
+        with atomic.atomic_output(folder) as partial:
             self.accelerator.unwrap_model(self.model).save_pretrained(
                 partial, **({"state_dict": gathered} if gathered is not None else {}))
             if full:
                 self.processor.save_pretrained(partial)
+            if best is not None:
+                (partial / "best.json").write_text(json.dumps(best, indent=2))
+
+    def _best_summary(self) -> dict | None:
+        """The best evaluation: its step and metrics (eval.jsonl's line of that step)."""
+        progress = self.progress
+        if progress.best_step is None:
+            return None
+        line = next((json.loads(line) for line in (self.run_dir / "eval.jsonl").read_text().splitlines()
+                     if json.loads(line)["step"] == progress.best_step), {}) if self.is_main else {}
+        return {"step": progress.best_step, "metric": self.cfg.eval.best_metric, "value": progress.best_value,
+                "weights": str(self.run_dir / "best"),
+                **{k: v for k, v in line.items() if isinstance(v, (int, float)) and k != "step"}}
 
     def cleanup(self) -> None:
         self.accelerator.end_training()  # also tears the process group down, before the interpreter exits

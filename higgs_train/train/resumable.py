@@ -18,7 +18,8 @@ from higgs_train.errors import UserError
 from higgs_train.logs import NOTICE, logger
 
 APPLIED = ("trainer.max_steps", "trainer.save_every_n_steps", "trainer.keep_last_n", "trainer.log_every_n_steps",
-           "trainer.max_bad_steps", "trainer.num_workers", "trainer.peak_tflops", "trainer.compile",
+           "trainer.max_bad_steps", "trainer.early_stopping_patience", "trainer.num_workers", "trainer.peak_tflops",
+           "trainer.compile",
            "model.attn_implementation", "model.gradient_checkpointing", "data.encode_batch_size")
 APPLIED_GROUPS = ("eval.", "logger.")  # except eval.val_size, which decides the training rows
 INVOCATION = ("resume", "overwrite", "dry_run", "verbose")  # how this command was asked to start, not what it trains
@@ -51,21 +52,26 @@ def run_signature(cfg: DictConfig, num_processes: int) -> dict[str, object]:
     return signature
 
 
-def data_identity(data_path: str) -> str:
-    """A hash of the training data's files (the JSONL, or a prepared dataset's Arrow and state files); a built-in
-    dataset is identified by its name, since the kit rebuilds it identically."""
-    if str(data_path).startswith("builtin:"):
-        return str(data_path)
+def data_identity(data_cfg) -> str:
+    """A hash of the training data's files (`data.path`: the JSONL, or a prepared dataset's Arrow and state files;
+    `data.pairs` likewise); a built-in dataset is identified by its name, since the kit rebuilds it identically."""
+    places = [place for place in (data_cfg.get("path"), data_cfg.get("pairs")) if place]
+    if len(places) == 1 and str(places[0]).startswith("builtin:"):
+        return str(places[0])
     digest = hashlib.sha256()
-    for file in data_files(Path(data_path)):
-        with open(file, "rb") as handle:
-            digest.update(file.name.encode() + hashlib.file_digest(handle, "sha256").digest())
+    for place in places:
+        if str(place).startswith("builtin:"):
+            digest.update(str(place).encode())
+            continue
+        for file in data_files(Path(place)):
+            with open(file, "rb") as handle:
+                digest.update(file.name.encode() + hashlib.file_digest(handle, "sha256").digest())
     return digest.hexdigest()[:16]
 
 
 def resume_record(cfg: DictConfig) -> dict:
     """What a checkpoint stores to be compared later: the resolved config and the data's identity."""
-    return {"config": OmegaConf.to_container(cfg, resolve=True), "data_identity": data_identity(cfg.data.path)}
+    return {"config": OmegaConf.to_container(cfg, resolve=True), "data_identity": data_identity(cfg.data)}
 
 
 def flat_config(tree: dict, prefix: str = "") -> dict:
@@ -93,7 +99,7 @@ def check_resumable(saved: dict, cfg: DictConfig, num_processes: int, checkpoint
             raise _refuse(checkpoint, key, saved["signature"].get(key), current.get(key))
     if "config" not in saved:
         return
-    if saved["data_identity"] != data_identity(cfg.data.path):
+    if saved["data_identity"] != data_identity(cfg.data):
         raise ResumeError(f"cannot resume from {checkpoint}: the data at data.path={cfg.data.path} changed since "
                           "that checkpoint was written (its files differ); resume with the data it was trained on, "
                           "or start a new run (another hydra.run.dir)")

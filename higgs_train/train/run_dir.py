@@ -27,7 +27,7 @@ from higgs_train.train.checkpoint import (
 from higgs_train.train.resumable import check_resumable
 
 # What a run leaves in its directory besides `.hydra/`, `train.log`, the marker and the lock (`run_lock.py`).
-RUN_ARTIFACTS = ("metrics.jsonl", "eval.jsonl", CHECKPOINTS, "run_summary.json", "adapter", "model", "samples",
+RUN_ARTIFACTS = ("metrics.jsonl", "eval.jsonl", CHECKPOINTS, "run_summary.json", "adapter", "model", "best", "samples",
                  "dry_run", "report.html", "higgs-train", "wandb")  # the last two: TensorBoard's and W&B's files
 
 

@@ -1,0 +1,270 @@
+"""`higgs-prep pairs`: preference pairs from the model's own samples, judged by the metric registry.
+
+For every prompt of a dataset (its task's conversations, each with the clip it was made from), N candidates are
+sampled from the model being tuned (a base, a merged export, or base + an SFT adapter), decoded and measured
+(stop, duration, trailing silence, loops; WER and speaker similarity where their judges are given). The pairing
+rule then makes at most one pair per prompt:
+
+- `hard-then-soft` (default): a candidate that fails a hard judge (did not stop before the token limit, a duration
+  ratio outside `--duration-band`, a loop share above `--max-loop-share`, trailing silence above
+  `--max-trailing-silence`) is always rejected before any soft score counts. The candidates that pass are ranked by
+  WER, then speaker similarity (when measured), then duration error; the best is chosen (if its WER is at most
+  `--max-chosen-wer`). The rejected one is the candidate failing the most hard judges (the furthest from the
+  expected length among equals); when every candidate passes, the last-ranked one, if it is worse than the chosen
+  one on the ranking and better on no measured soft score (the Koel-TTS rule).
+- `pareto`: Koel-TTS's: candidates ranked by Pareto fronts on (WER, similarity), a hard failure behind every
+  front; chosen from the first front (lowest WER), rejected from the last; dropped if the rejected one is better on
+  either. Needs an ASR or speaker judge.
+
+Candidates are cached per prompt, keyed by the model's files, the prompt, the sampling settings and the seed, under
+the data's code cache (`codes/<tokenizer>/candidates/`): a run killed half way goes on where it stopped, and a
+second run on the same inputs samples nothing. Judgements are kept with them, keyed by the judges.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import OmegaConf
+from tqdm.auto import tqdm
+
+from higgs_train import assets, atomic, ownership
+from higgs_train.config_files import CONFIG_DIR
+from higgs_train.data.code_cache import tokenizer_fingerprint
+from higgs_train.data.collator import ConversationCollator, prompt_messages
+from higgs_train.data.conversations import dataset_root
+from higgs_train.data.loader import task_conversations
+from higgs_train.data.pairs import write_pairs
+from higgs_train.data.tasks.layout import last_user_text, target_audio
+from higgs_train.errors import UserError
+from higgs_train.evaluate.judges import Judges
+from higgs_train.evaluate.metrics import Sample, measure
+from higgs_train.evaluate.sample_metrics import expected_frames_from_text
+from higgs_train.evaluate.samples import generate_codes, reference_voice
+from higgs_train.model.loading import checkpoint_identity, load_for_inference
+
+RULES = ("hard-then-soft", "pareto")
+
+
+class PairsError(UserError):
+    """The pairs cannot be built as asked; the message names the option to change."""
+
+
+def _key(*parts) -> str:
+    return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:20]
+
+
+def _conversation_key(conversation: dict) -> str:
+    """The prompt as the model sees it: its texts and its clips' codes."""
+    digest = hashlib.sha256()
+    for message in prompt_messages(conversation["messages"]):
+        digest.update(message["role"].encode())
+        for item in message["content"]:
+            digest.update(item["text"].encode() if item["type"] == "text" else item["codes"].numpy().tobytes())
+    return digest.hexdigest()
+
+
+def failures(record: dict, options) -> list[str]:
+    """The hard judges a candidate fails."""
+    low, high = options.duration_band
+    failed = [] if record["stopped"] else ["did not stop"]
+    if not low <= record["duration_ratio"] <= high:
+        failed.append(f"duration ratio {record['duration_ratio']:.2f} outside [{low}, {high}]")
+    if record["loop_share"] > options.max_loop_share:
+        failed.append(f"loop share {record['loop_share']:.2f}")
+    if record["trailing_silence"] > options.max_trailing_silence:
+        failed.append(f"trailing silence {record['trailing_silence']:.2f}")
+    return failed
+
+
+def _soft(record: dict) -> tuple:
+    """Lower is better: WER, then speaker dissimilarity (when measured), then distance from the expected length."""
+    return (record.get("wer", 0.0), -record.get("speaker_similarity", 0.0), record["duration_error"])
+
+
+def _better_on_a_measured_score(rejected: dict, chosen: dict) -> bool:
+    return any(key in chosen and key in rejected and (rejected[key] < chosen[key] if key == "wer" else
+                                                     rejected[key] > chosen[key])
+               for key in ("wer", "speaker_similarity"))
+
+
+def _hard_then_soft(records: list[dict], options) -> tuple[int, int, str] | str:
+    failed = {i: failures(r, options) for i, r in enumerate(records)}
+    passing = sorted((i for i in failed if not failed[i]), key=lambda i: _soft(records[i]))
+    if not passing:
+        return "no candidate passed the hard judges"
+    chosen = passing[0]
+    if records[chosen].get("wer", 0.0) > options.max_chosen_wer:
+        return f"the best candidate's WER is above --max-chosen-wer={options.max_chosen_wer}"
+    losers = sorted((i for i in failed if failed[i]), key=lambda i: (len(failed[i]), records[i]["duration_error"]))
+    if losers:
+        return chosen, losers[-1], "rejected failed: " + "; ".join(failed[losers[-1]])
+    rejected = passing[-1]
+    if _soft(records[rejected]) <= _soft(records[chosen]) or \
+            _better_on_a_measured_score(records[rejected], records[chosen]):
+        return "every candidate passed and none is worse than the best on the soft scores"
+    return chosen, rejected, "both passed; rejected ranks last on WER, similarity, duration"
+
+
+def _pareto(records: list[dict], options) -> tuple[int, int, str] | str:
+    if not any("wer" in r or "speaker_similarity" in r for r in records):
+        raise PairsError("--rule pareto ranks by WER and speaker similarity: give --asr-model and/or "
+                         "--speaker-model (or use --rule hard-then-soft)")
+    points = {i: (r.get("wer", 0.0), -r.get("speaker_similarity", 0.0)) for i, r in enumerate(records)}
+    failed = {i for i, r in enumerate(records) if failures(r, options)}
+    fronts, left = [], set(points) - failed
+    while left:
+        front = {i for i in left if not any(all(a <= b for a, b in zip(points[j], points[i])) and points[j] != points[i]
+                                            for j in left)}
+        fronts.append(front)
+        left -= front
+    if failed:
+        fronts.append(failed)
+    if len(fronts) < 2:
+        return "one Pareto front: no candidate is worse than another"
+    chosen = min(fronts[0], key=lambda i: points[i])
+    rejected = max(fronts[-1], key=lambda i: points[i])
+    if records[chosen].get("wer", 0.0) > options.max_chosen_wer:
+        return f"the best candidate's WER is above --max-chosen-wer={options.max_chosen_wer}"
+    if _better_on_a_measured_score(records[rejected], records[chosen]):
+        return "the last front is better than the first on one score"
+    return chosen, rejected, f"Pareto fronts 1 and {len(fronts)} on (WER, similarity)"
+
+
+def pair_rule(records: list[dict], options):
+    """(chosen, rejected, why) among a prompt's judged candidates, or the reason there is no pair."""
+    return (_pareto if options.rule == "pareto" else _hard_then_soft)(records, options)
+
+
+class CandidateCache:
+    """Each prompt's sampled candidates (codes, stopped) and their judgements, one file per prompt."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+
+    def load(self, key: str) -> dict | None:
+        path = self.folder / f"{key}.npz"
+        if not path.is_file():
+            return None
+        with np.load(path, allow_pickle=False) as stored:
+            return {"codes": [stored[f"codes_{i}"] for i in range(int(stored["count"]))],
+                    "stopped": stored["stopped"].tolist(), "judged": json.loads(str(stored["judged"]))}
+
+    def save(self, key: str, entry: dict) -> None:
+        arrays = {f"codes_{i}": np.asarray(c, dtype=np.int16) for i, c in enumerate(entry["codes"])}
+        with atomic.atomic_output(self.folder / f"{key}.npz", unique=True) as partial:
+            with open(partial, "wb") as handle:
+                np.savez(handle, count=len(entry["codes"]), stopped=np.array(entry["stopped"]),
+                         judged=json.dumps(entry["judged"]), **arrays)
+
+
+def _sampling(options) -> OmegaConf:
+    eval_defaults = OmegaConf.load(CONFIG_DIR / "eval" / "default.yaml")
+    return OmegaConf.merge(eval_defaults, {"do_sample": True, "temperature": options.temperature,
+                                           "max_new_tokens": options.max_new_tokens,
+                                           "ras_win_len": options.ras_win_len or None, "batch_size": options.candidates,
+                                           "asr_model": options.asr_model, "speaker_model": options.speaker_model,
+                                           "language": options.language})
+
+
+def build_pairs(options, show_progress: bool = True) -> dict:
+    """Samples, judges and pairs; writes the pairs folder; returns its info (counts and reasons)."""
+    if options.rule not in RULES:
+        raise PairsError(f"--rule {options.rule}: use one of {list(RULES)}")
+    out = Path(options.out)
+    ownership.check_replaceable(out, "pairs", "--out")
+    device = torch.device(options.device)
+    model, processor = load_for_inference(options.model, options.adapter, device)
+    audio_tokenizer = processor.audio_tokenizer
+    collator = ConversationCollator(processor.tokenizer, model.config)
+    data_path = Path(assets.resolve(options.data))
+    data_cfg = OmegaConf.merge(OmegaConf.load(CONFIG_DIR / "data" / "jsonl.yaml"), {"path": str(data_path)})
+    prompts, skipped = task_conversations(data_cfg, options.task, options.seed, collator, audio_tokenizer,
+                                          show_progress)
+    count = min(options.limit or len(prompts), len(prompts))
+    sampling = _sampling(options)
+    judges = Judges.load(sampling)
+    cache = CandidateCache(dataset_root(data_path) / "codes" / tokenizer_fingerprint(audio_tokenizer) / "candidates")
+    frame_rate = audio_tokenizer.config.frame_rate
+    settings = OmegaConf.to_container(sampling)
+    identity = [checkpoint_identity(options.model, options.adapter),
+                {k: settings[k] for k in ("do_sample", "temperature", "max_new_tokens", "ras_win_len",
+                                          "ras_win_max_num_repeat", "batch_size")}, options.seed]
+    pairs, clips, reasons, sampled = [], [], {}, 0
+    for index in tqdm(range(count), desc="pairing prompts", unit="prompt", disable=not show_progress):
+        conversation = prompts[index]
+        key = _key(identity, _conversation_key(conversation))
+        entry = cache.load(key)
+        if entry is None:
+            torch.manual_seed(int(key[:8], 16) ^ options.seed)
+            generated = generate_codes(model, collator, [conversation] * options.candidates, sampling)
+            entry = {"codes": [c.numpy() for c, _ in generated], "stopped": [bool(s) for _, s in generated],
+                     "judged": {}}
+            sampled += 1
+        judged_by = json.dumps(judges.names(), sort_keys=True)
+        if entry["judged"].get("by") != judged_by:
+            entry["judged"] = {"by": judged_by, "records": _judge(entry, conversation, audio_tokenizer, judges,
+                                                                  frame_rate, sampling)}
+            cache.save(key, entry)
+        records = entry["judged"]["records"]
+        chosen = pair_rule(records, options)
+        if isinstance(chosen, str):
+            reasons[chosen] = reasons.get(chosen, 0) + 1
+            continue
+        best, worst, why = chosen
+        prompt = _stored_prompt(prompt_messages(conversation["messages"]), clips)
+        pairs.append({"id": str(conversation["id"]), "prompt": prompt, "chosen": len(clips),
+                      "rejected": len(clips) + 1, "chosen_stopped": entry["stopped"][best],
+                      "rejected_stopped": entry["stopped"][worst],
+                      "scores": {"chosen": records[best], "rejected": records[worst], "rule": why}})
+        clips += [entry["codes"][best], entry["codes"][worst]]
+    info = {"model": options.model, "adapter": options.adapter, "data": str(data_path), "task": options.task,
+            "prompts": count, "candidates": options.candidates, "sampled_now": sampled, "sampling": settings,
+            "rule": options.rule, "thresholds": {"duration_band": list(options.duration_band),
+                                                 "max_loop_share": options.max_loop_share,
+                                                 "max_trailing_silence": options.max_trailing_silence,
+                                                 "max_chosen_wer": options.max_chosen_wer},
+            "judges": judges.names(), "no_pair": reasons, "data_left_out": skipped}
+    if not pairs:
+        raise PairsError(f"no pair from {count} prompts ({reasons}); sample more candidates (--candidates), at "
+                         "another --temperature, or widen the hard judges (--duration-band)")
+    write_pairs(out, pairs, clips, info)
+    return {**info, "pairs": len(pairs), "out": str(out)}
+
+
+def _stored_prompt(messages: list[dict], clips: list) -> list[dict]:
+    """The prompt with each clip's codes moved to `clips`, its item naming it by index."""
+    stored = []
+    for message in messages:
+        content = []
+        for item in message["content"]:
+            if item["type"] == "audio":
+                clips.append(item["codes"].numpy())
+                item = {k: v for k, v in item.items() if k != "codes"} | {"clip": len(clips) - 1}
+            content.append(item)
+        stored.append({**message, "content": content})
+    return stored
+
+
+def _judge(entry: dict, conversation: dict, audio_tokenizer, judges, frame_rate, sampling) -> list[dict]:
+    """The registry's record of each candidate, against the clip the prompt was made from."""
+    target = (target_audio(conversation["messages"]) or {}).get("codes")
+    text = last_user_text(conversation["messages"])
+    expected = float(target.shape[1]) if target is not None else expected_frames_from_text(
+        text, frame_rate, sampling.chars_per_second)
+    reference = reference_voice(conversation) if judges.speaker is not None else None
+    device = next(audio_tokenizer.parameters()).device
+    records = []
+    for codes, stopped in zip(entry["codes"], entry["stopped"]):
+        codes = torch.from_numpy(codes.astype(np.int64))
+        waveform = audio_tokenizer.decode(codes[None].to(device)).audio_values[0, 0].float().cpu().numpy() \
+            if codes.shape[1] else np.zeros(0, np.float32)
+        sample = Sample(codes=codes, stopped=stopped, waveform=waveform, text=text, expected_frames=expected,
+                        frame_rate=frame_rate, silence_db=sampling.silence_db, target_codes=target,
+                        reference=reference, language=sampling.language)
+        records.append(measure(sample, judges))
+    return records

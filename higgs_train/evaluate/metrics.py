@@ -1,0 +1,150 @@
+"""The metric registry: every sample metric defined once (its name, which way is better, what it needs, how it is
+measured), used by periodic evaluation, `higgs-eval`, report.html, the A/B table, preference-pair judging and the
+GRPO rewards. A metric's value for one sample is a number or missing (its judge is not there); its summary over
+samples is their mean, and a metric may add a corpus-level figure (WER: all errors over all words).
+
+Adding a metric: one `Metric(...)` in `METRICS` and its test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from higgs_train.data.audio import TARGET_SAMPLE_RATE
+from higgs_train.evaluate.judges import Judges, word_errors
+from higgs_train.evaluate.sample_metrics import (
+    duration_ratio,
+    loop_share,
+    silent_share,
+    trailing_silence_share,
+)
+
+
+@dataclass
+class Sample:
+    """What the metrics read of one generated sample."""
+
+    codes: torch.Tensor  # (K, T) generated code frames
+    stopped: bool  # it emitted stream-EOS before the token limit
+    waveform: np.ndarray  # decoded, 24 kHz
+    text: str  # what it should say
+    expected_frames: float  # its target clip's frames, or its transcript's at an average speaking rate
+    frame_rate: float
+    silence_db: float = -40.0
+    target_codes: torch.Tensor | None = None  # the clip it should reproduce, when there is one
+    reference: np.ndarray | None = None  # the voice it should have (24 kHz), when there is one
+    language: str = "en"
+
+    @property
+    def samples_per_frame(self) -> int:
+        return round(TARGET_SAMPLE_RATE / self.frame_rate)
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str  # the per-sample value's key
+    summary: str  # the key of its mean over samples
+    higher_is_better: bool | None  # None: a figure to read, not to rank by
+    measure: Callable[[Sample, Judges], dict | None]  # {name: value, ...extra facts}, or None when not measured
+    doc: str
+    needs: str | None = None  # the setting that brings its judge, said when it is missing
+    corpus: Callable[[list[dict]], float | None] | None = None  # a corpus-level figure over the records
+
+
+def _frame_match(sample: Sample, judges: Judges) -> dict | None:
+    if sample.target_codes is None:
+        return None
+    target, codes = sample.target_codes, sample.codes
+    shared = min(target.shape[1], codes.shape[1])
+    match = (codes[:, :shared] == target[:, :shared]).all(dim=0).sum() / max(target.shape[1], 1)
+    return {"frame_match": float(match), "target_frames": int(target.shape[1])}
+
+
+def _wer(sample: Sample, judges: Judges) -> dict | None:
+    if judges.asr is None:
+        return None
+    heard = judges.asr.transcribe(sample.waveform) if len(sample.waveform) else ""
+    errors, words = word_errors(sample.text, heard, judges.asr.language)
+    return {"wer": errors / max(words, 1), "wer_errors": errors, "wer_words": words, "transcript": heard}
+
+
+def _corpus_wer(records: list[dict]) -> float | None:
+    measured = [r for r in records if r.get("wer_words") is not None]
+    return sum(r["wer_errors"] for r in measured) / max(sum(r["wer_words"] for r in measured), 1) if measured \
+        else None
+
+
+def _similarity(sample: Sample, judges: Judges) -> dict | None:
+    if judges.speaker is None or sample.reference is None or not len(sample.waveform):
+        return None
+    return {"speaker_similarity": judges.speaker(sample.waveform, sample.reference)}
+
+
+METRICS = {m.name: m for m in (
+    Metric("stopped", "stop_rate", True, lambda s, j: {"stopped": bool(s.stopped)},
+           "emitted stream-EOS before the token limit (1 - runaway rate)"),
+    Metric("duration_ratio", "duration_ratio", None,
+           lambda s, j: {"duration_ratio": duration_ratio(s.codes.shape[1], s.expected_frames)},
+           "generated length / expected length (the target clip's, or the transcript's at eval.chars_per_second)"),
+    Metric("duration_error", "duration_error", False,
+           lambda s, j: {"duration_error": abs(float(np.log(max(duration_ratio(s.codes.shape[1], s.expected_frames),
+                                                                  1e-3))))},
+           "|ln duration_ratio|: how far from the expected length, either way"),
+    Metric("silent_share", "silent_share", False,
+           lambda s, j: {"silent_share": silent_share(s.waveform, s.samples_per_frame, s.silence_db)},
+           "share of 40 ms frames below eval.silence_db"),
+    Metric("trailing_silence", "trailing_silence", False,
+           lambda s, j: {"trailing_silence": trailing_silence_share(s.waveform, s.samples_per_frame, s.silence_db)},
+           "share of the sample that is silence after its last sound"),
+    Metric("loop_share", "loop_share", False, lambda s, j: {"loop_share": loop_share(s.codes)},
+           "share of code frames repeating a frame of the 2 s before them (repeated-frame loops)"),
+    Metric("frame_match", "frame_match", True, _frame_match,
+           "share of the target clip's code frames reproduced exactly (when the prompt has a target clip)"),
+    Metric("wer", "wer", False, _wer, "word error rate against the transcript (Seed-TTS-eval normalisation), the "
+           "mean over samples; wer_corpus: all errors over all words", needs="eval.asr_model", corpus=_corpus_wer),
+    Metric("speaker_similarity", "speaker_similarity", True, _similarity,
+           "cosine similarity of the speaker embeddings of the sample and its reference voice",
+           needs="eval.speaker_model"),
+)}
+
+
+def measure(sample: Sample, judges: Judges) -> dict:
+    """Every metric this sample can be measured by: per-sample values and their extra facts."""
+    record = {"frames": int(sample.codes.shape[1])}
+    for metric in METRICS.values():
+        record.update(metric.measure(sample, judges) or {})
+    return record
+
+
+def not_measured(judges: Judges) -> dict[str, str]:
+    """Metric -> why it has no value in this evaluation (its judge's setting)."""
+    present = {"eval.asr_model": judges.asr is not None, "eval.speaker_model": judges.speaker is not None}
+    return {m.name: f"not measured (set {m.needs})" for m in METRICS.values() if m.needs and not present[m.needs]}
+
+
+def summarize(records: list[dict]) -> dict[str, float]:
+    """Each metric's mean over the records that have it (and its corpus figure)."""
+    summary = {}
+    for metric in METRICS.values():
+        values = [r[metric.name] for r in records if r.get(metric.name) is not None]
+        if values:
+            summary[metric.summary] = float(np.mean(values))
+        if metric.corpus is not None and (value := metric.corpus(records)) is not None:
+            summary[f"{metric.name}_corpus"] = value
+    return summary
+
+
+def direction(name: str) -> bool | None:
+    """Whether higher is better for a metric's summary (or val_loss / val_accuracy), None when it does not rank."""
+    losses = {"val_loss": False, "val_accuracy": True}
+    if name in losses:
+        return losses[name]
+    by_summary = {m.summary: m for m in METRICS.values()} | {f"{m.name}_corpus": m for m in METRICS.values()
+                                                            if m.corpus}
+    if name not in by_summary:
+        raise KeyError(name)
+    return by_summary[name].higher_is_better

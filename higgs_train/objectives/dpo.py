@@ -1,0 +1,198 @@
+"""`objective=dpo`: direct preference optimisation on pairs of answers to one prompt (`data.pairs`).
+
+For each pair the policy and the reference give the summed log-probability of the chosen and of the rejected answer
+(over every codebook and supervised target, the stop target included where the answer stopped: the one mask of
+`model/loss.py`), and the loss is -log sigmoid(beta * ((pi_c - ref_c) - (pi_r - ref_r))), as in NeMo's Koel-TTS
+preference code; `objective.length_normalized` divides each log-probability by its number of targets first, and
+`objective.sft_weight` adds the chosen answer's cross-entropy (RPO). The reference is the policy with its adapters
+switched off (`objective.reference=live`, no second copy in memory), or the initial model's log-probabilities,
+computed once at set-up and stored beside the pairs (`precomputed`: full fine-tuning and ZeRO-3).
+
+Logged per step: the loss, the reward margin (beta times the log-ratio difference), the chosen and rejected rewards
+and log-probabilities, and the preference accuracy (share of pairs whose margin is positive).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from higgs_train import assets, atomic
+from higgs_train.data.collator import ConversationCollator
+from higgs_train.data.loader import TrainingData
+from higgs_train.data.pairs import PairCollator, PairDataset, open_pairs
+from higgs_train.data.sampler import FixedSizeBatchSampler
+from higgs_train.data.task_data import held_out
+from higgs_train.logs import logger
+from higgs_train.model.loading import checkpoint_identity
+from higgs_train.model.loss import MODEL_INPUTS, sequence_logprobs, target_counts
+from higgs_train.objectives import Window
+
+
+def check_config(cfg) -> None:
+    from higgs_train.config import ConfigError, number
+
+    objective = cfg.objective
+    if not cfg.data.get("pairs"):
+        raise ConfigError("objective=dpo needs data.pairs: a folder written by `higgs-prep pairs` (the model's own "
+                          "judged samples) or a pairs JSONL ({\"messages\": [prompt], \"chosen\": \"a.wav\", "
+                          "\"rejected\": \"b.wav\"} per line)")
+    if not str(cfg.data.pairs).startswith("builtin:") and not Path(cfg.data.pairs).exists():
+        raise ConfigError(f"data.pairs={cfg.data.pairs} does not exist")
+    if objective.reference not in ("live", "precomputed"):
+        raise ConfigError(f"objective.reference={objective.reference!r} is not allowed; use one of ['live', "
+                          "'precomputed']")
+    if objective.reference == "live" and cfg.peft.type == "none":
+        raise ConfigError("objective.reference=live switches the adapters off to get the reference, and full "
+                          "fine-tuning has none; use objective.reference=precomputed")
+    if objective.reference == "live" and os.environ.get("ACCELERATE_DEEPSPEED_ZERO_STAGE") == "3":
+        raise ConfigError("objective.reference=live needs a forward pass of its own per step, which ZeRO-3's "
+                          "sharded weights make every process take part in; use objective.reference=precomputed")
+    number(cfg, "objective.beta", 0, inclusive=False)
+    number(cfg, "objective.sft_weight", 0)
+    if cfg.trainer.max_tokens_per_batch is not None or cfg.trainer.packing:
+        raise ConfigError("objective=dpo batches trainer.batch_size pairs (both answers of a pair padded together); "
+                          "set trainer.max_tokens_per_batch=null and trainer.packing=false")
+
+
+class DirectPreference:
+    loss_label = "DPO, per pair"
+    def __init__(self, cfg, accelerator, model, model_config):
+        self.cfg, self.accelerator, self.model, self.model_config = cfg, accelerator, model, model_config
+        self.objective = cfg.objective
+
+    # ---- data ---------------------------------------------------------------------------------------------------
+    def training_data(self, data_path: str | None, processor, show_progress: bool) -> TrainingData:
+        cfg = self.cfg
+        collator = ConversationCollator(processor.tokenizer, self.model_config)
+        table = open_pairs(assets.resolve(cfg.data.pairs), processor.audio_tokenizer, cfg.data, show_progress)
+        pairs = PairDataset(table, np.arange(len(table)))
+        if self.objective.reference == "precomputed":
+            pairs.reference = self._reference(pairs, collator, show_progress)
+        validation_mask = held_out(len(pairs), cfg.eval.val_size, cfg.seed, "pairs")
+        training, validation = pairs.subset(np.flatnonzero(~validation_mask)), pairs.subset(
+            np.flatnonzero(validation_mask))
+        sampler = FixedSizeBatchSampler(len(training), cfg.trainer.batch_size, cfg.seed)
+        loader = torch.utils.data.DataLoader(training, batch_sampler=sampler, collate_fn=PairCollator(collator),
+                                             num_workers=cfg.trainer.num_workers,
+                                             generator=torch.Generator().manual_seed(cfg.seed))
+        return TrainingData(collator, table, training.chosen(), validation.chosen(), {}, loader, sampler,
+                            {"pairs": len(table), "from": str(table.folder)})
+
+    def _reference_file(self, table_folder: Path) -> Path:
+        """Where the initial model's log-probabilities of these pairs are kept: beside the pairs (or, read-only,
+        in the user cache), named after what decides them: the model's files and how it computes."""
+        identity = [checkpoint_identity(self.cfg.model.name_or_path), self.cfg.model.weights_dtype,
+                    self.cfg.model.quantization, self.cfg.trainer.precision]
+        key = hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:16]
+        folder = table_folder if os.access(table_folder, os.W_OK) else assets.cache_root() / "pair-references" / \
+            hashlib.sha256(str(table_folder).encode()).hexdigest()[:16]
+        return folder / f"reference-{key}.npy"
+
+    @torch.no_grad()
+    def _reference(self, pairs: PairDataset, collator, show_progress: bool) -> np.ndarray:
+        """(pairs, 2, 2): for the chosen and the rejected answer, the initial model's summed log-probability and its
+        number of targets. Computed with the policy before its first step (every process, in step), kept on disk."""
+        path = self._reference_file(pairs.table.folder)
+        if path.is_file():
+            return np.load(path)
+        model, device = self.model, next(self.model.parameters()).device
+        collate, size = PairCollator(collator), self.cfg.trainer.batch_size
+        was_training = model.training
+        model.eval()
+        found = []
+        with _gathered(self.accelerator, model), _autocast(self.accelerator):
+            for start in tqdm(range(0, len(pairs), size), desc="reference log-probabilities", unit="batch",
+                              disable=not show_progress):
+                batch = collate([pairs[i] for i in range(start, min(start + size, len(pairs)))])
+                sums, counts = sequence_logprobs(model, {k: v.to(device) for k, v in batch.items()},
+                                                 self.model_config)
+                found.append(torch.stack([sums.sum(-1), counts.sum(-1)], dim=-1).reshape(-1, 2, 2).cpu())
+        model.train(was_training)
+        values = torch.cat(found).numpy().astype(np.float64)
+        if self.accelerator is None or self.accelerator.is_main_process:
+            with atomic.atomic_output(path, unique=True) as partial:
+                with open(partial, "wb") as handle:
+                    np.save(handle, values)
+            logger.info(f"reference log-probabilities of {len(pairs)} pairs kept in {path}")
+        return values
+
+    # ---- the step -----------------------------------------------------------------------------------------------
+    def prepare(self, model, window: list[dict]) -> Window:
+        pairs = sum(b["input_ids"].shape[0] // 2 for b in window)
+        frames = sum(int(target_counts(b)[0][0]) for b in window)
+        totals = self.accelerator.reduce(torch.tensor([pairs, frames], device=self.accelerator.device), "sum")
+        return Window(window, {"pairs": totals[0].clamp(min=1)}, frames=int(totals[1]))
+
+    def _per_sequence(self, sums: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+        total = sums.sum(-1)
+        return total / counts.sum(-1).clamp(min=1) if self.objective.length_normalized else total
+
+    def _live_reference(self, model, batch: dict) -> torch.Tensor:
+        """(2B,) the reference's log-probabilities: the same model with its adapters switched off."""
+        unwrapped = self.accelerator.unwrap_model(model)
+        with torch.no_grad(), unwrapped.disable_adapter(), self.accelerator.autocast():
+            sums, counts = sequence_logprobs(unwrapped, batch, self.model_config)
+        return self._per_sequence(sums, counts)
+
+    def loss(self, model, batch: dict, window: Window) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        sums, counts = sequence_logprobs(model, {k: v for k, v in batch.items() if k != "reference_logps"},
+                                         self.model_config)
+        policy = self._per_sequence(sums, counts)
+        if "reference_logps" in batch:  # (B, 2 answers, [sum, count])
+            stored = batch["reference_logps"].to(policy.dtype)
+            reference = (stored[..., 0] / stored[..., 1].clamp(min=1) if self.objective.length_normalized
+                         else stored[..., 0]).reshape(-1)
+        else:
+            reference = self._live_reference(model, {k: v for k, v in batch.items() if k in (*MODEL_INPUTS,
+                                                                                             "audio_labels")})
+        chosen, rejected = policy[0::2] - reference[0::2], policy[1::2] - reference[1::2]
+        margin = self.objective.beta * (chosen - rejected)
+        per_pair = -F.logsigmoid(margin)
+        sft = -sums[0::2].sum(-1) / counts[0::2].sum(-1).clamp(min=1)  # the chosen answer's cross-entropy
+        loss = (per_pair + self.objective.sft_weight * sft).sum() / window.totals["pairs"]
+        detached = lambda value: value.detach().sum()  # noqa: E731
+        return loss, {"loss": detached(per_pair + self.objective.sft_weight * sft), "margin": detached(margin),
+                      "chosen_reward": detached(self.objective.beta * chosen),
+                      "rejected_reward": detached(self.objective.beta * rejected),
+                      "accuracy": detached((margin > 0).float()), "chosen_logp": detached(policy[0::2]),
+                      "rejected_logp": detached(policy[1::2]), "sft": detached(sft)}
+
+    def report(self, sums: dict[str, torch.Tensor], window: Window) -> dict:
+        pairs = window.totals["pairs"]
+        mean = {key: float(value / pairs) for key, value in sums.items()}
+        return {"loss": mean["loss"], "reward_margin": mean["margin"], "chosen_reward": mean["chosen_reward"],
+                "rejected_reward": mean["rejected_reward"], "preference_accuracy": mean["accuracy"],
+                "chosen_logp": mean["chosen_logp"], "rejected_logp": mean["rejected_logp"],
+                "chosen_sft_loss": mean["sft"]}
+
+    def memory_extras(self, model_config, positions: int) -> dict[str, float]:
+        """GiB beyond the policy's forward and backward: the live reference's forward (no gradient), whose fp32
+        logits at the supervised positions and one layer's activations are alive at a time."""
+        if self.objective.reference != "live":
+            return {}
+        logits = positions * model_config.num_codebooks * model_config.codebook_size * 4
+        layer = positions * model_config.hidden_size * 2 * 17
+        return {"reference forward": (logits + layer) / 1024**3}
+
+
+def _gathered(accelerator, model):
+    """ZeRO-3 shards the weights at load: gather them for the reference's forward passes before training."""
+    plugin = getattr(getattr(accelerator, "state", None), "deepspeed_plugin", None)
+    if plugin is None or plugin.zero_stage != 3:
+        return contextlib.nullcontext()
+    import deepspeed
+
+    return deepspeed.zero.GatheredParameters(list(model.parameters()))
+
+
+def _autocast(accelerator):
+    return accelerator.autocast() if accelerator is not None else contextlib.nullcontext()

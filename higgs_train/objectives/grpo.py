@@ -1,0 +1,240 @@
+"""`objective=grpo`: online preference optimisation. Each step samples a group of `objective.group_size` answers per
+prompt from the current policy (batched, with the KV cache; each process for its own prompts), scores every answer
+by a weighted sum of rewards read off the metric registry's judges, and trains on what it judged.
+
+- Rewards, each in [0, 1] (weights in `objective.rewards`): stop (1 if it emitted stream-EOS before the token
+  limit), duration (1 at the expected length, 0 at half or twice it), silence (1 - trailing silence share), loops
+  (1 - loop share), wer (NeMo's piecewise line: 1 at 0, 0.5 at 0.1, 0 from 0.5) and similarity (0.5 at 0.6, 1 from
+  0.9), the last two where their judges are given. An answer that never stopped scores 0 on every term but stop,
+  as in NeMo's online preference code. A judge that raises, or returns NaN, gives that answer the lowest reward and
+  a counted warning.
+- Advantages: (reward - group mean) / (group std + 1e-4); a group whose rewards are all equal teaches nothing.
+- Loss per token of the sampled audio (the one mask of `model/loss.py`): -(ratio * advantage) + kl_beta * k3(KL to
+  the reference, the policy with its adapters off), the ratio clipped to 1 +- objective.clip; averaged over each
+  answer's tokens per codebook, then over codebooks and answers (`loss_type=grpo`), or over every token of the
+  window (`dapo`). One update per group, so the ratio is 1 and `clip_fraction` stays 0.
+- Sampling: `objective.temperature`, top-k off, repetition-aware sampling off (the answers must be the policy's own
+  samples for the gradient to be right).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import torch
+from omegaconf import OmegaConf
+
+from higgs_train.data.collator import prompt_messages
+from higgs_train.data.loader import build_dataloader, build_training_data
+from higgs_train.data.tasks.layout import last_user_text, target_audio
+from higgs_train.evaluate.judges import Judges
+from higgs_train.evaluate.metrics import Sample, measure
+from higgs_train.evaluate.sample_metrics import expected_frames_from_text
+from higgs_train.evaluate.samples import generate_codes, reference_voice
+from higgs_train.logs import logger
+from higgs_train.model.loss import MODEL_INPUTS, per_conversation, target_logprobs
+from higgs_train.objectives import Window
+
+REWARDS = ("stop", "duration", "silence", "loops", "wer", "similarity")
+
+
+def check_config(cfg) -> None:
+    import os
+
+    from higgs_train.config import ConfigError, check_data_path, number
+
+    check_data_path(cfg)
+    objective = cfg.objective
+    unknown = sorted(set(objective.rewards) - set(REWARDS))
+    if unknown:
+        raise ConfigError(f"objective.rewards has {unknown}; the rewards are {list(REWARDS)}")
+    if not isinstance(objective.group_size, int) or objective.group_size < 2:
+        raise ConfigError(f"objective.group_size={objective.group_size!r} must be an integer >= 2 (advantages "
+                          "compare the answers of one prompt)")
+    for key in ("objective.temperature", "objective.clip"):
+        number(cfg, key, 0, inclusive=False)
+    number(cfg, "objective.kl_beta", 0)
+    if objective.loss_type not in ("grpo", "dapo"):
+        raise ConfigError(f"objective.loss_type={objective.loss_type!r}; use grpo or dapo")
+    if objective.kl_beta > 0 and cfg.peft.type == "none":
+        raise ConfigError("objective.kl_beta > 0 compares with the policy's adapters switched off, and full "
+                          "fine-tuning has none; set objective.kl_beta=0")
+    if os.environ.get("ACCELERATE_DEEPSPEED_ZERO_STAGE") == "3":
+        raise ConfigError("objective=grpo generates a different length on each process, which ZeRO-3's sharded "
+                          "weights cannot do; use DDP or ZeRO-2")
+    if cfg.trainer.max_tokens_per_batch is not None or cfg.trainer.packing:
+        raise ConfigError("objective=grpo batches trainer.batch_size prompts (each sampled group_size times); set "
+                          "trainer.max_tokens_per_batch=null and trainer.packing=false")
+
+
+def _piecewise(value: float, points: list[tuple[float, float]]) -> float:
+    return float(np.interp(value, [x for x, _ in points], [y for _, y in points]))
+
+
+def rewards_of(record: dict) -> dict[str, float]:
+    """Each reward term of one judged answer, in [0, 1] (missing where its judge is not there)."""
+    if not record["stopped"]:
+        return {name: 0.0 for name in REWARDS if name not in ("wer", "similarity")} | \
+            {name: 0.0 for name, key in (("wer", "wer"), ("similarity", "speaker_similarity")) if key in record}
+    terms = {"stop": 1.0, "duration": max(0.0, 1.0 - record["duration_error"] / math.log(2)),
+             "silence": 1.0 - record["trailing_silence"], "loops": 1.0 - record["loop_share"]}
+    if "wer" in record:
+        terms["wer"] = _piecewise(record["wer"], [(0.0, 1.0), (0.1, 0.5), (0.5, 0.0)])
+    if "speaker_similarity" in record:
+        terms["similarity"] = _piecewise(record["speaker_similarity"], [(0.0, 0.0), (0.6, 0.5), (0.9, 1.0)])
+    return terms
+
+
+class GroupRelativePolicy:
+    loss_label = "GRPO, per answer"
+
+    def __init__(self, cfg, accelerator, model, model_config):
+        self.cfg, self.accelerator, self.model_config = cfg, accelerator, model_config
+        self.objective = cfg.objective
+        self.weights = {k: float(v) for k, v in OmegaConf.to_container(cfg.objective.rewards).items() if v}
+        self.sampling = OmegaConf.create({"max_new_tokens": cfg.objective.max_new_tokens, "do_sample": True,
+                                          "temperature": cfg.objective.temperature, "ras_win_len": None,
+                                          "ras_win_max_num_repeat": 2})
+        self.judges = Judges.load(cfg.eval) if {"wer", "similarity"} & set(self.weights) else Judges()
+        self.failed_judgements = 0
+
+    def training_data(self, data_path: str, processor, show_progress: bool):
+        self.collator, self.audio_tokenizer = None, processor.audio_tokenizer
+        data = build_training_data(self.cfg, data_path, processor, self.model_config, show_progress)
+        self.collator = data.collator
+        data.dataloader, data.sampler = build_dataloader(data.training, list, self.cfg)  # prompts, not tensors
+        return data
+
+    # ---- sampling and judging ----------------------------------------------------------------------------------
+    def _judge(self, conversation: dict, codes: torch.Tensor, stopped: bool) -> dict[str, float]:
+        target = (target_audio(conversation["messages"]) or {}).get("codes")
+        text = last_user_text(conversation["messages"])
+        frame_rate = self.audio_tokenizer.config.frame_rate
+        expected = float(target.shape[1]) if target is not None else expected_frames_from_text(
+            text, frame_rate, self.cfg.eval.chars_per_second)
+        device = next(self.audio_tokenizer.parameters()).device
+        needs_audio = bool({"silence", "wer", "similarity"} & set(self.weights))
+        waveform = self.audio_tokenizer.decode(codes[None].to(device)).audio_values[0, 0].float().cpu().numpy() \
+            if needs_audio and codes.shape[1] else np.zeros(codes.shape[1] * 960, np.float32)
+        sample = Sample(codes=codes, stopped=stopped, waveform=waveform, text=text, expected_frames=expected,
+                        frame_rate=frame_rate, silence_db=self.cfg.eval.silence_db, target_codes=target,
+                        reference=reference_voice(conversation) if self.judges.speaker is not None else None,
+                        language=self.cfg.eval.language)
+        try:
+            record = measure(sample, self.judges)
+            broken = [k for k, v in record.items() if isinstance(v, float) and not math.isfinite(v)]
+            if broken:
+                raise ValueError(f"a judge returned {record[broken[0]]} for {broken[0]}")
+            terms = rewards_of(record)
+        except Exception as error:  # a judge's failure costs this answer its reward, never the run
+            self.failed_judgements += 1
+            logger.warning(f"judging an answer to {conversation['id']} failed ({type(error).__name__}: "
+                           f"{str(error)[:200]}); it gets the lowest reward ({self.failed_judgements} so far)")
+            return {name: 0.0 for name in self.weights}
+        return terms
+
+    @torch.no_grad()
+    def _sample(self, model, prompts: list[dict]) -> tuple[dict, dict]:
+        """The training batch of prompt + answer rows (group after group) and the group's rewards."""
+        unwrapped = self.accelerator.unwrap_model(model)
+        group = self.objective.group_size
+        with self.accelerator.autocast():
+            generated = generate_codes(unwrapped, self.collator, [p for p in prompts for _ in range(group)],
+                                       self.sampling)
+        rows, terms = [], []
+        for index, (codes, stopped) in enumerate(generated):
+            prompt = prompts[index // group]
+            answer = {"type": "audio", "codes": codes, "stopped": stopped}
+            rows.append({"id": prompt["id"], "messages": [*prompt_messages(prompt["messages"]),
+                                                          {"role": "assistant", "content": [answer],
+                                                           "supervised": True}]})
+            terms.append(self._judge(prompt, codes, stopped))
+        reward = torch.tensor([sum(self.weights[k] * t.get(k, 0.0) for k in self.weights) for t in terms])
+        grouped = reward.reshape(-1, group)
+        advantages = ((grouped - grouped.mean(1, keepdim=True)) / (grouped.std(1, keepdim=True) + 1e-4)).reshape(-1)
+        batch = self.collator(rows)
+        batch["advantages"] = advantages
+        info = {"reward": reward, "spread": grouped.std(1), "terms": {k: torch.tensor([t.get(k, 0.0) for t in terms])
+                                                                      for k in self.weights}}
+        return batch, info
+
+    def prepare(self, model, window: list[list[dict]]) -> Window:
+        started = time.time()
+        was_training = model.training
+        model.eval()
+        sampled = [self._sample(model, prompts) for prompts in window]
+        model.train(was_training)
+        rewards = torch.cat([info["reward"] for _, info in sampled])
+        spreads = torch.cat([info["spread"] for _, info in sampled])
+        local = [len(rewards), sum(int((b["audio_labels"] != -100).sum()) for b, _ in sampled),
+                 sum(int((b["audio_labels"][..., 0] != -100).sum()) for b, _ in sampled), float(rewards.sum()),
+                 float(spreads.sum()), len(spreads),
+                 *(float(sum(info["terms"][k].sum() for _, info in sampled)) for k in self.weights)]
+        totals = self.accelerator.reduce(torch.tensor(local, dtype=torch.float64, device=self.accelerator.device),
+                                         "sum").cpu()
+        answers, tokens, frames, reward, spread, groups = totals[:6].tolist()
+        info = {"generation_s": time.time() - started, "started": started, "reward": reward / max(answers, 1),
+                "spread": spread / max(groups, 1),
+                "terms": {k: float(v) / max(answers, 1) for k, v in zip(self.weights, totals[6:].tolist())}}
+        return Window([batch for batch, _ in sampled], {"answers": torch.tensor(max(answers, 1.0)),
+                                                        "tokens": torch.tensor(max(tokens, 1.0))},
+                      frames=int(frames), info=info)
+
+    # ---- the loss ----------------------------------------------------------------------------------------------
+    def _reference(self, model, batch: dict) -> torch.Tensor:
+        unwrapped = self.accelerator.unwrap_model(model)
+        with torch.no_grad(), unwrapped.disable_adapter(), self.accelerator.autocast():
+            return target_logprobs(unwrapped, batch, self.model_config).logprobs
+
+    def loss(self, model, batch: dict, window: Window) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        inputs = {k: v for k, v in batch.items() if k in (*MODEL_INPUTS, "audio_labels")}
+        scored = target_logprobs(model, inputs, self.model_config)
+        mask = scored.mask.float()
+        advantage = batch["advantages"].to(scored.logprobs.device)[scored.conversation][:, None]
+        ratio = torch.exp(scored.logprobs - scored.logprobs.detach())
+        clip = self.objective.clip
+        clipped = torch.clamp(ratio, 1 - clip, 1 + clip)
+        per_token = -torch.minimum(ratio * advantage, clipped * advantage)
+        kl = torch.zeros_like(per_token)
+        if self.objective.kl_beta > 0:
+            delta = self._reference(model, inputs) - scored.logprobs
+            kl = torch.exp(delta) - delta - 1
+            per_token = per_token + self.objective.kl_beta * kl
+        per_token = per_token * mask
+        totals = {k: v.to(per_token.device) for k, v in window.totals.items()}
+        if self.objective.loss_type == "dapo":
+            loss = per_token.sum() / totals["tokens"]
+        else:
+            per_answer = per_conversation(per_token, scored) / per_conversation(mask, scored).clamp(min=1)
+            loss = per_answer.mean(dim=1).sum() / totals["answers"]
+        clipped_share = (((ratio - clipped).abs() > 0).float() * mask).sum()
+        return loss, {"loss": loss.detach() * totals["answers"], "kl": (kl * mask).detach().sum(),
+                      "clipped": clipped_share.detach(), "tokens": mask.sum().detach()}
+
+    def report(self, sums: dict[str, torch.Tensor], window: Window) -> dict:
+        info = window.info
+        metrics = {"loss": float(sums["loss"] / window.totals["answers"]), "reward": info["reward"],
+                   "reward_spread_in_groups": info["spread"],
+                   "kl": float(sums["kl"] / sums["tokens"].clamp(min=1)),
+                   "clip_fraction": float(sums["clipped"] / sums["tokens"].clamp(min=1)),
+                   "generation_share": info["generation_s"] / max(time.time() - info["started"], 1e-9),
+                   "judge_failures": self.failed_judgements}
+        metrics.update({f"reward_{k}": v for k, v in info["terms"].items()})
+        return metrics
+
+    def memory_extras(self, model_config, positions: int) -> dict[str, float]:
+        """GiB beyond one forward and backward: the KV cache of a group's generation (bf16), and the reference's
+        forward when the KL term is on."""
+        text = getattr(model_config, "text_config", model_config)
+        rows = self.cfg.trainer.batch_size * self.objective.group_size
+        layers, heads = text.num_hidden_layers, text.num_key_value_heads
+        head_dim = getattr(text, "head_dim", None) or text.hidden_size // text.num_attention_heads
+        length = positions / max(self.cfg.trainer.batch_size, 1) + self.objective.max_new_tokens
+        cache = rows * length * layers * 2 * heads * head_dim * 2
+        extras = {"generation KV cache": cache / 1024**3}
+        if self.objective.kl_beta > 0:
+            extras["reference forward"] = rows * length * model_config.num_codebooks * model_config.codebook_size \
+                * 4 / 1024**3
+        return extras

@@ -1,0 +1,57 @@
+"""Training that keeps its best: after each evaluation, whether `eval.best_metric` improved on the best so far (its
+direction from the metric registry), and whether `trainer.early_stopping_patience` evaluations have gone by
+without an improvement. The state lives in the run's progress, so a checkpoint carries it and a resume goes on with
+it; the main process decides (sample metrics are measured there) and every process gets its decision."""
+
+from __future__ import annotations
+
+import math
+
+from accelerate.utils import broadcast_object_list
+
+from higgs_train.evaluate.metrics import direction
+from higgs_train.logs import NOTICE, logger
+
+
+def eval_every(cfg) -> int | None:
+    """`eval.every_n_steps`: a number of steps, null (at the end only), or auto (a tenth of the run)."""
+    every = cfg.eval.every_n_steps
+    return max(1, cfg.trainer.max_steps // 10) if every == "auto" else every
+
+
+class KeepBest:
+    def __init__(self, cfg, accelerator):
+        self.metric, self.accelerator = cfg.eval.best_metric, accelerator
+        self.higher_is_better = direction(self.metric)
+        self.patience = cfg.trainer.early_stopping_patience
+        self.warned = False
+
+    def consider(self, progress, result: dict) -> bool:
+        """Records the evaluation in `progress`; True when it is the best so far (its weights are to be kept)."""
+        value = result.get(self.metric) if self.accelerator.is_main_process else None
+        if self.accelerator.num_processes > 1:
+            shared = [value]
+            broadcast_object_list(shared, from_process=0)
+            value = shared[0]
+        if value is None or not math.isfinite(value):
+            if not self.warned:
+                logger.log(NOTICE, f"eval.best_metric={self.metric} is not measured in this run (no validation "
+                                   "split, or no judge for it); best/ and early stopping are off")
+                self.warned = True
+            return False
+        best = progress.best_value
+        improved = best is None or (value > best if self.higher_is_better else value < best)
+        if improved:
+            progress.best_value, progress.best_step, progress.evals_since_best = value, result["step"], 0
+        else:
+            progress.evals_since_best += 1
+        return improved
+
+    def exhausted(self, progress) -> bool:
+        """Patience has run out: log the one line that says so."""
+        if not self.patience or progress.evals_since_best < self.patience:
+            return False
+        logger.info(f"early stopping at step {progress.step}: {self.metric} has not improved for "
+                    f"{progress.evals_since_best} evaluations (best {progress.best_value:.4g} at step "
+                    f"{progress.best_step}, its weights in best/)")
+        return True
