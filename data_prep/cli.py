@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 
@@ -110,9 +109,14 @@ def _run(args: argparse.Namespace) -> None:
 
         report = convert(args.format, args.input, args.output, args.on_bad_row, args.min_seconds, args.max_seconds,
                          args.split, args.overwrite)
-        print(json.dumps(report, indent=2))
-        if report["rejected"]:
-            print(f"higgs-prep: {report['rejected']} rows rejected, listed in {args.output}/rejected.jsonl")
+        total = report["kept"] + report["rejected"]
+        why = ", ".join(f"{n} {reason}" for reason, n in report["rejected_by_reason"].items())
+        rejected = f"; rejected {report['rejected']} ({why}), listed in {args.output}/rejected.jsonl" \
+            if report["rejected"] else "; none rejected"
+        audio = f"{report['audio_seconds']:.1f} s of audio"
+        print(f"higgs-prep: kept {report['kept']} of {total} rows ({audio}){rejected}\n"
+              f"higgs-prep: the dataset is in {args.output} (numbers in {args.output}/report.json)\n"
+              f"higgs-prep: next: higgs-prep encode --input {args.output} --model MODEL (the checkpoint to train)")
     elif args.command == "encode":
         from data_prep.encode import encode_dataset
         from higgs_train import assets
@@ -123,7 +127,12 @@ def _run(args: argparse.Namespace) -> None:
             device = f"cuda:{os.environ['LOCAL_RANK']}"
         tokenizer = load_audio_tokenizer(assets.resolve(args.model)).to(device)
         report = encode_dataset(assets.resolve(args.input), tokenizer, args.batch_size, args.shard_size)
-        print(json.dumps(report, indent=2))
+        unreadable = f"; skipped {len(report['unreadable'])} that cannot be read (listed in the report)" \
+            if report["unreadable"] else ""
+        print(f"higgs-prep: encoded {report['encoded']} of {report['clips']} clips ({report['already_cached']} were "
+              f"cached already){unreadable}; codes in {report['cache']} (numbers in encode_report.json there)\n"
+              f"higgs-prep: next: higgs-train recipe=voice_clone_lora data.path={args.input} "
+              f"model.name_or_path={args.model}")
     elif args.command == "pairs":
         from data_prep.pairs import build_pairs
 
@@ -164,5 +173,13 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(1)
 
 
-if __name__ == "__main__":
+def console() -> None:
+    """The `higgs-prep` command: no preparation quantizes, so bitsandbytes stays hidden (`hide_bitsandbytes`)."""
+    from higgs_train.key_value_args import hide_bitsandbytes
+
+    hide_bitsandbytes()
     main()
+
+
+if __name__ == "__main__":
+    console()

@@ -138,8 +138,10 @@ def _write_dataset(kind: str, source: Path, folder: Path, on_bad_row: str, min_s
         elapsed = max(time.time() - started, 1e-9)
         progress.set_postfix(clips_per_s=f"{len(records) / elapsed:.1f}",
                              audio_s_per_s=f"{audio_seconds / elapsed:.1f}")
+    progress.close()
     if not records:
         raise ConvertError(f"{source}: no usable row ({len(rejected)} rejected, see the reasons above)")
+    datasets.disable_progress_bars()  # its "Saving the dataset" bar would draw over ours
     datasets.Dataset.from_list(records).save_to_disk(str(folder))
     with open(folder / "rejected.jsonl", "w", encoding="utf-8") as handle:
         for entry in rejected:

@@ -11,6 +11,7 @@ encodes what is missing.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -50,4 +51,8 @@ def encode_dataset(data_path: str | Path, audio_tokenizer, batch_size: int = 8, 
                        "or remove them and run encode again, which encodes only what is missing")
     counts = {"clips": len(mine), "already_cached": len(mine) - len(missing), "encoded": len(missing) - len(unreadable)}
     share = {"process": f"{rank} of {world}", "dataset_clips": len(paths)} if world > 1 else {}
-    return {**counts, **share, "unreadable": unreadable, "cache": str(cache.folder)}
+    report = {**counts, **share, "unreadable": unreadable, "cache": str(cache.folder)}
+    if cache.folder.is_dir():  # for scripts: the numbers of the last encode, beside its shards
+        atomic.write_text(cache.folder / f"encode_report{f'-{rank}' if world > 1 else ''}.json",
+                          json.dumps(report, indent=2))
+    return report

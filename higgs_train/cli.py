@@ -8,6 +8,7 @@ and the config checks are imported before the job starts, so `--help` and config
 from __future__ import annotations
 
 import sys
+import tempfile
 from pathlib import Path
 
 import hydra
@@ -17,6 +18,7 @@ from omegaconf import DictConfig
 from higgs_train.config import validate
 from higgs_train.config_files import CONFIG_DIR, compose_config, register_recipes
 from higgs_train.errors import TrainingError, UserError, environment_fault
+from higgs_train.key_value_args import hide_bitsandbytes
 from higgs_train.logs import is_main_process, logger, quiet_libraries
 from higgs_train.run_lock import hold_run_dir
 
@@ -152,6 +154,14 @@ def main() -> None:
     if error:
         print(f"higgs-train: error: {error}", file=sys.stderr)
         sys.exit(2)
+    composed = _compose(overrides, config_dir)
+    if composed.model.quantization == "none" and composed.optim.name == "adamw":
+        hide_bitsandbytes()
+    if composed.dry_run:  # it checks the run without touching the run's directory: its files go to a scratch one
+        sys.argv += [f"hydra.run.dir={_hydra_value(tempfile.mkdtemp(prefix='higgs-train-dry-run-'))}",
+                     "hydra.output_subdir=null"]
+        _run()
+        return
     run_dir = _pinned_run_dir(overrides, config_dir) if is_main_process() else None
     if run_dir is None:
         _run()

@@ -1,4 +1,5 @@
-"""`dry_run=true`: everything up to the first step (config, data, first batch, sizes), then stop without training."""
+"""`dry_run=true`: everything up to the first step (config, data, first batch, sizes), then stop without training.
+The CLI runs it in a scratch folder: the run's own directory is left as it was (no file a later run would find)."""
 
 from __future__ import annotations
 
@@ -52,7 +53,7 @@ def dry_run(cfg: DictConfig, run_dir: Path) -> Path:
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     data = build_objective(cfg, None, model, model.config).training_data(data_path, processor, show_progress=True)
     batch = next(iter(data.dataloader))
-    out = run_dir / "dry_run" / "batch_0.safetensors"
+    out = run_dir / "batch_0.safetensors"  # a scratch folder of its own (the CLI's), never the run's directory
     out.parent.mkdir(parents=True, exist_ok=True)
     save_file({name: tensor.contiguous() for name, tensor in batch.items()}, str(out))
 

@@ -15,7 +15,7 @@ import csv
 import json
 from pathlib import Path
 
-from higgs_train.key_value_args import ArgumentError, parse, run_tool
+from higgs_train.key_value_args import ArgumentError, hide_bitsandbytes, parse, run_tool
 
 USAGE = """usage: higgs-eval model=NAME_OR_DIR|[M0,M1] [adapter=DIR|[A0,A1]] list=META.lst|ROWS.jsonl|builtin:demo-eval
                   [out=DIR] [asr_model=...] [speaker_model=...] [language=en|zh] [limit=N]
@@ -30,9 +30,11 @@ USAGE = """usage: higgs-eval model=NAME_OR_DIR|[M0,M1] [adapter=DIR|[A0,A1]] lis
   limit          the first N utterances only
 
   generation: max_new_tokens, do_sample, temperature, ras_win_len, ras_win_max_num_repeat, batch_size, seed,
-  chars_per_second, silence_db, device (auto|cpu|cuda); defaults from eval/default.yaml"""
+  chars_per_second, silence_db, trim_silence, duration_cap, device (auto|cpu|cuda); defaults from
+  eval/default.yaml"""
 EVAL_KEYS = ("max_new_tokens", "do_sample", "temperature", "ras_win_len", "ras_win_max_num_repeat", "batch_size",
-             "seed", "chars_per_second", "silence_db", "asr_model", "speaker_model", "language")
+             "seed", "chars_per_second", "silence_db", "asr_model", "speaker_model", "language", "trim_silence",
+             "duration_cap")
 GENERIC_NAMES = ("merged", "adapter", "export", "model", "best")
 COLUMNS = ("variant", "id", "text", "frames", "stopped", "duration_ratio", "duration_error", "silent_share",
            "trailing_silence", "loop_share", "wer", "transcript", "speaker_similarity", "path")
@@ -167,15 +169,27 @@ def _say(summary: dict, out: Path) -> None:
     logger.info(f"wrote {out / 'report.html'}, {out / 'summary.json'} and {out / 'utterances.csv'}")
 
 
-def main() -> None:
-    def body(argv):
-        args = parse(argv, _defaults(), required=("model", "list"), lists=("model", "adapter"))
-        if args["language"] not in ("en", "zh"):
-            raise ArgumentError(f"language={args['language']!r}; use en or zh")
-        run(args)
+def check(argv: list[str]) -> dict:
+    args = parse(argv, _defaults(), required=("model", "list"), lists=("model", "adapter"))
+    if args["language"] not in ("en", "zh"):
+        raise ArgumentError(f"language={args['language']!r}; use en or zh")
+    if args["duration_cap"] is not None:
+        try:
+            args["duration_cap"] = float(args["duration_cap"])
+        except ValueError:
+            raise ArgumentError(f"duration_cap={args['duration_cap']!r} must be a number") from None
+    return args
 
-    run_tool("higgs-eval", USAGE, body)
+
+def main() -> None:
+    run_tool("higgs-eval", USAGE, run, check)
+
+
+def console() -> None:
+    """The `higgs-eval` command (evaluation quantizes nothing)."""
+    hide_bitsandbytes()
+    main()
 
 
 if __name__ == "__main__":
-    main()
+    console()

@@ -1,35 +1,49 @@
-"""`higgs-export run_dir=DIR [checkpoint=latest|PATH] [merge=true] [out=DIR]`: a run's result in the formats
-inference uses. A LoRA run gives its PEFT adapter folder (load it with `PeftModel.from_pretrained` on the base), or
-with `merge=true` a merged full checkpoint plus the processor (plain `from_pretrained`); a full fine-tuning run gives
-the full checkpoint. The weights come from the run's final save, or from one of its checkpoints. The export is
-written under a temporary name and renamed when complete."""
+"""`higgs-export run_dir=DIR [checkpoint=latest|best|PATH] [merge=true] [format=transformers|boson] [out=DIR]`: a
+run's result in the formats inference and serving use.
+
+- A LoRA run gives its PEFT adapter folder (`PeftModel.from_pretrained` on the base: Transformers only; no vLLM build
+  serves Higgs adapters), or with `merge=true` a merged full checkpoint plus the processor (plain `from_pretrained`:
+  Transformers, vllm-omni). A full fine-tuning run gives the full checkpoint.
+- `format=boson` writes the merged weights in Boson's original layout (`HiggsAudioServeEngine`, Boson's vLLM image):
+  the inverse of Transformers' conversion (`model/boson_layout.py`), its `higgs_audio` config, the text tokenizer,
+  and the audio tokenizer beside it.
+- Every export carries `generation_config.json`: the checkpoint's stop and pad tokens, its repetition-aware
+  sampling (window 7, 2 repeats), and a token limit from the run's longest training clip (1.5x, plus the delays).
+- `voice_presets=true` adds `voice_presets/` (Boson's `--voice-presets-dir`): per speaker of the run's data, one
+  clip (the nearest to 6 s) and its transcript, in `config.json` as name -> {transcript, audio_file}.
+The weights come from the run's final save, its best evaluation (`best/`), or one of its checkpoints. The export is
+written under a temporary name and renamed when complete; a refused export writes nothing.
+"""
 
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
-
-import torch
-from omegaconf import OmegaConf
-from safetensors.torch import load_file
 
 from higgs_train import assets, atomic, ownership
 from higgs_train.errors import UserError
-from higgs_train.key_value_args import parse, run_tool
+from higgs_train.key_value_args import ArgumentError, hide_bitsandbytes, parse, run_tool
 from higgs_train.logs import logger
-from higgs_train.model.loading import load_model, load_processor
-from higgs_train.model.peft_setup import apply_peft
-from higgs_train.model.precision import load_dtype
-from higgs_train.model.quantization import bitsandbytes_config
-from higgs_train.train.checkpoint import complete_checkpoints
 
-USAGE = """usage: higgs-export run_dir=DIR [checkpoint=latest|DIR] [merge=true] [out=DIR]
+USAGE = """usage: higgs-export run_dir=DIR [checkpoint=latest|best|DIR] [merge=true] [format=transformers|boson]
+                    [voice_presets=true] [out=DIR]
 
-  run_dir     a higgs-train run directory (it holds .hydra/config.yaml)
-  checkpoint  null (default): the run's final weights (adapter/ or model/); latest: its newest complete checkpoint;
-              or a <run_dir>/checkpoints/step_00000500 folder
-  merge       true: fold the LoRA adapter into the base weights and write a full checkpoint + processor
-  out         where to write (default <run_dir>/export/adapter or <run_dir>/export/merged)"""
-DEFAULTS = {"run_dir": None, "checkpoint": None, "merge": False, "out": None}
+  run_dir        a higgs-train run directory (it holds .hydra/config.yaml)
+  checkpoint     null (default): the run's final weights (adapter/ or model/); best: its best evaluation (best/);
+                 latest: its newest complete checkpoint; or a <run_dir>/checkpoints/step_00000500 folder
+  merge          true: fold the LoRA adapter into the base weights and write a full checkpoint + processor
+  format         transformers (default): HiggsAudioV2ForConditionalGeneration's layout; boson: Boson's original
+                 layout for HiggsAudioServeEngine and bosonai/higgs-audio-vllm (merged weights, implies merge)
+  voice_presets  true: also voice_presets/ (one clip and transcript per speaker of the run's data)
+  out            where to write (default <run_dir>/export/adapter, export/merged or export/boson)
+
+  Which engine loads what: Transformers: adapter or merged; vllm-omni: merged (either layout; it serves no
+  adapters); Boson's vLLM image and HiggsAudioServeEngine: format=boson."""
+DEFAULTS = {"run_dir": None, "checkpoint": None, "merge": False, "format": "transformers", "voice_presets": False,
+            "out": None}
+FORMATS = ("transformers", "boson")
+PRESET_SECONDS = 6.0  # the reference length a voice preset's clip is chosen nearest to
 
 
 class ExportError(UserError):
@@ -37,12 +51,13 @@ class ExportError(UserError):
 
 
 def _checkpoint_folder(run_dir: Path, checkpoint: str) -> Path:
+    from higgs_train.train.checkpoint import complete_checkpoints, damage
+
     if checkpoint == "latest":
         found = complete_checkpoints(run_dir)
         if not found:
             raise ExportError(f"{run_dir} has no complete checkpoint; export its final weights (no checkpoint=)")
-        return found[-1]
-    folder = Path(checkpoint)
+    folder = found[-1] if checkpoint == "latest" else Path(checkpoint)
     if not folder.is_dir():
         raise ExportError(f"checkpoint={checkpoint} does not exist; use checkpoint=latest or a "
                           f"{run_dir}/checkpoints/step_00000500 folder")
@@ -50,6 +65,10 @@ def _checkpoint_folder(run_dir: Path, checkpoint: str) -> Path:
         raise ExportError(f"checkpoint={checkpoint} holds no trainable.safetensors (a DeepSpeed checkpoint or not a "
                           "checkpoint folder); use checkpoint=latest, a checkpoints/step_00000500 folder, or the final "
                           "weights")
+    problem = damage(folder)
+    if problem:
+        raise ExportError(f"checkpoint={folder} is damaged ({problem}); export another one (checkpoint=latest "
+                          "takes the newest, the final weights need no checkpoint=)")
     return folder
 
 
@@ -57,6 +76,10 @@ def _load_base(cfg, for_merge: bool):
     """The base in the dtype the run kept its frozen weights in (fp32, or the 16-bit type). To merge a QLoRA adapter,
     the base is quantized as the run saw it and then dequantized to that dtype, so the merged weights hold exactly the
     base the adapter was trained against."""
+    from higgs_train.model.loading import load_model
+    from higgs_train.model.precision import load_dtype
+    from higgs_train.model.quantization import bitsandbytes_config
+
     dtype, quantization = load_dtype(cfg), cfg.model.quantization
     base = assets.resolve(cfg.model.name_or_path)
     if not for_merge or quantization == "none":
@@ -68,6 +91,13 @@ def _load_base(cfg, for_merge: bool):
 
 def load_trained_model(run_dir: Path, checkpoint: str | None = None, for_merge: bool = False):
     """(the run's trained model on CPU, as training had it, the run's config)."""
+    import torch
+    from omegaconf import OmegaConf
+    from safetensors.torch import load_file
+
+    from higgs_train.model.loading import load_model
+    from higgs_train.model.peft_setup import apply_peft
+
     config_file = run_dir / ".hydra" / "config.yaml"
     if not config_file.is_file():
         raise ExportError(f"run_dir={run_dir} is not a higgs-train run directory (no .hydra/config.yaml)")
@@ -75,6 +105,12 @@ def load_trained_model(run_dir: Path, checkpoint: str | None = None, for_merge: 
     cfg = OmegaConf.merge({"model": {"weights_dtype": "fp32", "quantization": "none"}}, OmegaConf.load(config_file))
     full = cfg.peft.type == "none"
     final = run_dir / ("model" if full else "adapter")
+    if checkpoint == "best":
+        final = run_dir / "best"
+        if not final.is_dir():
+            raise ExportError(f"{final} does not exist (no evaluation measured eval.best_metric); export the final "
+                              "weights (no checkpoint=) or checkpoint=latest")
+        checkpoint = None
     if checkpoint is None:
         if not final.is_dir():
             raise ExportError(f"{final} does not exist (the run did not finish); export a checkpoint with "
@@ -94,32 +130,146 @@ def load_trained_model(run_dir: Path, checkpoint: str | None = None, for_merge: 
 
 
 def export(run_dir: str | Path, checkpoint: str | None = None, merge: bool = False, out: str | Path | None = None,
-) -> Path:
+           format: str = "transformers", voice_presets: bool = False) -> Path:
+    if format not in FORMATS:
+        raise ExportError(f"format={format!r} is not known; use one of {list(FORMATS)}")
     run_dir = Path(run_dir)
     if out:
         ownership.check_replaceable(out, "export", "out=")  # before the weights load
+    merge = merge or format == "boson"
     model, cfg = load_trained_model(run_dir, checkpoint, for_merge=merge)
     full_checkpoint = merge or cfg.peft.type == "none"
-    out = Path(out) if out else run_dir / "export" / ("merged" if full_checkpoint else "adapter")
+    kind = "boson" if format == "boson" else "merged" if full_checkpoint else "adapter"
+    out = Path(out) if out else run_dir / "export" / kind
     ownership.check_replaceable(out, "export", "out=")  # before the work: an earlier export of ours is replaced
     if full_checkpoint and cfg.peft.type != "none":
         model = model.merge_and_unload()  # also puts trained `modules_to_save` copies in place
     with atomic.atomic_output(out) as partial:
-        model.save_pretrained(partial)
-        if full_checkpoint:
-            load_processor(assets.resolve(cfg.model.name_or_path)).save_pretrained(partial)
-        ownership.mark(partial, "export", run_dir=str(run_dir), checkpoint=checkpoint, merged=full_checkpoint)
-    logger.info(f"wrote {'a full checkpoint' if full_checkpoint else 'a PEFT adapter'} to {out}")
+        processor = _write_weights(model, cfg, partial, format, full_checkpoint)
+        generation_config(model.config, run_dir).save_pretrained(partial)
+        if voice_presets:
+            write_voice_presets(cfg, partial / "voice_presets")
+        ownership.mark(partial, "export", run_dir=str(run_dir), checkpoint=checkpoint, merged=full_checkpoint,
+                       format=format)
+    del processor
+    what = {"boson": "merged weights in Boson's layout", "merged": "a full checkpoint",
+            "adapter": "a PEFT adapter"}[kind]
+    logger.info(f"wrote {what} to {out}" + (f" (voice presets in {out / 'voice_presets'})" if voice_presets else ""))
     return out
 
 
-def main() -> None:
-    def body(argv):
-        args = parse(argv, DEFAULTS, required=("run_dir",))
-        export(args["run_dir"], args["checkpoint"], args["merge"], args["out"])
+def _write_weights(model, cfg, folder: Path, format: str, full_checkpoint: bool):
+    from higgs_train.model.loading import load_processor
 
-    run_tool("higgs-export", USAGE, body)
+    processor = load_processor(assets.resolve(cfg.model.name_or_path)) if full_checkpoint else None
+    if format == "transformers":
+        model.save_pretrained(folder)
+        if processor is not None:
+            processor.save_pretrained(folder)
+        return processor
+    from safetensors.torch import save_file
+
+    from higgs_train.model.boson_layout import DROPPED_BY_THE_CONVERSION, LayoutError, boson_config, to_boson
+
+    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    if "text_lm_head.weight" not in state:  # the run did not train a text head: the base's, as it is
+        state["text_lm_head.weight"] = _base_tensor(cfg, "text_lm_head.weight")
+    try:
+        renamed = to_boson(state)
+    except LayoutError as error:
+        raise ExportError(f"format=boson: {error}") from None
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file(renamed, folder / "model.safetensors", metadata={"format": "pt"})
+    (folder / "config.json").write_text(json.dumps(boson_config(model.config, processor.tokenizer), indent=2))
+    processor.tokenizer.save_pretrained(folder)
+    processor.audio_tokenizer.save_pretrained(folder / "audio_tokenizer")
+    (folder / "boson_layout.json").write_text(json.dumps({
+        "tensors": len(renamed), "dropped_by_transformers_conversion": list(DROPPED_BY_THE_CONVERSION),
+        "audio_tokenizer": "audio_tokenizer/ is the Transformers HiggsAudioV2TokenizerModel (fine-tuning never "
+                           "changes it); Boson's load_higgs_audio_tokenizer reads its own format: give it "
+                           "bosonai/higgs-audio-v2-tokenizer (--audio-tokenizer-type)"}, indent=2))
+    return processor
+
+
+def _base_tensor(cfg, name: str):
+    from safetensors import safe_open
+
+    folder = Path(assets.resolve(cfg.model.name_or_path))
+    for file in sorted(folder.glob("*.safetensors")):
+        with safe_open(str(file), framework="pt") as handle:
+            if name in handle.keys():
+                return handle.get_tensor(name)
+    raise ExportError(f"format=boson needs {name}, which {folder} does not hold")
+
+
+def generation_config(model_config, run_dir: Path):
+    """The generation settings that make the export behave: the checkpoint's stop, pad and bos tokens, repetition-aware
+    sampling as the checkpoint ships it, and a token limit of 1.5x the run's longest training clip (+ the delays)."""
+    from transformers import GenerationConfig
+
+    summary = run_dir / "run_summary.json"
+    longest = json.loads(summary.read_text()).get("longest_clip_frames") if summary.is_file() else None
+    limit = math.ceil(1.5 * longest) + model_config.num_codebooks + 1 if longest else 500
+    return GenerationConfig(bos_token_id=model_config.bos_token_id, eos_token_id=model_config.eos_token_id,
+                            pad_token_id=model_config.pad_token_id, max_new_tokens=limit, do_sample=True,
+                            temperature=0.7, ras_win_len=7, ras_win_max_num_repeat=2)
+
+
+def write_voice_presets(cfg, folder: Path) -> Path:
+    """One clip per speaker of the run's data (the nearest to 6 s) and its transcript, as Boson's voice presets."""
+    import shutil
+
+    from higgs_train.data.audio import audio_length
+    from higgs_train.data.conversations import load_rows
+    from higgs_train.data.tasks.layout import last_user_text, spoken_clip
+
+    if not cfg.data.path:
+        raise ExportError("voice_presets=true reads the speakers of the run's data.path, and this run has none")
+    chosen: dict[str, tuple[float, str, str]] = {}
+    for row in load_rows(assets.resolve(cfg.data.path)):
+        clip = spoken_clip(row["messages"]).get("path")
+        if row.get("speaker") is None or clip is None:
+            continue
+        rate, frames = audio_length(clip)
+        distance = abs(frames / rate - PRESET_SECONDS)
+        if row["speaker"] not in chosen or distance < chosen[row["speaker"]][0]:
+            chosen[row["speaker"]] = (distance, clip, last_user_text(row["messages"]))
+    if not chosen:
+        raise ExportError("voice_presets=true: the run's data names no speaker")
+    folder.mkdir(parents=True)
+    presets = {}
+    for speaker, (_, clip, transcript) in sorted(chosen.items()):
+        name = f"{speaker}{Path(clip).suffix}"
+        shutil.copyfile(clip, folder / name)
+        presets[speaker] = {"transcript": transcript, "audio_file": name}
+    (folder / "config.json").write_text(json.dumps(presets, indent=2, ensure_ascii=False))
+    return folder
+
+
+def main() -> None:
+    def check(argv):
+        args = parse(argv, DEFAULTS, required=("run_dir",))
+        if args["format"] not in FORMATS:
+            raise ArgumentError(f"format={args['format']!r} is not known; use one of {list(FORMATS)}")
+        return args
+
+    run_tool("higgs-export", USAGE, lambda args: export(**args), check)
+
+
+def console() -> None:
+    """The `higgs-export` command: bitsandbytes stays hidden unless a QLoRA run's merge needs it (its base is
+    quantized as training saw it before it is dequantized)."""
+    import sys
+
+    import yaml
+
+    run_dir = next((a.partition("=")[2] for a in sys.argv[1:] if a.startswith("run_dir=")), None)
+    config = Path(run_dir or ".") / ".hydra" / "config.yaml"
+    model = (yaml.safe_load(config.read_text()) or {}).get("model", {}) if config.is_file() else {}
+    if model.get("quantization", "none") == "none":
+        hide_bitsandbytes()
+    main()
 
 
 if __name__ == "__main__":
-    main()
+    console()

@@ -48,16 +48,26 @@ def parse(argv: list[str], defaults: dict, required: tuple[str, ...] = (), lists
     return values
 
 
-def run_tool(name: str, usage: str, body) -> None:
-    """Runs `body(argv)` with our log lines on the console as `name: ...`; `--help` prints the usage, a user error
-    ends as one line and exit 2, a full or read-only disk as one line and exit 1."""
+def hide_bitsandbytes() -> None:
+    """For a command process that quantizes nothing (the console scripts call it; tests, which share one process
+    with QLoRA tests, do not): PEFT imports bitsandbytes whenever it is installed, which takes seconds and prints a
+    kernel notice on some CPUs; marked missing, it is never imported (PEFT works without it)."""
+    if "bitsandbytes" not in sys.modules:
+        sys.modules["bitsandbytes"] = None
+
+
+def run_tool(name: str, usage: str, body, check) -> None:
+    """`check(argv)` reads the arguments before any heavy library loads (a mistake is answered at once), then
+    `body(args)` runs with our log lines on the console as `name: ...`; `--help` prints the usage, a user error ends
+    as one line and exit 2, a full or read-only disk as one line and exit 1."""
     argv = sys.argv[1:]
     if any(a in ("-h", "--help") for a in argv):
         print(usage)
         return
-    log_to_console(name)
     try:
-        body(argv)
+        args = check(argv)
+        log_to_console(name)
+        body(args)
     except UserError as error:
         print(f"{name}: error: {error}", file=sys.stderr)
         sys.exit(2)

@@ -3,9 +3,12 @@ that tells a model that runs on from one that stops, with intervals, on real tra
 
 import csv
 import json
+import os
+import shutil
 import sys
 
 import pytest
+from browser import open_in_chromium
 from omegaconf import OmegaConf
 from safetensors.torch import load_file
 from test_learns_to_stop import COMMON, LORA
@@ -145,6 +148,9 @@ def test_a_model_that_runs_on_loses_the_ab_and_identical_models_do_not_differ(tm
     assert len(list((written / "B_runaway").glob("*.wav"))) == 12
     page = (written / "report.html").read_text()
     assert page.count("<audio ") == 3 * 12 and "not measured (set eval.asr_model)" in page and "worse" in page
+    if shutil.which("chromium") or os.environ.get("CI") == "true":  # the page in a real browser: every clip plays
+        checked, console = open_in_chromium(written / "report.html")
+        assert checked == {"audio": 36, "missing": 0, "broken_images": 0}, console
 
 
 def _utterance_rows(folder, variant: str) -> list[dict]:

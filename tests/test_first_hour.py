@@ -25,7 +25,12 @@ def _exit(main, argv, monkeypatch=None):
 
 def test_builtin_tiny_and_demo_are_one_spelling_in_every_tool(demo_dir, capsys, monkeypatch):
     prep_main(["encode", "--input", "builtin:demo", "--model", "builtin:tiny"])
-    report = json.loads(capsys.readouterr().out)
+    said = capsys.readouterr().out.splitlines()
+    assert said[0].startswith("higgs-prep: encoded 0 of 28 clips (28 were cached already); codes in "
+                              f"{demo_dir}/codes/")  # words, not a JSON dump; the numbers are in a file for scripts
+    assert said[1] == "higgs-prep: next: higgs-train recipe=voice_clone_lora data.path=builtin:demo " \
+        "model.name_or_path=builtin:tiny"
+    report = json.loads(next((demo_dir / "codes").glob("*/encode_report.json")).read_text())
     assert report["clips"] == 28 and report["cache"].startswith(str(demo_dir))
     assert _exit(prep_main, ["encode", "--input", "builtin:demo", "--model", "tiny"]) == 2
     assert "the built-in test checkpoint is spelled builtin:tiny in every tool" in capsys.readouterr().err
@@ -66,9 +71,60 @@ def test_export_of_a_missing_checkpoint_folder_says_it_does_not_exist(tmp_path):
         export(tmp_path, checkpoint="/no/such/step")
 
 
-def test_the_run_a_dry_run_checked_starts_in_the_same_directory(tmp_path):
-    from higgs_train.train.run_dir import claim_run_dir
+@pytest.mark.parametrize(("module", "arguments", "says"), [
+    ("higgs_train.export", ["run_dir=x", "format=onnx"], "format='onnx' is not known"),
+    ("higgs_train.generate", ["model=builtin:tiny", "text=Hi", "speakers=[feminine, calm]"],
+     'speakers=[feminine, calm] is ambiguous (one description with a comma, or one per speaker?); write '
+     'speakers="feminine, calm" for one speaker, or speakers="feminine|calm" for one description per speaker'),
+    ("higgs_train.eval_tool", ["model=builtin:tiny"], "list must be given"),
+])
+def test_a_bad_argument_is_answered_before_any_heavy_library_loads(module, arguments, says):
+    """Each small tool checks its arguments first: torch, Transformers, PEFT and bitsandbytes are not imported."""
+    import subprocess
 
-    (tmp_path / "dry_run").mkdir()
-    (tmp_path / "dry_run" / "batch_0.safetensors").write_bytes(b"batch")
-    assert claim_run_dir(tmp_path, None, False, 10, is_main=True) is None
+    code = (f"import sys; sys.argv = ['tool', *{arguments!r}]\nfrom {module} import console\ntry:\n    console()\n"
+            "except SystemExit as exit:\n    heavy = ('torch', 'transformers', 'peft', 'bitsandbytes')\n"
+            "    print(exit.code, sorted(m for m in heavy if sys.modules.get(m) is not None))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.stdout.strip() == "2 []", result.stdout + result.stderr
+    assert says in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_a_clip_only_the_second_decoder_opens_passes_the_checks_and_is_encoded(demo_dir, tmp_path, monkeypatch,
+                                                                             processor):
+    """An MP3 made here; soundfile's header reader made to refuse it, as libsndfile builds without MP3 do (librosa
+    then decodes it): the data checks and the encoder read it through the same decoder."""
+    from higgs_train.data import audio as audio_module
+    from higgs_train.data.audio import load_audio
+    from higgs_train.data.audio_codes import encode_files, encode_waveform
+    from higgs_train.data.row_checks import check_audio
+
+    waveform = load_audio(demo_dir / "clips" / "alice_00.wav")
+    clip = tmp_path / "alice.mp3"
+    sf.write(clip, waveform, 24000, format="MP3")
+    real_info = sf.info
+
+    def no_mp3_headers(path, *args, **kwargs):
+        if str(path).endswith(".mp3"):
+            raise RuntimeError("Format not recognised")
+        return real_info(path, *args, **kwargs)
+
+    monkeypatch.setattr(audio_module.sf, "info", no_mp3_headers)
+    check_audio([{"role": "assistant", "content": [{"type": "audio", "path": str(clip)}]}], 0.3, 30.0)
+    [(path, codes)] = list(encode_files(processor.audio_tokenizer, [str(clip)], show_progress=False))
+    assert path == str(clip) and codes.shape[0] == 8 and codes.shape[1] > 30
+    assert (codes == encode_waveform(processor.audio_tokenizer, load_audio(clip))).all()
+
+
+def test_the_python_api_trains_and_speaks_with_the_clis_config(tmp_path, demo_dir, tiny_checkpoint):
+    import higgs_train
+
+    summary = higgs_train.finetune("smoke", {"trainer.max_steps": 2, "eval.num_samples": 0,
+                                             "eval.every_n_steps": None}, run_dir=tmp_path / "run")
+    assert summary["steps"] == 2 and (tmp_path / "run" / "adapter" / "adapter_config.json").is_file()
+    with pytest.raises(Exception, match="trainer.precision='f16' is not allowed"):
+        higgs_train.finetune("smoke", ["trainer.precision=f16"], run_dir=tmp_path / "bad")
+    clips = higgs_train.speak(str(tiny_checkpoint), "Hello there.", adapter=str(tmp_path / "run" / "adapter"),
+                              max_new_tokens=30, out_dir=tmp_path / "wavs")
+    assert clips[0]["sampling_rate"] == 24000 and clips[0]["audio"].dtype.name == "float32"
+    assert len(clips[0]["audio"]) == clips[0]["frames"] * 960 and sf.info(clips[0]["path"]).samplerate == 24000

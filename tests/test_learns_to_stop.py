@@ -9,7 +9,7 @@ from higgs_train.train.recipe import train
 
 pytestmark = pytest.mark.slow  # hundreds of training steps
 
-# The smoke recipe's optimizer settings (lr 3e-3 after the default warmup), 400 steps on 4 clips.
+# The smoke recipe's optimizer settings (lr 2e-3 after the default warmup), 400 steps on 4 clips.
 COMMON = ["recipe=smoke", "data.max_examples=4", "trainer.batch_size=4", "trainer.max_steps=400",
           "trainer.log_every_n_steps=1", "trainer.save_every_n_steps=null", "eval.num_samples=4",
           "eval.max_new_tokens=120", "eval.do_sample=false",

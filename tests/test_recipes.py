@@ -19,7 +19,9 @@ def test_the_catalog_is_complete():
 def test_recipe_composes_and_validates(recipe, tmp_path):
     data = tmp_path / "train.jsonl"
     data.write_text("")
-    cfg = compose_config([f"recipe={recipe}", f"data.path={data}"] if recipe != "smoke" else ["recipe=smoke"])
+    pairs = [f"data.pairs={data}"] if recipe.startswith("dpo") and recipe != "dpo_smoke" else []
+    cfg = compose_config([f"recipe={recipe}", f"data.path={data}", *pairs] if "smoke" not in recipe else
+                         [f"recipe={recipe}"])
     validate(cfg)
     header = (RECIPES_DIR / f"{recipe}.yaml").read_text().splitlines()[:6]
     assert any("higgs-train recipe=" in line or "-m higgs_train.cli recipe=" in line for line in header), \
@@ -28,9 +30,11 @@ def test_recipe_composes_and_validates(recipe, tmp_path):
 
 @pytest.mark.parametrize("recipe", RECIPES)
 def test_recipe_runs_on_the_tiny_kit_by_override(recipe):
-    cfg = compose_config([f"recipe={recipe}", "model=tiny", "data=demo"])
+    pairs = ["data.pairs=builtin:demo-pairs"] if recipe.startswith("dpo") else []
+    cfg = compose_config([f"recipe={recipe}", "model=tiny", "data=demo", *pairs])
     validate(cfg)
-    assert cfg.model.name_or_path == "builtin:tiny" and cfg.data.path.startswith("builtin:demo")
+    assert cfg.model.name_or_path == "builtin:tiny"
+    assert (cfg.data.pairs if recipe.startswith("dpo") else cfg.data.path).startswith("builtin:demo")
 
 
 def test_recipe_choices_reach_the_config():

@@ -1,9 +1,7 @@
 """`higgs-train recipe=smoke` end to end, as a user runs it: artifacts, a falling loss, an adapter that loads."""
 
-import html
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -12,6 +10,7 @@ import pytest
 import soundfile as sf
 import torch
 import yaml
+from browser import open_in_chromium
 from peft import PeftModel
 from transformers import HiggsAudioV2ForConditionalGeneration
 
@@ -64,7 +63,7 @@ def test_progress_is_shown(smoke_run):
     assert f"weights in {run_dir / 'adapter'}, 2 samples in {run_dir / 'samples'}" in result.stdout.splitlines()[-1]
 
 
-OUR_BARS = ("encoding audio", "training", "validation", "generating samples")
+OUR_BARS = ("encoding audio", "training", "validation", "generating samples", "speaking the demo data")
 
 
 def test_a_default_run_shows_our_lines_and_bars_only(smoke_run):
@@ -80,10 +79,14 @@ def test_a_default_run_shows_our_lines_and_bars_only(smoke_run):
 def test_report_html_loads_in_a_headless_browser_with_curves_and_every_clip(smoke_run, tmp_path):
     run_dir, _ = smoke_run
     page = (run_dir / "report.html").read_text()
-    assert page.count('alt="loss curve" src="data:image/png;base64,') == 2  # loss and per-codebook loss
-    assert "<td>20</td>" in page and page.count("<audio ") == 4  # 2 samples + the 2 clips they should match
-    checked, console = _open_in_chromium(run_dir / "report.html")
-    assert checked == {"audio": 4, "missing": 0, "broken_images": 0}, console
+    charts = ("loss curve", "loss per codebook", "evaluation metrics")  # the last: the evaluations at steps 10, 20
+    assert all(page.count(f'alt="{c}" src="data:image/png;base64,') == 1 for c in charts)
+    assert "<h2>Run settings</h2>" in page and "<th>lr</th><td class='text'>0.002 (constant" in page
+    assert "<td>10</td>" in page and "<td>20</td>" in page
+    assert page.count("<audio ") == 8  # 2 samples at each of 2 evaluations, and the clips they should match
+    assert "not measured (set eval.asr_model)" in page and "stopped False" not in page
+    checked, console = open_in_chromium(run_dir / "report.html")
+    assert checked == {"audio": 8, "missing": 0, "broken_images": 0}, console
     assert "Uncaught" not in console and "Failed to load resource" not in console, console
 
     from higgs_train.evaluate.report import write_report
@@ -91,15 +94,5 @@ def test_report_html_loads_in_a_headless_browser_with_curves_and_every_clip(smok
     moved = tmp_path / "moved"  # a moved run dir's report, rewritten there, whose sample went missing, says so
     shutil.copytree(run_dir, moved)
     next((moved / "samples" / "step_20").glob("*.wav")).unlink()
-    checked, _ = _open_in_chromium(write_report(moved))
+    checked, _ = open_in_chromium(write_report(moved))
     assert checked["missing"] == 1
-
-
-def _open_in_chromium(page):
-    """(the page's own check of its clips and images, chromium's console log) after it loads headless."""
-    result = subprocess.run([shutil.which("chromium"), "--headless", "--no-sandbox", "--disable-gpu",
-                             "--enable-logging=stderr", "--v=0", "--virtual-time-budget=10000", "--dump-dom",
-                             page.as_uri()], capture_output=True, text=True, timeout=120)
-    match = re.search(r'data-checked="([^"]*)"', result.stdout)
-    assert match, result.stderr[-2000:]
-    return json.loads(html.unescape(match.group(1))), result.stderr

@@ -5,14 +5,13 @@
 from __future__ import annotations
 
 import io
-import warnings
 from pathlib import Path
 
 import librosa
 import numpy as np
 import soundfile as sf
 
-from higgs_train.data.audio import TARGET_SAMPLE_RATE
+from higgs_train.data.audio import TARGET_SAMPLE_RATE, read_file
 
 # Peak amplitude under which a clip counts as silent (about -80 dBFS).
 SILENCE_PEAK = 1e-4
@@ -34,20 +33,12 @@ def decode(source: str | Path | bytes) -> tuple[np.ndarray, int]:
             raise BadRow("missing audio file", str(path))
         if path.stat().st_size == 0:
             raise BadRow("undecodable audio", "0-byte file")
-    handle = io.BytesIO(source) if isinstance(source, bytes) else str(source)
     try:
-        waveform, rate = sf.read(handle, dtype="float32", always_2d=True)
-        return waveform, rate
-    except Exception as sf_error:  # noqa: BLE001 - any decoder failure becomes a counted rejection
         if isinstance(source, bytes):
-            raise BadRow("undecodable audio", str(sf_error)) from None
-        try:
-            with warnings.catch_warnings():  # librosa announces its audioread fallback; the outcome is what counts
-                warnings.simplefilter("ignore")
-                waveform, rate = librosa.load(str(source), sr=None, mono=False)
-        except Exception as error:  # noqa: BLE001
-            raise BadRow("undecodable audio", f"{sf_error}; {type(error).__name__}") from None
-        return np.atleast_2d(waveform).T.astype(np.float32), int(rate)
+            return sf.read(io.BytesIO(source), dtype="float32", always_2d=True)
+        return read_file(source)
+    except Exception as error:  # noqa: BLE001 - any decoder failure becomes a counted rejection
+        raise BadRow("undecodable audio", str(error)) from None
 
 
 def checked_waveform(waveform: np.ndarray, rate: int, min_seconds: float, max_seconds: float) -> np.ndarray:

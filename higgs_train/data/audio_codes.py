@@ -19,7 +19,7 @@ import soundfile as sf
 import torch
 from tqdm.auto import tqdm
 
-from higgs_train.data.audio import load_audio
+from higgs_train.data.audio import audio_length, load_audio
 
 
 @torch.inference_mode()
@@ -35,16 +35,11 @@ def encode_waveform(audio_tokenizer, waveform: np.ndarray) -> torch.Tensor:
     return encode_waveforms(audio_tokenizer, [waveform])[0]
 
 
-def _length_key(path: str) -> tuple[int, int]:
-    info = sf.info(path)
-    return info.samplerate, info.frames
-
-
-def _batches(paths: list[str], batch_size: int) -> list[list[str]]:
+def _batches(paths: list[str], lengths: dict[str, tuple[int, int]], batch_size: int) -> list[list[str]]:
     """Clips grouped by identical (rate, length), at most `batch_size` per batch, longest first (an OOM shows early)."""
-    ordered = sorted(paths, key=lambda p: (_length_key(p), p), reverse=True)
+    ordered = sorted(paths, key=lambda p: (lengths[p], p), reverse=True)
     batches = []
-    for _, group in groupby(ordered, key=_length_key):
+    for _, group in groupby(ordered, key=lengths.__getitem__):
         group = list(group)
         batches += [group[i:i + batch_size] for i in range(0, len(group), batch_size)]
     return batches
@@ -58,7 +53,7 @@ def unreadable_clips(paths: list[str]) -> dict[str, str]:
             problems[path] = "missing audio file"
             continue
         try:
-            _length_key(path)
+            audio_length(path)
         except (RuntimeError, sf.LibsndfileError) as error:
             problems[path] = f"undecodable audio: {error}"
     return problems
@@ -86,8 +81,9 @@ def encode_files(audio_tokenizer, paths: list[str], batch_size: int = 8, show_pr
     if unreadable is not None:
         unreadable.update(unreadable_clips(sorted(set(paths))))
         paths = [p for p in paths if p not in unreadable]
-    batches = _batches(sorted(set(paths)), batch_size)
-    milliseconds = {p: round(1000 * _length_key(p)[1] / _length_key(p)[0]) for p in set(paths)}
+    lengths = {p: audio_length(p) for p in set(paths)}
+    batches = _batches(sorted(lengths), lengths, batch_size)
+    milliseconds = {p: round(1000 * frames / rate) for p, (rate, frames) in lengths.items()}
     # Counted in integer milliseconds (shown as seconds), so the bar ends exactly at its total.
     progress = tqdm(total=sum(milliseconds.values()), desc="encoding audio", unit="audio-s", unit_scale=0.001,
                     disable=not show_progress,

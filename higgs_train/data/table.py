@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shlex
 from collections import Counter
 from pathlib import Path
 
@@ -91,6 +92,14 @@ def clip_codes(clips: datasets.Dataset, clip: int) -> np.ndarray:
     """(K, T) int16 codes of row `clip` of a clips table, a view into the mapped file."""
     books = clips.data.column("num_codebooks")[clip].as_py()
     return clips.data.column("codes")[clip].values.to_numpy().reshape(books, -1)
+
+
+def longest_clip_frames(clips: datasets.Dataset) -> int:
+    """The frames of the longest clip of a clips table (what an export's token limit is derived from)."""
+    import pyarrow.compute as pc
+
+    lengths = pc.divide(pc.list_value_length(clips.data.column("codes")), clips.data.column("num_codebooks"))
+    return int(pc.max(lengths).as_py() or 0)
 
 
 def codes_tensor(codes: np.ndarray) -> torch.Tensor:
@@ -252,9 +261,10 @@ def _file_codes(paths: list[str], cache: CodeCache, audio_tokenizer, data_cfg, d
     if missing:
         for path, encoded in encode_files(audio_tokenizer, missing, data_cfg.encode_batch_size, show_progress):
             codes[path] = encoded.numpy().astype(np.int16)
-        logger.info(f"encoded {len(missing)} clips into the training table; `higgs-prep encode --input {data_path} "
-                    "--model <model>` caches them for good (on many GPUs at once), so that an edit of the data "
-                    "does not encode them again")
+        model = audio_tokenizer.config._name_or_path or "MODEL"  # the tokenizer's own folder loads as --model
+        logger.info(f"encoded {len(missing)} clips into the training table; `higgs-prep encode --input "
+                    f"{shlex.quote(str(data_path))} --model {shlex.quote(str(model))}` caches them for good (on many "
+                    "GPUs at once), so that an edit of the data does not encode them again")
     return codes, {"cached": cached, "encoded": len(missing)}
 
 

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 import torch
+from omegaconf import OmegaConf
 from tqdm.auto import tqdm
 from transformers import GenerationConfig
 
-from higgs_train.data.audio import TARGET_SAMPLE_RATE, load_audio
+from higgs_train.data.audio import TARGET_SAMPLE_RATE, audio_length, load_audio
 from higgs_train.data.delay_pattern import codes_from_generation
 from higgs_train.data.tasks.layout import last_user_text, target_audio
 from higgs_train.evaluate.judges import Judges
 from higgs_train.evaluate.metrics import Sample, measure
-from higgs_train.evaluate.sample_metrics import expected_frames_from_text
+from higgs_train.evaluate.sample_metrics import expected_frames_from_text, trailing_silence_share
 
 # A repeat count no window reaches: how repetition-aware sampling is switched off (a None would be replaced by the
 # checkpoint's own generation_config default, which samples).
@@ -57,16 +59,21 @@ def generate_codes(model, collator, conversations: list[dict], eval_cfg) -> list
     ]
 
 
-def generate_in_batches(model, collator, conversations: list[dict], eval_cfg):
+def generate_in_batches(model, collator, conversations: list[dict], eval_cfg, token_limits: list[int] | None = None):
     """(conversation, codes, stopped) for each conversation, generated `eval.batch_size` prompts at a time. Each
     batch samples from its own seed (`eval.seed` + its first index), in a forked RNG, so a list gives the same
-    samples whatever ran before and a training run's random stream is left as it was."""
+    samples whatever ran before and a training run's random stream is left as it was. `token_limits`: per
+    conversation, a lower token limit than `eval.max_new_tokens` (a batch runs to the highest of its own)."""
     device = next(model.parameters()).device
     for start in range(0, len(conversations), eval_cfg.batch_size):
         chunk = conversations[start:start + eval_cfg.batch_size]
+        settings = eval_cfg
+        if token_limits is not None:
+            limit = min(eval_cfg.max_new_tokens, max(token_limits[start:start + eval_cfg.batch_size]))
+            settings = OmegaConf.merge(eval_cfg, {"max_new_tokens": limit})
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             torch.manual_seed(eval_cfg.get("seed", 0) + start)
-            generated = generate_codes(model, collator, chunk, eval_cfg)
+            generated = generate_codes(model, collator, chunk, settings)
         for conversation, (codes, stopped) in zip(chunk, generated):
             yield conversation, codes, stopped
 
@@ -97,9 +104,31 @@ def _expected_frames(conversation: dict, text: str, frame_rate: float, eval_cfg)
         return float(target["codes"].shape[1])
     path = target.get("path") or conversation.get("target_path")
     if path:
-        info = sf.info(path)
-        return info.frames / info.samplerate * frame_rate
+        rate, frames = audio_length(path)
+        return frames / rate * frame_rate
     return expected_frames_from_text(text, frame_rate, eval_cfg.chars_per_second)
+
+
+def _duration_caps(conversations: list[dict], frame_rate: float, eval_cfg) -> list[int] | None:
+    """Per conversation, the most frames `eval.duration_cap` allows: that many times the text's expected length."""
+    factor = eval_cfg.get("duration_cap")
+    if not factor:
+        return None
+    return [math.ceil(factor * expected_frames_from_text(last_user_text(c["messages"]), frame_rate,
+                                                         eval_cfg.chars_per_second)) for c in conversations]
+
+
+def _trimmed(codes: torch.Tensor, waveform: np.ndarray, samples_per_frame: int, silence_db: float):
+    """The sample without its trailing silence (one silent frame kept as a tail): (codes, waveform, frames cut)."""
+    frames = len(waveform) // samples_per_frame
+    if frames == 0:
+        return codes, waveform, 0
+    silent = trailing_silence_share(waveform, samples_per_frame, silence_db)
+    cut = max(0, round(silent * frames) - 1)
+    if cut == 0:
+        return codes, waveform, 0
+    keep = frames - cut
+    return codes[:, :keep], waveform[: keep * samples_per_frame], cut
 
 
 @torch.no_grad()
@@ -113,13 +142,23 @@ def write_samples(model, audio_tokenizer, collator, conversations: list[dict], e
     frame_rate = audio_tokenizer.config.frame_rate
     device = next(audio_tokenizer.parameters()).device
     records, waveforms = [], []
-    generated = tqdm(generate_in_batches(model, collator, conversations, eval_cfg), total=len(conversations),
+    caps = _duration_caps(conversations, frame_rate, eval_cfg)
+    limits = [cap + collator.num_codebooks + 1 for cap in caps] if caps else None
+    generated = tqdm(generate_in_batches(model, collator, conversations, eval_cfg, limits), total=len(conversations),
                      desc="generating samples", unit="sample", leave=False, disable=not show_progress)
-    for conversation, codes, stopped in generated:
+    for index, (conversation, codes, stopped) in enumerate(generated):
+        acted = {}
+        if caps and codes.shape[1] >= caps[index]:  # the hard cap: never longer than the text allows
+            codes, stopped, acted["capped_s"] = codes[:, :caps[index]], False, caps[index] / frame_rate
         if codes.shape[1] > 0:
             waveform = audio_tokenizer.decode(codes[None].to(device)).audio_values[0, 0].float().cpu().numpy()
         else:
             waveform = np.zeros(0, dtype=np.float32)
+        if eval_cfg.get("trim_silence"):
+            codes, waveform, trimmed = _trimmed(codes, waveform, round(TARGET_SAMPLE_RATE / frame_rate),
+                                                eval_cfg.silence_db)
+            if trimmed:
+                acted["trimmed_s"] = trimmed / frame_rate
         path = out_dir / f"{str(conversation['id']).replace('/', '_')}.wav"
         sf.write(path, waveform, TARGET_SAMPLE_RATE)
         text = last_user_text(conversation["messages"])
@@ -130,7 +169,8 @@ def write_samples(model, audio_tokenizer, collator, conversations: list[dict], e
                         frame_rate=frame_rate, silence_db=eval_cfg.silence_db, target_codes=target.get("codes"),
                         reference=reference_voice(conversation) if judges.speaker is not None else None,
                         language=eval_cfg.get("language", "en"))
-        record = {"id": conversation["id"], "path": str(path), "text": text, **measure(sample, judges)}
+        record = {"id": conversation["id"], "path": str(path), "text": text, **measure(sample, judges),
+                  "seconds": codes.shape[1] / frame_rate, **acted}
         heard = target.get("path") or conversation.get("target_path") or (voice or {}).get("path")
         if heard:  # the clip to listen to beside the sample: its target, else the prompt's reference
             record["target_audio"] = heard

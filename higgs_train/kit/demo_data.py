@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+from tqdm.auto import tqdm
 
 from higgs_train.data.audio import TARGET_SAMPLE_RATE, load_audio
 from higgs_train.data.tasks.layout import basic_messages
@@ -58,14 +59,15 @@ def write_demo_dataset(out: str | Path) -> Path:
     (out / "clips").mkdir(parents=True, exist_ok=True)
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
-        for speaker, spec in VOICES.items():
-            for index, text in enumerate(SENTENCES):
-                raw = Path(scratch) / f"{speaker}_{index}.wav"
-                subprocess.run([binary, "-v", spec["voice"], "-s", "165", "-w", str(raw), text], check=True)
-                waveform = load_audio(raw)
-                relative = f"clips/{speaker}_{index:02d}.wav"
-                sf.write(out / relative, waveform, TARGET_SAMPLE_RATE, subtype="PCM_16")
-                rows.append(conversation_row(f"{speaker}_{index:02d}", speaker, text, relative))
+        spoken = tqdm([(speaker, spec, index, text) for speaker, spec in VOICES.items()
+                       for index, text in enumerate(SENTENCES)], desc="speaking the demo data (espeak-ng)", unit="clip")
+        for speaker, spec, index, text in spoken:
+            raw = Path(scratch) / f"{speaker}_{index}.wav"
+            subprocess.run([binary, "-v", spec["voice"], "-s", "165", "-w", str(raw), text], check=True)
+            waveform = load_audio(raw)
+            relative = f"clips/{speaker}_{index:02d}.wav"
+            sf.write(out / relative, waveform, TARGET_SAMPLE_RATE, subtype="PCM_16")
+            rows.append(conversation_row(f"{speaker}_{index:02d}", speaker, text, relative))
     with open(out / "train.jsonl", "w") as handle:
         for row in rows:
             handle.write(json.dumps(row) + "\n")

@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from transformers import get_scheduler
 
 from higgs_train import assets, atomic
+from higgs_train.data.table import longest_clip_frames
 from higgs_train.errors import TrainingError
 from higgs_train.evaluate.evaluation import Evaluator
 from higgs_train.logs import is_main_process, logger, quiet_other_ranks
@@ -340,7 +341,8 @@ class FineTuneRecipe:
         final_eval = dict(self.last_eval) if evaluated else self._evaluate()
         summary = {"steps": progress.step, "first_loss": progress.first_loss, "final_loss": progress.last_loss,
                    "skipped_rows": data.skipped, "skipped_steps": progress.skipped_steps, "clips": data.clips,
-                   "stopped_early": progress.stopped_early, "best": self._best_summary()}
+                   "stopped_early": progress.stopped_early, "best": self._best_summary(),
+                   "longest_clip_frames": longest_clip_frames(data.table.clips)}
         if not self.is_main:
             return summary
         train_seconds = max(progress.train_seconds, 1e-9)

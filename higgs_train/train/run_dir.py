@@ -28,7 +28,7 @@ from higgs_train.train.resumable import check_resumable
 
 # What a run leaves in its directory besides `.hydra/`, `train.log`, the marker and the lock (`run_lock.py`).
 RUN_ARTIFACTS = ("metrics.jsonl", "eval.jsonl", CHECKPOINTS, "run_summary.json", "adapter", "model", "best", "samples",
-                 "dry_run", "report.html", "higgs-train", "wandb")  # the last two: TensorBoard's and W&B's files
+                 "report.html", "higgs-train", "wandb")  # the last two: TensorBoard's and W&B's files
 
 
 class RunDirError(UserError):
@@ -77,8 +77,7 @@ def raise_if_finished(run_dir: Path, max_steps: int) -> None:
 def claim_run_dir(run_dir: Path, resume: str | None, overwrite: bool, max_steps: int, is_main: bool) -> Path | None:
     """Returns the checkpoint to resume from (None: start at step 0). Every process calls it with the same view of
     the folder; only the main process deletes anything, and only what an earlier run of ours left."""
-    # A dry run's first batch does not make a run: the training run it checked starts in the same directory.
-    existing = [name for name in RUN_ARTIFACTS if name != "dry_run" and (run_dir / name).exists()]
+    existing = [name for name in RUN_ARTIFACTS if (run_dir / name).exists()]
     if existing and not _is_ours(run_dir):
         raise RunDirError(f"{run_dir} holds {', '.join(existing)} but no {ownership.MARKER} of a higgs-train run, "
                           "and higgs-train never deletes or continues what it cannot recognise as its own; choose "
