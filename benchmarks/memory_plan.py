@@ -45,6 +45,18 @@ TARGETS = {
 }
 
 
+# Preference objectives on the bf16 LoRA base: DPO's batch is a pair (chosen + rejected, 2 x 2,048 positions);
+# GRPO's one prompt with its clip (1,024 positions), answered 8 times.
+DPO = ("peft=lora_audio", "peft.r=16", "objective=dpo", "data.pairs=x", "trainer.max_tokens_per_batch=null")
+PREFERENCE = {
+    "DPO LoRA, live reference (adapters off)": ((*DPO,), 2 * 2048, 18),
+    "DPO LoRA, precomputed reference": ((*DPO, "objective.reference=precomputed"), 2 * 2048, None),
+    "GRPO LoRA, group of 8, KL to the reference": (("peft=lora_audio", "peft.r=16", "objective=grpo",
+                                                    "trainer.batch_size=1", "objective.max_new_tokens=500",
+                                                    "trainer.max_tokens_per_batch=null"), 1024, None),
+}
+
+
 def _compose(overrides: list[str]):
     from higgs_train.config_files import compose_config
 
@@ -84,6 +96,20 @@ def estimate() -> None:
                                                           "activations", "logits", "audio tokenizer", "runtime"))
             print(f"| {row} | {gpus} | {cells} | **{plan['total']:.1f} GiB** | <= {goal} GB "
                   f"({goal * 1e9 / GIB:.1f} GiB) |")
+        print("\n| preference setup | positions | plan of the forward and backward | its extras | total | goal |")
+        print("|---|---|---|---|---|---|")
+        for row, (overrides, positions, goal) in PREFERENCE.items():
+            cfg = _compose([*COMMON, "trainer.precision=bf16", f"model.name_or_path={folder}", *overrides])
+            plan = _plan(cfg, folder, positions, 201_000_000, "cuda")
+            from higgs_train.model.trainable import build_trainable_model
+            from higgs_train.objectives import build_objective
+
+            model = build_trainable_model(cfg, folder, "sdpa", on_meta=True)
+            extras = build_objective(cfg, None, model, model.config).memory_extras(model.config, positions)
+            shown = ", ".join(f"{k} {v:.2f}" for k, v in extras.items()) or "none"
+            total = plan["total"] + sum(extras.values())
+            print(f"| {row} | {positions} | {plan['total']:.2f} | {shown} | **{total:.1f} GiB** | "
+                  f"{f'<= {goal} GB ({goal * 1e9 / GIB:.1f} GiB)' if goal else ''} |")
 
 
 def _peak_rss_gib() -> float:

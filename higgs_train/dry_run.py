@@ -51,8 +51,11 @@ def dry_run(cfg: DictConfig, run_dir: Path) -> Path:
     model = build_trainable_model(cfg, model_path, cfg.model.attn_implementation, on_meta=True)
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    data = build_objective(cfg, None, model, model.config).training_data(data_path, processor, show_progress=True)
+    objective = build_objective(cfg, None, model, model.config)
+    data = objective.training_data(data_path, processor, show_progress=True)
     batch = next(iter(data.dataloader))
+    if isinstance(batch, list):  # an online objective's prompts: shown and sized with their target clips
+        batch = data.collator(batch)
     out = run_dir / "batch_0.safetensors"  # a scratch folder of its own (the CLI's), never the run's directory
     out.parent.mkdir(parents=True, exist_ok=True)
     save_file({name: tensor.contiguous() for name, tensor in batch.items()}, str(out))
@@ -66,7 +69,10 @@ def dry_run(cfg: DictConfig, run_dir: Path) -> Path:
     memory = estimate_training_memory(model, cfg, batch["input_ids"].numel(),
                                       sum(p.numel() for p in processor.audio_tokenizer.parameters()),
                                       "cpu" if device == "CPU RAM" else "cuda")
-    needed = memory.pop("total")
+    memory.pop("total")
+    if hasattr(objective, "memory_extras"):  # what the objective's step holds beyond one forward and backward
+        memory.update(objective.memory_extras(model.config, batch["input_ids"].numel()))
+    needed = sum(memory.values())
     verdict = "fits" if needed <= available else "does NOT fit"
     logger.info(f"estimated training memory per process: {needed:.2f} GiB ("
                 + ", ".join(f"{k} {v:.2f}" for k, v in memory.items() if v) + f"); {verdict} {device} "

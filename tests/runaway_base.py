@@ -1,8 +1,8 @@
 """A base that runs on, for the preference-tuning proofs (tests/test_preference_proof.py, benchmarks/
 preference_proof.py): LoRA-tuned on 8 demo clips, each seen once as it is and twice spoken twice over, so at a
-clip's end it continues more often than it stops. Greedy decoding then never stops on its own; sampled answers stop
-about a third of the time, which is what preference tuning learns from. Evaluated on 4 held-out demo prompts of the
-same two speakers, laid out as training lays them out."""
+clip's end it continues more often than it stops; sampled answers stop about a third of the time, which is what
+preference tuning learns from. Pairs and groups are sampled for 20 demo prompts (those 8 among them); the
+evaluation is on 8 held-out prompts of the same two speakers, laid out as training lays them out."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-TRAIN_PER_SPEAKER, HELD_OUT_PER_SPEAKER, TWICE = 4, 2, 2
+TRAIN_PER_SPEAKER, PROMPTS_PER_SPEAKER, HELD_OUT_PER_SPEAKER, TWICE = 4, 10, 4, 2
 TOKEN_LIMIT = 100  # delayed steps an answer may take: a clip spoken twice (~90-110 frames) does not fit
 BASE = ["trainer.batch_size=4", "trainer.max_steps=400", "trainer.save_every_n_steps=null", "eval.num_samples=0",
         "eval.every_n_steps=null", "eval.val_size=0", "peft=lora_audio", "peft.r=16", "peft.alpha=32",
@@ -22,7 +22,7 @@ TUNING = ["trainer.precision=fp32", "trainer.device=cpu", "eval.every_n_steps=nu
           "eval.val_size=0", "trainer.save_every_n_steps=null", "peft.modules_to_save=[audio_lm_head]",
           "trainer.log_every_n_steps=5"]
 DPO = ["recipe=dpo_lora", "optim.lr=1e-3", "objective.beta=0.1", "trainer.max_steps=60"]
-GRPO = ["recipe=grpo_lora", "task=smart_voice", "optim.lr=3e-3", "optim.max_grad_norm=1.0", "objective.group_size=4",
+GRPO = ["recipe=grpo_lora", "task=smart_voice", "optim.lr=2e-3", "optim.max_grad_norm=1.0", "objective.group_size=4",
         "objective.temperature=1.0", f"objective.max_new_tokens={TOKEN_LIMIT}", "objective.kl_beta=0.0",
         "trainer.max_steps=40"]
 
@@ -52,9 +52,10 @@ def make_data(work: Path, demo: Path) -> dict[str, Path]:
     rows = [json.loads(line) for line in (demo / "train.jsonl").read_text().splitlines()]
     by_speaker = {s: [r for r in rows if r["speaker"] == s] for s in sorted({r["speaker"] for r in rows})}
     train = [r for group in by_speaker.values() for r in group[:TRAIN_PER_SPEAKER]]
+    prompts = [r for group in by_speaker.values() for r in group[:PROMPTS_PER_SPEAKER]]
     held_out = [r for group in by_speaker.values() for r in group[-HELD_OUT_PER_SPEAKER:]]
     return {"base": _rows_folder(work / "base_data", train, demo, TWICE),
-            "prompts": _rows_folder(work / "prompts", train, demo),
+            "prompts": _rows_folder(work / "prompts", prompts, demo),
             "held_out": _rows_folder(work / "held_out", held_out, demo)}
 
 

@@ -63,6 +63,7 @@ def _table_codes(table):
             for item in m["content"] if item["type"] == "audio"}
 
 
+@pytest.mark.slow  # encodes the whole demo set into a fresh table
 def test_training_reads_the_cache_and_gets_the_codes_it_would_encode(demo_copy, processor):
     tokenizer = processor.audio_tokenizer
     summary = encode_dataset(demo_copy / "train.jsonl", tokenizer, shard_size=10, show_progress=False)
@@ -80,6 +81,7 @@ def test_training_reads_the_cache_and_gets_the_codes_it_would_encode(demo_copy, 
     assert from_cache.keys() == fresh.keys() and all(torch.equal(from_cache[p], fresh[p]) for p in fresh)
 
 
+@pytest.mark.slow  # encodes the whole demo set into a fresh table
 def test_another_tokenizer_never_reuses_the_codes(demo_copy, processor):
     encode_dataset(demo_copy / "train.jsonl", processor.audio_tokenizer, show_progress=False)
     _table(demo_copy / "train.jsonl", processor.audio_tokenizer, max_examples=2)
@@ -91,6 +93,7 @@ def test_another_tokenizer_never_reuses_the_codes(demo_copy, processor):
         assert torch.equal(codes, encode_waveform(other, load_audio(path)))
 
 
+@pytest.mark.slow  # encodes the whole demo set into a fresh table
 def test_a_clip_edited_after_it_was_encoded_is_encoded_again(demo_copy, processor):
     tokenizer = processor.audio_tokenizer
     encode_dataset(demo_copy / "train.jsonl", tokenizer, show_progress=False)

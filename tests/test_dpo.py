@@ -40,10 +40,24 @@ class PositionLogits(torch.nn.Module):
 
 
 @pytest.fixture(scope="module")
-def pair_batch(demo_dir, processor, model_config):
-    """Two pairs of the demo (chosen clip vs the clip with trailing silence), a voice-clone reference clip in the first
-    prompt, collated as DPO collates them (chosen, rejected, chosen, rejected; right padding)."""
-    pairs = open_pairs(demo_dir / "pairs.jsonl", processor.audio_tokenizer, OmegaConf.create(
+def small_pairs(demo_dir, tmp_path_factory):
+    """The demo's first two pairs (each clip chosen over itself with trailing silence) in a folder of their own."""
+    folder = tmp_path_factory.mktemp("pairs")
+    lines = (demo_dir / "pairs.jsonl").read_text().splitlines()[:2]
+    for line in lines:
+        for key in ("chosen", "rejected"):
+            clip = json.loads(line)[key]
+            (folder / clip).parent.mkdir(exist_ok=True)
+            shutil.copy(demo_dir / clip, folder / clip)
+    shutil.copy(demo_dir / "speakers.json", folder / "speakers.json")
+    (folder / "pairs.jsonl").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def pair_batch(small_pairs, processor, model_config):
+    """The two pairs collated as DPO collates them (chosen, rejected, chosen, rejected; right padding)."""
+    pairs = open_pairs(small_pairs / "pairs.jsonl", processor.audio_tokenizer, OmegaConf.create(
         {"min_seconds": 0.3, "max_seconds": 30.0}), show_progress=False)
     dataset = PairDataset(pairs, np.arange(2))
     collator = ConversationCollator(processor.tokenizer, model_config)
@@ -137,11 +151,10 @@ def test_at_step_0_the_loss_is_ln2_and_one_step_raises_the_margin(pair_batch, co
     assert after["reward_margin"] > 0 and after["loss"] < math.log(2)
 
 
-def test_precomputed_reference_is_the_initial_models_and_gives_the_same_step_0(pair_batch, compose_config,
-                                                                              tiny_checkpoint, demo_dir, processor,
-                                                                              tmp_path):
-    shutil.copytree(demo_dir, tmp_path / "demo")
-    cfg, model, objective = _objective([f"data.pairs={tmp_path / 'demo' / 'pairs.jsonl'}",
+def test_precomputed_reference_is_the_initial_models_and_gives_the_same_step_0(small_pairs, compose_config,
+                                                                              tiny_checkpoint, processor, tmp_path):
+    shutil.copytree(small_pairs, tmp_path / "demo")
+    cfg, model, objective = _objective([f"data.pairs={tmp_path / 'demo' / 'pairs.jsonl'}", "trainer.batch_size=2",
                                         "objective.reference=precomputed", "eval.val_size=0"], compose_config,
                                        tiny_checkpoint)
     data = objective.training_data(None, processor, show_progress=False)
@@ -205,3 +218,16 @@ def test_dpo_smoke_runs_end_to_end_and_its_adapter_reference_is_the_base(tmp_pat
         assert not torch.equal(sequence_logprobs(tuned, batch, model_config)[0], expected)
         with tuned.disable_adapter():
             assert torch.equal(sequence_logprobs(tuned, batch, model_config)[0], expected)
+
+
+@pytest.mark.slow
+def test_a_resumed_dpo_run_gives_the_uninterrupted_losses(compose_config, tmp_path, demo_dir):
+    from higgs_train.train.recipe import train
+
+    run = ["recipe=dpo_smoke", "eval.every_n_steps=null", "eval.num_samples=0", "trainer.save_every_n_steps=5"]
+    train(compose_config(*run), tmp_path / "whole")
+    train(compose_config(*run, "trainer.max_steps=5"), tmp_path / "resumed")
+    train(compose_config(*run, "resume=auto"), tmp_path / "resumed")
+    losses = [[json.loads(line)["loss"] for line in (tmp_path / name / "metrics.jsonl").read_text().splitlines()]
+              for name in ("whole", "resumed")]
+    assert len(losses[0]) == 10 and losses[1] == losses[0]

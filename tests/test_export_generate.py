@@ -43,6 +43,7 @@ def _logits(model, inputs):
         return model.eval()(**inputs).logits
 
 
+@pytest.mark.slow  # an end-to-end training run
 @pytest.mark.parametrize("modules_to_save", [[], ["audio_lm_head"]], ids=["lora", "lora+audio_lm_head"])
 def test_exported_adapter_and_merged_checkpoint_give_the_trained_logits(modules_to_save, compose_config, tmp_path,
                                                                         tiny_checkpoint, inputs):
@@ -154,6 +155,7 @@ def test_generate_mistakes_are_one_line(arguments, says, monkeypatch, capsys):
     assert said.startswith("higgs-generate: error: ") and says in said and len(said.strip().splitlines()) == 1, said
 
 
+@pytest.mark.slow  # an end-to-end training run
 def test_full_fine_tuning_exports_a_checkpoint_that_loads_plainly(compose_config, tmp_path, tiny_checkpoint, inputs):
     cfg = compose_config(*RUN, "peft=none", "freeze=text_path")
     run_dir = tmp_path / "run"

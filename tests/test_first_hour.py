@@ -116,6 +116,7 @@ def test_a_clip_only_the_second_decoder_opens_passes_the_checks_and_is_encoded(d
     assert (codes == encode_waveform(processor.audio_tokenizer, load_audio(clip))).all()
 
 
+@pytest.mark.slow  # an end-to-end training run
 def test_the_python_api_trains_and_speaks_with_the_clis_config(tmp_path, demo_dir, tiny_checkpoint):
     import higgs_train
 

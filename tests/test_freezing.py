@@ -14,6 +14,7 @@ AUDIO_PATH = ("audio_mlp", "audio_input_layernorm", "audio_post_attention_layern
               "audio_lm_head")
 
 
+@pytest.mark.slow  # an end-to-end training run
 def test_text_path_preset_trains_only_the_audio_path(compose_config, tmp_path, tiny_checkpoint, demo_dir):
     cfg = compose_config("recipe=smoke", "peft=none", "freeze=text_path", "trainer.max_steps=3",
                          "eval.num_samples=0", "trainer.save_every_n_steps=null")

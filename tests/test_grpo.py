@@ -144,3 +144,18 @@ def test_grpo_smoke_runs_end_to_end(tmp_path):
     assert {"reward", "reward_stop", "reward_duration", "reward_spread_in_groups", "kl", "clip_fraction",
             "generation_share", "judge_failures"} <= records[0].keys()
     assert (run_dir / "adapter" / "adapter_config.json").is_file()
+
+
+@pytest.mark.slow
+def test_a_resumed_grpo_run_samples_and_trains_as_the_uninterrupted_one(compose_config, tmp_path, demo_dir):
+    """The sampling RNG travels with the checkpoint: the resumed run draws the same groups."""
+    from higgs_train.train.recipe import train
+
+    run = ["recipe=grpo_smoke", "eval.every_n_steps=null", "eval.num_samples=0", "trainer.save_every_n_steps=2"]
+    train(compose_config(*run), tmp_path / "whole")
+    train(compose_config(*run, "trainer.max_steps=2"), tmp_path / "resumed")
+    train(compose_config(*run, "resume=auto"), tmp_path / "resumed")
+    records = [[{k: json.loads(line)[k] for k in ("loss", "reward", "reward_stop", "kl")}
+                for line in (tmp_path / name / "metrics.jsonl").read_text().splitlines()]
+               for name in ("whole", "resumed")]
+    assert len(records[0]) == 4 and records[1] == records[0]

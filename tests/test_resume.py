@@ -154,6 +154,7 @@ def _poison(monkeypatch, bad_calls):
     monkeypatch.setattr(sft_module, "audio_loss_terms", poisoned)
 
 
+@pytest.mark.slow  # an end-to-end training run
 def test_a_non_finite_step_is_skipped_and_counted(compose_config, tmp_path, monkeypatch, demo_dir):
     _poison(monkeypatch, bad_calls={3})
     run_dir = tmp_path / "run"
@@ -164,6 +165,7 @@ def test_a_non_finite_step_is_skipped_and_counted(compose_config, tmp_path, monk
     assert all(torch.isfinite(w).all() for w in weights.values())
 
 
+@pytest.mark.slow  # an end-to-end training run
 def test_too_many_non_finite_steps_stop_the_run_with_a_good_checkpoint(compose_config, tmp_path, monkeypatch,
                                                                       demo_dir):
     _poison(monkeypatch, bad_calls=set(range(3, 100)))

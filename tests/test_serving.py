@@ -196,11 +196,20 @@ def test_trimming_cuts_trailing_silence_and_keeps_one_frame_of_it():
     assert _trimmed(codes[:, :6], tone, 960, -40)[2] == 0
 
 
-def test_generate_caps_a_runaway_at_the_texts_length_and_says_so(tiny_checkpoint, tmp_path, caplog):
+def test_generate_caps_a_runaway_at_the_texts_length_and_says_so(tiny_checkpoint, tmp_path, caplog, monkeypatch):
+    from higgs_train.evaluate import samples as samples_module
+
+    limits = []
+
+    def runs_on(model, collator, conversations, settings):  # a model that never stops
+        limits.append(settings.max_new_tokens)
+        return [(torch.randint(0, 1024, (8, settings.max_new_tokens - 9)), False) for _ in conversations]
+
+    monkeypatch.setattr(samples_module, "generate_codes", runs_on)
     caplog.set_level("INFO", logger="higgs_train")
-    records = generate({**_defaults(), "model": str(tiny_checkpoint), "text": "Hello there.", "max_new_tokens": 120,
+    records = generate({**_defaults(), "model": str(tiny_checkpoint), "text": "Hello there.", "max_new_tokens": 500,
                         "out": str(tmp_path / "out.wav"), "duration_cap": 1.0})
     cap = int(np.ceil(len("Hello there.") / 15 * 25))  # the text's expected frames at 15 characters a second
-    # the tiny kit's random model runs on: capped, not stopped, and said
+    assert limits == [cap + 9]  # generation itself stops at the cap, not at max_new_tokens
     assert records[0]["frames"] == cap and records[0]["capped_s"] == pytest.approx(cap / 25)
-    assert not records[0]["stopped"] and "capped at 0.84 s (duration_cap=1.0 x the text's length)" in caplog.text
+    assert not records[0]["stopped"] and "capped at 0.80 s (duration_cap=1.0 x the text's length)" in caplog.text

@@ -239,7 +239,7 @@ def test_07_resume_refuses_a_changed_optimizer_or_data_and_says_what_it_applies(
     data.write_text('{"messages": []}\n')
     base = ["recipe=smoke", f"data.path={data}"]
     saved = _saved_state(compose_config(*base))
-    with pytest.raises(ResumeError, match="optim.lr was 0.003 there and is 0.01 now"):
+    with pytest.raises(ResumeError, match="optim.lr was 0.002 there and is 0.01 now"):
         check_resumable(saved, compose_config(*base, "optim.lr=0.01"), 1, tmp_path)
     with pytest.raises(ResumeError, match="optim.scheduler was 'constant' there and is 'cosine' now"):
         check_resumable(saved, compose_config(*base, "optim.scheduler=cosine"), 1, tmp_path)

@@ -176,6 +176,7 @@ class GroupRelativePolicy:
                                          "sum").cpu()
         answers, tokens, frames, reward, spread, groups = totals[:6].tolist()
         info = {"generation_s": time.time() - started, "started": started, "reward": reward / max(answers, 1),
+                "answers": answers / self.accelerator.num_processes,
                 "spread": spread / max(groups, 1),
                 "terms": {k: float(v) / max(answers, 1) for k, v in zip(self.weights, totals[6:].tolist())}}
         return Window([batch for batch, _ in sampled], {"answers": torch.tensor(max(answers, 1.0)),
@@ -220,21 +221,27 @@ class GroupRelativePolicy:
                    "kl": float(sums["kl"] / sums["tokens"].clamp(min=1)),
                    "clip_fraction": float(sums["clipped"] / sums["tokens"].clamp(min=1)),
                    "generation_share": info["generation_s"] / max(time.time() - info["started"], 1e-9),
+                   "answers_judged_per_s": info["answers"] / max(info["generation_s"], 1e-9),
                    "judge_failures": self.failed_judgements}
         metrics.update({f"reward_{k}": v for k, v in info["terms"].items()})
         return metrics
 
     def memory_extras(self, model_config, positions: int) -> dict[str, float]:
-        """GiB beyond one forward and backward: the KV cache of a group's generation (bf16), and the reference's
-        forward when the KL term is on."""
-        text = getattr(model_config, "text_config", model_config)
-        rows = self.cfg.trainer.batch_size * self.objective.group_size
-        layers, heads = text.num_hidden_layers, text.num_key_value_heads
-        head_dim = getattr(text, "head_dim", None) or text.hidden_size // text.num_attention_heads
-        length = positions / max(self.cfg.trainer.batch_size, 1) + self.objective.max_new_tokens
-        cache = rows * length * layers * 2 * heads * head_dim * 2
-        extras = {"generation KV cache": cache / 1024**3}
+        """GiB beyond one forward and backward of a prompt batch (`positions`: its rows with their target clips,
+        as the dry run collates them): the group's other G - 1 answers in the training forward, the KV cache of
+        generating the group (bf16, each answer up to objective.max_new_tokens), and the reference's forward when
+        the KL term is on."""
+        from higgs_train.model.memory import GIB, activation_bytes
+
+        group = self.objective.group_size
+        per_row = positions / max(self.cfg.trainer.batch_size, 1)
+        rows = self.cfg.trainer.batch_size * group
+        logits_per_position = model_config.num_codebooks * model_config.codebook_size * 4
+        extras = {"the group's other answers": (group - 1) * (activation_bytes(self.cfg, model_config, positions)
+                                                              + positions * logits_per_position * 2) / GIB}
+        cache = rows * (per_row + self.objective.max_new_tokens) * model_config.num_hidden_layers * 2 * \
+            model_config.num_key_value_heads * model_config.head_dim * 2
+        extras["generation KV cache"] = cache / GIB
         if self.objective.kl_beta > 0:
-            extras["reference forward"] = rows * length * model_config.num_codebooks * model_config.codebook_size \
-                * 4 / 1024**3
+            extras["reference forward"] = rows * per_row * logits_per_position / GIB
         return extras
