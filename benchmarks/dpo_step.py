@@ -21,12 +21,11 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from training import MID_SIZE, conversation  # noqa: E402
+from training import conversation, mid_size_model  # noqa: E402
 
 from higgs_train.config_files import compose_config  # noqa: E402
 from higgs_train.data.collator import ConversationCollator  # noqa: E402
 from higgs_train.data.pairs import PairCollator  # noqa: E402
-from higgs_train.kit.random_checkpoint import build_model_config, build_text_tokenizer  # noqa: E402
 from higgs_train.model.loss import sequence_logprobs  # noqa: E402
 from higgs_train.model.peft_setup import apply_peft  # noqa: E402
 from higgs_train.objectives import build_objective  # noqa: E402
@@ -66,13 +65,7 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=2)
     args = parser.parse_args()
     torch.manual_seed(0)
-    tokenizer = build_text_tokenizer()
-    config = build_model_config(tokenizer, num_codebooks=8)
-    for key, value in MID_SIZE.items():
-        setattr(config, key, value)
-    from transformers import HiggsAudioV2ForConditionalGeneration
-
-    model = HiggsAudioV2ForConditionalGeneration(config)
+    tokenizer, config, model = mid_size_model()
     model = apply_peft(model, compose_config(["recipe=smoke", "peft=lora_audio", "peft.dropout=0.0"]).peft)
     model.train()
     collator = ConversationCollator(tokenizer, config)

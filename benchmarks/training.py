@@ -101,16 +101,23 @@ def packing_vs_padding() -> None:
 # A mid-size random model: the real layout (DualFFN, GQA, 8 codebooks x 1026), scaled so a step fits this CPU.
 MID_SIZE = dict(hidden_size=768, intermediate_size=2048, num_hidden_layers=8, num_attention_heads=12,
                 num_key_value_heads=4, head_dim=64)
-def memory_variant(peft: str, checkpointing: bool, frames: int) -> dict:
-    """Runs in its own process: peak RSS of two training steps on one conversation with a clip of `frames`."""
+
+
+def mid_size_model():
+    """(text tokenizer, config, randomly initialised model) of MID_SIZE, with the tiny kit's tokenizer."""
     from higgs_train.kit.random_checkpoint import build_model_config, build_text_tokenizer
 
-    torch.manual_seed(0)
     tokenizer = build_text_tokenizer()
     config = build_model_config(tokenizer, num_codebooks=8)
     for key, value in MID_SIZE.items():
         setattr(config, key, value)
-    model = HiggsAudioV2ForConditionalGeneration(config)
+    return tokenizer, config, HiggsAudioV2ForConditionalGeneration(config)
+
+
+def memory_variant(peft: str, checkpointing: bool, frames: int) -> dict:
+    """Runs in its own process: peak RSS of two training steps on one conversation with a clip of `frames`."""
+    torch.manual_seed(0)
+    tokenizer, config, model = mid_size_model()
     peft_cfg = OmegaConf.load(CONFIG_DIR / "peft" / "lora_attn.yaml")
     if peft == "lora_audio":
         peft_cfg.target_modules += ["audio_mlp.gate_proj", "audio_mlp.up_proj", "audio_mlp.down_proj"]

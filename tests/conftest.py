@@ -121,3 +121,20 @@ def compose_config():
     from higgs_train.config_files import compose_config as compose
 
     return lambda *overrides: compose(overrides)
+
+
+@pytest.fixture(scope="module")
+def inputs(tiny_checkpoint, demo_rows):
+    """A real batch of two demo rows as model inputs (text and audio positions), so the audio path and the audio
+    head are exercised."""
+    from transformers import AutoConfig, AutoProcessor
+
+    from higgs_train.data.audio_codes import attach_codes
+    from higgs_train.data.collator import ConversationCollator
+    from higgs_train.model.loss import MODEL_INPUTS
+
+    rows = [dict(r) for r in demo_rows[:2]]
+    processor = AutoProcessor.from_pretrained(tiny_checkpoint)
+    attach_codes(rows, processor.audio_tokenizer, show_progress=False)
+    batch = ConversationCollator(processor.tokenizer, AutoConfig.from_pretrained(tiny_checkpoint))(rows)
+    return {k: v for k, v in batch.items() if k in MODEL_INPUTS}

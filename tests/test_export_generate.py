@@ -9,7 +9,7 @@ import soundfile as sf
 import torch
 from peft import PeftModel
 from safetensors.torch import load_file
-from transformers import AutoConfig, AutoProcessor, HiggsAudioV2ForConditionalGeneration
+from transformers import AutoProcessor, HiggsAudioV2ForConditionalGeneration
 
 from higgs_train.data.audio_codes import attach_codes
 from higgs_train.data.collator import ConversationCollator
@@ -18,7 +18,6 @@ from higgs_train.export import main as export_main
 from higgs_train.generate import _defaults, generate
 from higgs_train.generate import main as generate_main
 from higgs_train.model.loading import load_model
-from higgs_train.model.loss import MODEL_INPUTS
 from higgs_train.model.peft_setup import apply_peft
 from higgs_train.model.trainable import build_trainable_model
 from higgs_train.train.checkpoint import complete_checkpoints
@@ -26,16 +25,6 @@ from higgs_train.train.recipe import train
 
 RUN = ["recipe=smoke", "trainer.max_steps=6", "trainer.save_every_n_steps=6", "eval.num_samples=0",
        "optim.lr=1e-2"]
-
-
-@pytest.fixture(scope="module")
-def inputs(tiny_checkpoint, demo_rows):
-    """A real batch (text and audio positions), so the audio path and the audio head are exercised."""
-    rows = [dict(r) for r in demo_rows[:2]]
-    processor = AutoProcessor.from_pretrained(tiny_checkpoint)
-    attach_codes(rows, processor.audio_tokenizer, show_progress=False)
-    batch = ConversationCollator(processor.tokenizer, AutoConfig.from_pretrained(tiny_checkpoint))(rows)
-    return {k: v for k, v in batch.items() if k in MODEL_INPUTS}
 
 
 def _logits(model, inputs):

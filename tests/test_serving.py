@@ -13,19 +13,15 @@ import torch
 from safetensors.torch import load_file
 from transformers import (
     AutoConfig,
-    AutoProcessor,
     AutoTokenizer,
     GenerationConfig,
     HiggsAudioV2ForConditionalGeneration,
 )
 
-from higgs_train.data.audio_codes import attach_codes
-from higgs_train.data.collator import ConversationCollator
 from higgs_train.evaluate.samples import _trimmed
 from higgs_train.export import ExportError, export
 from higgs_train.generate import _defaults, generate
 from higgs_train.model.boson_layout import DROPPED_BY_THE_CONVERSION, boson_config
-from higgs_train.model.loss import MODEL_INPUTS
 from higgs_train.train.recipe import train
 
 # Transformers' convert_higgs_audio_v2_to_hf.py, ORIGINAL_TO_CONVERTED_KEY_MAPPING, applied in its order: the
@@ -65,15 +61,6 @@ def _to_transformers(state: dict) -> dict:
         assert key not in converted, f"{key} twice"
         converted[key] = tensor
     return converted
-
-
-@pytest.fixture(scope="module")
-def inputs(tiny_checkpoint, demo_rows):
-    rows = [dict(r) for r in demo_rows[:2]]
-    processor = AutoProcessor.from_pretrained(tiny_checkpoint)
-    attach_codes(rows, processor.audio_tokenizer, show_progress=False)
-    batch = ConversationCollator(processor.tokenizer, AutoConfig.from_pretrained(tiny_checkpoint))(rows)
-    return {k: v for k, v in batch.items() if k in MODEL_INPUTS}
 
 
 def _logits(model, inputs):
