@@ -123,3 +123,17 @@ def test_accumulated_loss_equals_the_big_batch_loss(compose_config, tmp_path, de
     big = train(compose_config(*RUN, "trainer.batch_size=4", "trainer.log_every_n_steps=1"), tmp_path / "big")
     assert _losses(tmp_path / "accumulated") == pytest.approx(_losses(tmp_path / "big"), rel=1e-5)
     assert small["final_loss"] == pytest.approx(big["final_loss"], rel=1e-5)
+
+
+def test_two_ddp_processes_train_dpo_as_one_process_does(tmp_path, demo_dir):
+    """The objective seam's totals are global: a pair a process, two processes, give the two-pair batch's steps."""
+    run = ["recipe=dpo_smoke", "trainer.max_steps=4", "eval.num_samples=0", "eval.every_n_steps=null",
+           "trainer.save_every_n_steps=null", "trainer.device=cpu"]
+    one, ddp = tmp_path / "one", tmp_path / "ddp"
+    _run([sys.executable, "-m", "higgs_train.cli", *run, "trainer.batch_size=2", f"hydra.run.dir={one}"])
+    _run([*ACCELERATE, "--multi_gpu", "--num_processes", "2", "--main_process_port", str(_free_port()), "-m",
+          "higgs_train.cli", *run, "trainer.batch_size=1", f"hydra.run.dir={ddp}"])
+    records = [[json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+               for run_dir in (one, ddp)]
+    for key in ("loss", "reward_margin", "preference_accuracy"):  # 1e-3: two pairs padded together, or one alone
+        assert [r[key] for r in records[1]] == pytest.approx([r[key] for r in records[0]], rel=1e-3, abs=1e-6), key
