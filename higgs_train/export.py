@@ -172,8 +172,8 @@ def _write_weights(model, cfg, folder: Path, format: str, full_checkpoint: bool)
     from higgs_train.model.boson_layout import DROPPED_BY_THE_CONVERSION, LayoutError, boson_config, to_boson
 
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    if "text_lm_head.weight" not in state:  # the run did not train a text head: the base's, as it is
-        state["text_lm_head.weight"] = _base_tensor(cfg, "text_lm_head.weight")
+    if "text_lm_head.weight" not in state:  # the run did not train a text head: the base's, in the merged dtype
+        state["text_lm_head.weight"] = _base_tensor(cfg, "text_lm_head.weight").to(model.dtype)
     try:
         renamed = to_boson(state)
     except LayoutError as error:

@@ -92,7 +92,7 @@ def test_sigkill_at_a_random_step_then_resume_gives_the_same_losses_and_bit_iden
     ("peft.r=16", "peft.r was 8 there and is 16 now"),
     ("trainer.batch_size=2", "global batch was '4 rows x 1 accumulation x 1 processes' there"),
     ("data.max_examples=10", "data.max_examples was 12 there and is 10 now"),
-    ("optim.lr=0.01", "optim.lr was 0.003 there and is 0.01 now"),
+    ("optim.lr=0.01", "optim.lr was 0.002 there and is 0.01 now"),
 ])
 def test_resuming_with_an_incompatible_config_names_the_difference(uninterrupted, change, named):
     record = (uninterrupted / ".hydra" / "config.yaml").read_text()
