@@ -13,6 +13,10 @@ settings.load_profile("seeded")
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# pytest-xdist runs one worker per core (pyproject's addopts): each worker, and the runs it starts, on one thread,
+# since the tiny kit's small matrices gain nothing from a second thread that another worker needs.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["OMP_NUM_THREADS"] = "1"
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -12,7 +12,7 @@ pytestmark = pytest.mark.slow  # hundreds of training steps
 # The smoke recipe's optimizer settings (lr 2e-3 after the default warmup), 400 steps on 4 clips.
 COMMON = ["recipe=smoke", "data.max_examples=4", "trainer.batch_size=4", "trainer.max_steps=400",
           "trainer.log_every_n_steps=1", "trainer.save_every_n_steps=null", "eval.num_samples=4",
-          "eval.max_new_tokens=120", "eval.do_sample=false",
+          "eval.max_new_tokens=120", "eval.do_sample=false", "eval.every_n_steps=null",  # one evaluation, at the end
           "eval.val_size=0"]  # the samples are the training clips themselves
 # The tiny kit's audio head is random and frozen under LoRA; 64 hidden dims cannot steer 8 random 1026-way heads
 # with low-rank updates alone, so the head trains too (the real checkpoint's head is already trained).
