@@ -3,8 +3,10 @@ stop), DPO on pairs of its own judged samples and GRPO on groups of them (reward
 held-out prompts of the same speakers (greedy): stop rate, duration ratio to the true clip, frame match.
 
     HIGGS_TRAIN_CACHE=/tmp/htcache .venv/bin/python benchmarks/preference_proof.py [--seeds 0 1 2] [--work DIR]
+        [--only dpo|grpo] [--pair-temperature T] [--dpo KEY=VALUE ...] [--grpo KEY=VALUE ...] [--keep-base]
 
-The base is trained once (seed 0); each run samples its pairs (or groups) and tunes from its own seed.
+The base is trained once (seed 0; `--keep-base` reuses the one already in --work); each run samples its pairs (or
+groups) and tunes from its own seed. `--dpo` / `--grpo` add overrides to tests/runaway_base.py's settings.
 """
 
 from __future__ import annotations
@@ -33,28 +35,28 @@ def _fresh_state() -> None:
     AcceleratorState._reset_state(reset_partial_state=True)
 
 
-def dpo_run(work: Path, data: dict, base: str, seed: int) -> dict:
+def dpo_run(work: Path, data: dict, base: str, seed: int, temperature: float, extra: list[str]) -> dict:
     from data_prep.cli import _parser
     from data_prep.pairs import build_pairs
 
     started = time.time()
     info = build_pairs(_parser().parse_args([
         "pairs", "--model", base, "--data", str(data["prompts"]), "--out", str(work / f"pairs-{seed}"),
-        "--candidates", "8", "--temperature", "1.0", "--max-new-tokens", str(TOKEN_LIMIT), "--ras-win-len", "0",
-        "--seed", str(seed)]), show_progress=False)
+        "--candidates", "8", "--temperature", str(temperature), "--max-new-tokens", str(TOKEN_LIMIT),
+        "--ras-win-len", "0", "--seed", str(seed)]), show_progress=False)
     sampled = time.time() - started
     summary = train(compose_config([*DPO, *TUNING, f"seed={seed}", f"model.name_or_path={base}",
-                                    f"data.pairs={work / f'pairs-{seed}'}"]), work / f"dpo-{seed}")
+                                    f"data.pairs={work / f'pairs-{seed}'}", *extra]), work / f"dpo-{seed}")
     _fresh_state()
     after = measure(base, str(work / f"dpo-{seed}" / "adapter"), data["held_out"], work / f"after-dpo-{seed}")
     return {"pairs": info["pairs"], "steps": summary["steps"], "wall_s": round(time.time() - started, 1),
             "pairs_s": round(sampled, 1), "after": after}
 
 
-def grpo_run(work: Path, data: dict, base: str, seed: int) -> dict:
+def grpo_run(work: Path, data: dict, base: str, seed: int, extra: list[str]) -> dict:
     started = time.time()
     summary = train(compose_config([*GRPO, *TUNING, f"seed={seed}", f"model.name_or_path={base}",
-                                    f"data.path={data['prompts']}"]), work / f"grpo-{seed}")
+                                    f"data.path={data['prompts']}", *extra]), work / f"grpo-{seed}")
     _fresh_state()
     shares = [json.loads(line)["generation_share"] for line in (work / f"grpo-{seed}" / "metrics.jsonl").read_text()
               .splitlines()]
@@ -68,15 +70,28 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--work", type=Path, default=Path("/tmp/preference_proof"))
     parser.add_argument("--out", default="preference_proof.json")
+    parser.add_argument("--only", choices=("dpo", "grpo"))
+    parser.add_argument("--pair-temperature", type=float, default=1.0)
+    parser.add_argument("--dpo", nargs="*", default=[])
+    parser.add_argument("--grpo", nargs="*", default=[])
+    parser.add_argument("--keep-base", action="store_true")
     args = parser.parse_args()
-    shutil.rmtree(args.work, ignore_errors=True)
-    data = make_data(args.work, ensure_builtin("demo"))
-    train(compose_config(["recipe=smoke", f"data.path={data['base']}", *BASE]), args.work / "base")
-    _fresh_state()
-    base = str(export(args.work / "base", merge=True))
+    base = args.work / "base" / "export" / "merged"
+    if not (args.keep_base and base.is_dir()):
+        shutil.rmtree(args.work, ignore_errors=True)
+        data = make_data(args.work, ensure_builtin("demo"))
+        train(compose_config(["recipe=smoke", f"data.path={data['base']}", *BASE]), args.work / "base")
+        _fresh_state()
+        export(args.work / "base", merge=True)
+    data = {name: args.work / folder / "train.jsonl" for name, folder in
+            (("base", "base_data"), ("prompts", "prompts"), ("held_out", "held_out"))}
+    base = str(base)
     before = measure(base, None, data["held_out"], args.work / "before")
-    runs = {"dpo": [dpo_run(args.work, data, base, s) for s in args.seeds],
-            "grpo": [grpo_run(args.work, data, base, s) for s in args.seeds]}
+    runs = {}
+    if args.only != "grpo":
+        runs["dpo"] = [dpo_run(args.work, data, base, s, args.pair_temperature, args.dpo) for s in args.seeds]
+    if args.only != "dpo":
+        runs["grpo"] = [grpo_run(args.work, data, base, s, args.grpo) for s in args.seeds]
     Path(args.out).write_text(json.dumps({"before": before, **runs}, indent=1))
     keys = ("stop_rate", "duration_ratio", "frame_match", "loop_share")
     print("| model | " + " | ".join(keys) + " | steps | wall s |")

@@ -1,5 +1,5 @@
-"""A base that runs on, for the preference-tuning proofs (tests/test_preference_proof.py, benchmarks/
-preference_proof.py): LoRA-tuned on 8 demo clips, each seen once as it is and twice spoken twice over, so at a
+"""A base that runs on, for the preference-tuning proof (benchmarks/preference_proof.py; it does not hold yet, so
+it is no test): LoRA-tuned on 8 demo clips, each seen once as it is and twice spoken twice over, so at a
 clip's end it continues more often than it stops; sampled answers stop about a third of the time, which is what
 preference tuning learns from. Pairs and groups are sampled for 20 demo prompts (those 8 among them); the
 evaluation is on 8 held-out prompts of the same two speakers, laid out as training lays them out."""
