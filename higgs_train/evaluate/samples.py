@@ -145,7 +145,8 @@ def write_samples(model, audio_tokenizer, collator, conversations: list[dict], e
     caps = _duration_caps(conversations, frame_rate, eval_cfg)
     limits = [cap + collator.num_codebooks + 1 for cap in caps] if caps else None
     generated = tqdm(generate_in_batches(model, collator, conversations, eval_cfg, limits), total=len(conversations),
-                     desc="generating samples", unit="sample", leave=False, disable=not show_progress)
+                     desc="generating samples", unit="sample", leave=False, position=0,  # as validation's bar
+                     disable=not show_progress)
     for index, (conversation, codes, stopped) in enumerate(generated):
         acted = {}
         if caps and codes.shape[1] >= caps[index]:  # the hard cap: never longer than the text allows

@@ -20,7 +20,10 @@ def validation_metrics(accelerator, model, batches: list[dict], model_config, sp
     was_training = model.training
     model.eval()
     share = batches[accelerator.process_index::accelerator.num_processes] if split else batches
-    for batch in tqdm(share, desc="validation", unit="batch", leave=False, disable=not accelerator.is_main_process):
+    # position=0: drawn over the training bar and cleared, never nested below it (a nested bar moves the cursor
+    # with ANSI codes, which a log file keeps as stray characters).
+    for batch in tqdm(share, desc="validation", unit="batch", leave=False, position=0,
+                      disable=not accelerator.is_main_process):
         batch = {k: v.to(device) for k, v in batch.items() if k in (*MODEL_INPUTS, "audio_labels", "labels")}
         with accelerator.autocast():
             terms = audio_loss_terms(model, batch, model_config, with_accuracy=True)
