@@ -36,5 +36,5 @@ def passes(summary: dict) -> bool:
 @pytest.mark.parametrize("setup", SETUPS)
 def test_greedy_generation_reproduces_the_clips_and_stops_at_their_end(setup, compose_config, tmp_path, demo_dir):
     summary = train(compose_config(*COMMON, *SETUPS[setup], f"seed={SEEDS[setup]}"), tmp_path / "run")
-    assert summary["final_loss"] < 0.06  # nats per target (codebook mean); 0.043-0.052 on every seed (BENCHMARKS.md)
+    assert summary["final_loss"] < 0.05  # nats per target (the mean over the 8 codebooks)
     assert len(summary["samples"]) == 4 and passes(summary), summary["samples"]
