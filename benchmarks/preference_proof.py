@@ -21,7 +21,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
-from runaway_base import BASE, DPO, GRPO, TOKEN_LIMIT, TUNING, make_data, measure  # noqa: E402
+from runaway_base import BASE, DPO, GRPO, TOKEN_LIMIT, TUNING, data_paths, make_data, measure  # noqa: E402
 
 from higgs_train.assets import ensure_builtin  # noqa: E402
 from higgs_train.config_files import compose_config  # noqa: E402
@@ -79,12 +79,11 @@ def main() -> None:
     base = args.work / "base" / "export" / "merged"
     if not (args.keep_base and base.is_dir()):
         shutil.rmtree(args.work, ignore_errors=True)
-        data = make_data(args.work, ensure_builtin("demo"))
-        train(compose_config(["recipe=smoke", f"data.path={data['base']}", *BASE]), args.work / "base")
+        base_data = make_data(args.work, ensure_builtin("demo"))["base"]
+        train(compose_config(["recipe=smoke", f"data.path={base_data}", *BASE]), args.work / "base")
         _fresh_state()
         export(args.work / "base", merge=True)
-    data = {name: args.work / folder / "train.jsonl" for name, folder in
-            (("base", "base_data"), ("prompts", "prompts"), ("held_out", "held_out"))}
+    data = data_paths(args.work)
     base = str(base)
     before = measure(base, None, data["held_out"], args.work / "before")
     runs = {}

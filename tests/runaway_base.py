@@ -27,6 +27,9 @@ GRPO = ["recipe=grpo_lora", "task=smart_voice", "optim.lr=2e-3", "optim.max_grad
         "trainer.max_steps=40"]
 
 
+FOLDERS = {"base": "base_data", "prompts": "prompts", "held_out": "held_out"}
+
+
 def _rows_folder(folder: Path, rows: list[dict], demo: Path, twice: int = 0) -> Path:
     """A conversation JSONL of `rows` (clips copied), each also `twice` times spoken twice over, + speakers.json."""
     (folder / "clips").mkdir(parents=True)
@@ -54,9 +57,15 @@ def make_data(work: Path, demo: Path) -> dict[str, Path]:
     train = [r for group in by_speaker.values() for r in group[:TRAIN_PER_SPEAKER]]
     prompts = [r for group in by_speaker.values() for r in group[:PROMPTS_PER_SPEAKER]]
     held_out = [r for group in by_speaker.values() for r in group[-HELD_OUT_PER_SPEAKER:]]
-    return {"base": _rows_folder(work / "base_data", train, demo, TWICE),
-            "prompts": _rows_folder(work / "prompts", prompts, demo),
-            "held_out": _rows_folder(work / "held_out", held_out, demo)}
+    _rows_folder(work / FOLDERS["base"], train, demo, TWICE)
+    _rows_folder(work / FOLDERS["prompts"], prompts, demo)
+    _rows_folder(work / FOLDERS["held_out"], held_out, demo)
+    return data_paths(work)
+
+
+def data_paths(work: Path) -> dict[str, Path]:
+    """The conversation files `make_data` wrote under `work`."""
+    return {name: work / folder / "train.jsonl" for name, folder in FOLDERS.items()}
 
 
 def measure(model: str, adapter: str | None, data: Path, out: Path) -> dict:
