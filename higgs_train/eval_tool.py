@@ -82,7 +82,8 @@ def check_lengths(utterances: list[dict], collator, model_config, max_new_tokens
 
 def evaluate_model(model, processor, utterances: list[dict], eval_cfg, out_dir: Path, judges,
                    show_progress: bool = True) -> list[dict]:
-    """Per-utterance records (every metric its judges allow) of one model on the list, wavs in `out_dir`."""
+    """Per-utterance records (every metric its judges allow) of one model on the list, wavs in `out_dir`. Prompt
+    clips are encoded here unless the utterances already carry their codes (`run` encodes them once per list)."""
     from higgs_train.data.audio_codes import attach_codes
     from higgs_train.data.collator import ConversationCollator
     from higgs_train.evaluate.samples import write_samples
@@ -109,6 +110,8 @@ def run(args: dict) -> dict:
     from omegaconf import OmegaConf
 
     from higgs_train import assets, atomic, ownership
+    from higgs_train.data.audio_codes import attach_codes
+    from higgs_train.data.code_cache import tokenizer_fingerprint
     from higgs_train.evaluate.comparison import compare
     from higgs_train.evaluate.eval_page import write_eval_page
     from higgs_train.evaluate.judges import Judges
@@ -129,12 +132,17 @@ def run(args: dict) -> dict:
     with atomic.atomic_output(out) as partial:
         partial.mkdir()
         found, rows = variants(args["model"], args["adapter"]), []
+        encoded = {}  # tokenizer fingerprint -> the utterances with their prompt codes: each list encoded once
         for variant in found:
             logger.info(f"{variant['name']}: {variant['model']}" + (f" + {variant['adapter']}" if variant["adapter"]
                                                                     else "") + f", {len(utterances)} utterances")
             model, processor = load_for_inference(variant["model"], variant["adapter"], device)
-            variant["records"] = evaluate_model(model, processor, utterances, eval_cfg, partial / variant["name"],
-                                                judges)
+            fingerprint = tokenizer_fingerprint(processor.audio_tokenizer)
+            if fingerprint not in encoded:
+                encoded[fingerprint] = copy.deepcopy(utterances)
+                attach_codes(encoded[fingerprint], processor.audio_tokenizer, show_progress=False)
+            variant["records"] = evaluate_model(model, processor, encoded[fingerprint], eval_cfg,
+                                                partial / variant["name"], judges)
             for record in variant["records"]:
                 record["path"] = str(out / Path(record["path"]).relative_to(partial))
             rows += [{"variant": variant["name"], **record} for record in variant["records"]]
