@@ -3,10 +3,13 @@ stop), DPO on pairs of its own judged samples and GRPO on groups of them (reward
 held-out prompts of the same speakers (greedy): stop rate, duration ratio to the true clip, frame match.
 
     HIGGS_TRAIN_CACHE=/tmp/htcache .venv/bin/python benchmarks/preference_proof.py [--seeds 0 1 2] [--work DIR]
-        [--only dpo|grpo] [--pair-temperature T] [--dpo KEY=VALUE ...] [--grpo KEY=VALUE ...] [--keep-base]
+        [--only dpo|grpo] [--pair-temperature T] [--pairs=OPTION ...] [--dpo KEY=VALUE ...] [--grpo KEY=VALUE ...]
+        [--keep-base]
 
 The base is trained once (seed 0; `--keep-base` reuses the one already in --work); each run samples its pairs (or
-groups) and tunes from its own seed. `--dpo` / `--grpo` add overrides to tests/runaway_base.py's settings.
+groups) and tunes from its own seed. `--pairs` replaces the extra `higgs-prep pairs` options (default
+`--with-greedy`; a bare `--pairs` samples every candidate); `--dpo` / `--grpo` add overrides to
+tests/runaway_base.py's settings.
 """
 
 from __future__ import annotations
@@ -35,15 +38,23 @@ def _fresh_state() -> None:
     AcceleratorState._reset_state(reset_partial_state=True)
 
 
-def dpo_run(work: Path, data: dict, base: str, seed: int, temperature: float, extra: list[str]) -> dict:
+def _clear(*folders: Path) -> None:
+    """A run's folders from an earlier invocation (with --keep-base), which training would refuse to replace."""
+    for folder in folders:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def dpo_run(work: Path, data: dict, base: str, seed: int, temperature: float, pair_options: list[str],
+            extra: list[str]) -> dict:
     from data_prep.cli import _parser
     from data_prep.pairs import build_pairs
 
+    _clear(*(work / f"{name}-{seed}" for name in ("pairs", "dpo", "after-dpo")))
     started = time.time()
     info = build_pairs(_parser().parse_args([
         "pairs", "--model", base, "--data", str(data["prompts"]), "--out", str(work / f"pairs-{seed}"),
         "--candidates", "8", "--temperature", str(temperature), "--max-new-tokens", str(TOKEN_LIMIT),
-        "--ras-win-len", "0", "--seed", str(seed)]), show_progress=False)
+        "--ras-win-len", "0", "--seed", str(seed), *pair_options]), show_progress=False)
     sampled = time.time() - started
     summary = train(compose_config([*DPO, *TUNING, f"seed={seed}", f"model.name_or_path={base}",
                                     f"data.pairs={work / f'pairs-{seed}'}", *extra]), work / f"dpo-{seed}")
@@ -54,6 +65,7 @@ def dpo_run(work: Path, data: dict, base: str, seed: int, temperature: float, ex
 
 
 def grpo_run(work: Path, data: dict, base: str, seed: int, extra: list[str]) -> dict:
+    _clear(work / f"grpo-{seed}", work / f"after-grpo-{seed}")
     started = time.time()
     summary = train(compose_config([*GRPO, *TUNING, f"seed={seed}", f"model.name_or_path={base}",
                                     f"data.path={data['prompts']}", *extra]), work / f"grpo-{seed}")
@@ -75,6 +87,7 @@ def main() -> None:
     parser.add_argument("--dpo", nargs="*", default=[])
     parser.add_argument("--grpo", nargs="*", default=[])
     parser.add_argument("--keep-base", action="store_true")
+    parser.add_argument("--pairs", nargs="*", default=["--with-greedy"])
     args = parser.parse_args()
     base = args.work / "base" / "export" / "merged"
     if not (args.keep_base and base.is_dir()):
@@ -88,7 +101,8 @@ def main() -> None:
     before = measure(base, None, data["held_out"], args.work / "before")
     runs = {}
     if args.only != "grpo":
-        runs["dpo"] = [dpo_run(args.work, data, base, s, args.pair_temperature, args.dpo) for s in args.seeds]
+        runs["dpo"] = [dpo_run(args.work, data, base, s, args.pair_temperature, args.pairs, args.dpo)
+                       for s in args.seeds]
     if args.only != "dpo":
         runs["grpo"] = [grpo_run(args.work, data, base, s, args.grpo) for s in args.seeds]
     Path(args.out).write_text(json.dumps({"before": before, **runs}, indent=1))

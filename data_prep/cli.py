@@ -71,6 +71,8 @@ def _parser() -> argparse.ArgumentParser:
     pairs.add_argument("--max-new-tokens", type=int, default=500, help="the token limit a candidate may run to")
     pairs.add_argument("--ras-win-len", type=int, default=7, help="repetition-aware sampling window; 0 turns it off")
     pairs.add_argument("--seed", type=int, default=0)
+    pairs.add_argument("--with-greedy", action="store_true", help="one of the candidates is the greedy answer (what "
+                       "higgs-eval and greedy inference give), so the runaway they meet can be the rejected one")
     pairs.add_argument("--limit", type=int, default=0, help="the first N prompts only")
     pairs.add_argument("--rule", default="hard-then-soft", help="hard-then-soft (default) or pareto")
     pairs.add_argument("--duration-band", type=float, nargs=2, default=(0.8, 1.25), metavar=("LOW", "HIGH"),

@@ -9,12 +9,18 @@ rule then makes at most one pair per prompt:
   ratio outside `--duration-band`, a loop share above `--max-loop-share`, trailing silence above
   `--max-trailing-silence`) is always rejected before any soft score counts. The candidates that pass are ranked by
   WER, then speaker similarity (when measured), then duration error; the best is chosen (if its WER is at most
-  `--max-chosen-wer`). The rejected one is the candidate failing the most hard judges (the furthest from the
-  expected length among equals); when every candidate passes, the last-ranked one, if it is worse than the chosen
-  one on the ranking and better on no measured soft score (the Koel-TTS rule).
+  `--max-chosen-wer`). The rejected one is the worst failing candidate: one that never stopped before any other
+  (the runaway users meet first, and the failure a pair most needs to show), then the one failing the most hard
+  judges, then the furthest from the expected length; when every candidate passes, the last-ranked one, if it is
+  worse than the chosen one on the ranking and better on no measured soft score (the Koel-TTS rule).
 - `pareto`: Koel-TTS's: candidates ranked by Pareto fronts on (WER, similarity), a hard failure behind every
   front; chosen from the first front (lowest WER), rejected from the last; dropped if the rejected one is better on
   either. Needs an ASR or speaker judge.
+
+With `--with-greedy`, one of the N candidates is the greedy answer (repetition-aware sampling off), the one
+`higgs-eval` and greedy inference give: a runaway there becomes the rejected answer, which is what moves greedy
+decoding (on the tiny kit's runaway base, DPO made greedy answers stop in 3 of 3 runs with it and 1 of 3 without;
+BENCHMARKS.md).
 
 Candidates are cached per prompt, keyed by the model's files, the prompt, the sampling settings and the seed, under
 the data's code cache (`codes/<tokenizer>/candidates/`): a run killed half way goes on where it stopped, and a
@@ -100,7 +106,8 @@ def _hard_then_soft(records: list[dict], options) -> tuple[int, int, str] | str:
     chosen = passing[0]
     if records[chosen].get("wer", 0.0) > options.max_chosen_wer:
         return f"the best candidate's WER is above --max-chosen-wer={options.max_chosen_wer}"
-    losers = sorted((i for i in failed if failed[i]), key=lambda i: (len(failed[i]), records[i]["duration_error"]))
+    losers = sorted((i for i in failed if failed[i]),
+                    key=lambda i: (not records[i]["stopped"], len(failed[i]), records[i]["duration_error"]))
     if losers:
         return chosen, losers[-1], "rejected failed: " + "; ".join(failed[losers[-1]])
     rejected = passing[-1]
@@ -171,6 +178,11 @@ def _sampling(options) -> OmegaConf:
                                            "language": options.language})
 
 
+def _greedy(sampling) -> OmegaConf:
+    """The decoding inference uses: greedy, repetition-aware sampling off."""
+    return OmegaConf.merge(sampling, {"do_sample": False, "ras_win_len": None})
+
+
 def build_pairs(options, show_progress: bool = True) -> dict:
     """Samples, judges and pairs; writes the pairs folder; returns its info (counts and reasons)."""
     if options.rule not in RULES:
@@ -193,7 +205,7 @@ def build_pairs(options, show_progress: bool = True) -> dict:
     settings = OmegaConf.to_container(sampling)
     identity = [checkpoint_identity(options.model, options.adapter),
                 {k: settings[k] for k in ("do_sample", "temperature", "max_new_tokens", "ras_win_len",
-                                          "ras_win_max_num_repeat", "batch_size")}, options.seed]
+                                          "ras_win_max_num_repeat", "batch_size")}, options.seed, options.with_greedy]
     pairs, clips, reasons, sampled = [], [], {}, 0
     for index in tqdm(range(count), desc="pairing prompts", unit="prompt", disable=not show_progress):
         conversation = prompts[index]
@@ -201,7 +213,10 @@ def build_pairs(options, show_progress: bool = True) -> dict:
         entry = cache.load(key)
         if entry is None:
             torch.manual_seed(int(key[:8], 16) ^ options.seed)
-            generated = generate_codes(model, collator, [conversation] * options.candidates, sampling)
+            generated = generate_codes(model, collator, [conversation] * (options.candidates - options.with_greedy),
+                                       sampling)
+            if options.with_greedy:
+                generated = generate_codes(model, collator, [conversation], _greedy(sampling)) + generated
             entry = {"codes": [c.numpy() for c, _ in generated], "stopped": [bool(s) for _, s in generated],
                      "judged": {}}
             sampled += 1
