@@ -19,7 +19,7 @@ rule then makes at most one pair per prompt:
 
 With `--with-greedy`, one of the N candidates is the greedy answer (repetition-aware sampling off), the one
 `higgs-eval` and greedy inference give: a runaway there becomes the rejected answer, which is what moves greedy
-decoding (on the tiny kit's runaway base, DPO made greedy answers stop in 3 of 3 runs with it and 1 of 3 without;
+decoding (on the tiny kit's runaway base, DPO met the stop and length goals in 3 of 3 runs with it and 2 of 3 without;
 BENCHMARKS.md).
 
 Candidates are cached per prompt, keyed by the model's files, the prompt, the sampling settings and the seed, under
