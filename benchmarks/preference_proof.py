@@ -22,6 +22,8 @@ import sys
 import time
 from pathlib import Path
 
+import torch
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 from runaway_base import BASE, DPO, GRPO, TOKEN_LIMIT, TUNING, data_paths, make_data, measure  # noqa: E402
@@ -89,6 +91,7 @@ def main() -> None:
     parser.add_argument("--keep-base", action="store_true")
     parser.add_argument("--pairs", nargs="*", default=["--with-greedy"])
     args = parser.parse_args()
+    torch.set_num_threads(2)  # the thread count decides whether the base runs on (BENCHMARKS.md)
     base = args.work / "base" / "export" / "merged"
     if not (args.keep_base and base.is_dir()):
         shutil.rmtree(args.work, ignore_errors=True)

@@ -1,6 +1,6 @@
-"""A base that runs on, for the preference-tuning proof (benchmarks/preference_proof.py; it is no test, because
-whether the base runs on at all depends on the CPU's thread count: BENCHMARKS.md): LoRA-tuned on 8 demo clips, each
-seen once as it is and three times spoken twice over, so at a clip's end it continues more often than it stops.
+"""A base that runs on, for the preference-tuning proof (tests/test_preference_proof.py and benchmarks/
+preference_proof.py, both on 2 threads: whether it runs on depends on the thread count). LoRA-tuned on 8 demo clips,
+each seen once as it is and three times spoken twice over, so at a clip's end it continues more often than it stops.
 Pairs and groups are sampled for 20 demo prompts (those 8 among them); the evaluation is on 8 held-out prompts of the
 same two speakers, laid out as training lays them out."""
 
