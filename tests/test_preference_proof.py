@@ -1,6 +1,7 @@
 """Proof that preference tuning fixes something: from a base that does not stop (tests/runaway_base.py), DPO on
-pairs of its own judged samples makes it stop at the right length on held-out prompts of the same speakers. This is
-seed 0 of `benchmarks/preference_proof.py` (BENCHMARKS.md has three runs, and GRPO's, which does not hold yet).
+pairs of its own judged samples, and GRPO on groups of them (reward: stop, duration and loops), make it stop at the
+right length on held-out prompts of the same speakers. Each is seed 0 of `benchmarks/preference_proof.py`
+(BENCHMARKS.md has three runs of each).
 
 Both the base and the tuning run on 2 threads, as the benchmark does here: on one thread the same recipe makes a
 base that stops on half the held-out prompts, not a runaway (BENCHMARKS.md), so the thread count is part of the
@@ -8,7 +9,7 @@ setup, not left to pytest-xdist's one per worker."""
 
 import pytest
 import torch
-from runaway_base import BASE, DPO, TOKEN_LIMIT, TUNING, make_data, measure
+from runaway_base import BASE, DPO, GRPO, TOKEN_LIMIT, TUNING, make_data, measure
 
 from higgs_train.export import export
 from higgs_train.train.recipe import train
@@ -40,6 +41,14 @@ def runaway(two_threads, tmp_path_factory, demo_dir):
     return work, data, base, before
 
 
+def _assert_fixed(before: dict, after: dict) -> None:
+    """The goal: it stops, at the right length, with no more looping and no worse a match to the true clip."""
+    assert after["stop_rate"] >= 0.95, (before, after)
+    assert 0.8 <= after["duration_ratio"] <= 1.25, (before, after)
+    assert after["loop_share"] <= max(0.1, 2 * before["loop_share"]), (before, after)
+    assert after["frame_match"] >= before["frame_match"], (before, after)
+
+
 def test_dpo_on_its_own_judged_samples_makes_a_runaway_base_stop(runaway, compose_config):
     from data_prep.cli import _parser
     from data_prep.pairs import build_pairs
@@ -51,7 +60,13 @@ def test_dpo_on_its_own_judged_samples_makes_a_runaway_base_stop(runaway, compos
     assert build_pairs(options, show_progress=False)["pairs"] >= 10
     train(compose_config(*DPO, *TUNING, "seed=0", f"model.name_or_path={base}", f"data.pairs={work / 'pairs'}"),
           work / "dpo")
-    after = measure(base, str(work / "dpo" / "adapter"), data["held_out"], work / "after_dpo")
-    assert after["stop_rate"] >= 0.95, (before, after)
-    assert 0.8 <= after["duration_ratio"] <= 1.25, (before, after)
-    assert after["frame_match"] >= before["frame_match"], (before, after)
+    _assert_fixed(before, measure(base, str(work / "dpo" / "adapter"), data["held_out"], work / "after_dpo"))
+
+
+def test_grpo_on_groups_of_its_own_samples_makes_a_runaway_base_stop(runaway, compose_config):
+    work, data, base, before = runaway
+    summary = train(compose_config(*GRPO, *TUNING, "seed=0", f"model.name_or_path={base}",
+                                   f"data.path={data['prompts']}"), work / "grpo")
+    assert summary["steps"] == 80
+    after = measure(base, str(work / "grpo" / "adapter"), data["held_out"], work / "after_grpo")
+    _assert_fixed(before, after)
