@@ -67,7 +67,8 @@ def test_the_better_rewarded_answer_gains_log_probability_after_one_step(grpo, m
         after = _logps(model, batch, model.config)
     assert after[0] > before[0] and after[1] < before[1]
     report = objective.report(sums, window)
-    assert report["reward_stop"] == 0.5 and report["reward"] == pytest.approx(0.5 + report["reward_duration"])
+    assert report["reward_stop"] == 0.5  # the default reward: stop + duration + loops, each weighted 1
+    assert report["reward"] == pytest.approx(0.5 + report["reward_duration"] + report["reward_loops"])
     assert report["clip_fraction"] == 0.0 and 0 < report["generation_share"] <= 1
 
 
