@@ -19,8 +19,8 @@ rule then makes at most one pair per prompt:
 
 With `--with-greedy`, one of the N candidates is the greedy answer (repetition-aware sampling off), the one
 `higgs-eval` and greedy inference give: a runaway there becomes the rejected answer, which is what moves greedy
-decoding (on the tiny kit's runaway base, DPO met the stop and length goals in 3 of 3 runs with it and 2 of 3 without;
-BENCHMARKS.md).
+decoding (on the tiny kit's runaway base, one comparison of three seeds: DPO met the stop and length goals in 3 runs
+with it and 2 without; BENCHMARKS.md). Sampling is seeded by the prompt and `--seed`, never by the model's folder.
 
 Candidates are cached per prompt, keyed by the model's files, the prompt, the sampling settings and the seed, under
 the data's code cache (`codes/<tokenizer>/candidates/`): a run killed half way goes on where it stopped, and a
@@ -209,10 +209,12 @@ def build_pairs(options, show_progress: bool = True) -> dict:
     pairs, clips, reasons, sampled = [], [], {}, 0
     for index in tqdm(range(count), desc="pairing prompts", unit="prompt", disable=not show_progress):
         conversation = prompts[index]
-        key = _key(identity, _conversation_key(conversation))
+        prompt_key = _conversation_key(conversation)
+        key = _key(identity, prompt_key)
         entry = cache.load(key)
         if entry is None:
-            torch.manual_seed(int(key[:8], 16) ^ options.seed)
+            # seeded by the prompt and --seed alone: the same model in another folder samples the same candidates
+            torch.manual_seed(int(_key(prompt_key, options.seed)[:8], 16))
             generated = generate_codes(model, collator, [conversation] * (options.candidates - options.with_greedy),
                                        sampling)
             if options.with_greedy:
