@@ -27,6 +27,21 @@ from higgs_train.evaluate.test_lists import load_test_list
 from higgs_train.model.loading import load_for_inference
 
 
+def batched_against_one_at_a_time(model, processor, utterances: list[dict], settings, folder: Path, batch_size: int,
+                                   one_at_a_time: int | None = None) -> tuple[float, float]:
+    """(batched utt/s on every utterance, one-at-a-time utt/s on the first `one_at_a_time` of them, all by default);
+    stops if the records of the utterances both measured differ."""
+    rates, found = {}, {}
+    for size, subset in ((batch_size, utterances), (1, utterances[:one_at_a_time])):
+        started = time.perf_counter()
+        records = evaluate_model(model, processor, subset, OmegaConf.merge(settings, {"batch_size": size}),
+                                 folder / str(size), Judges(), show_progress=False)
+        rates[size] = len(subset) / (time.perf_counter() - started)
+        found[size] = [{k: v for k, v in r.items() if k != "path"} for r in records]
+    assert found[batch_size][:len(found[1])] == found[1], "batched and one-at-a-time evaluation differ"
+    return rates[batch_size], rates[1]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=3)
@@ -43,17 +58,10 @@ def main() -> None:
     ratios = []
     with tempfile.TemporaryDirectory() as scratch:
         for round_index in range(args.rounds):
-            rates, found = {}, {}
-            for batch_size in (8, 1):
-                started = time.perf_counter()
-                records = evaluate_model(model, processor, utterances, OmegaConf.merge(settings, {
-                    "batch_size": batch_size}), Path(scratch) / f"{round_index}-{batch_size}", Judges(),
-                    show_progress=False)
-                rates[batch_size] = len(utterances) / (time.perf_counter() - started)
-                found[batch_size] = [{k: v for k, v in r.items() if k != "path"} for r in records]
-            assert found[8] == found[1], "batched and one-at-a-time evaluation differ"
-            ratios.append(rates[8] / rates[1])
-            print(f"round {round_index}: batched {rates[8]:.2f} utt/s, one at a time {rates[1]:.2f} utt/s, "
+            batched, single = batched_against_one_at_a_time(model, processor, utterances, settings,
+                                                            Path(scratch) / str(round_index), 8)
+            ratios.append(batched / single)
+            print(f"round {round_index}: batched {batched:.2f} utt/s, one at a time {single:.2f} utt/s, "
                   f"{ratios[-1]:.2f}x; identical records", flush=True)
     print(f"| batched / one at a time | {statistics.median(ratios):.2f}x ({min(ratios):.2f}-{max(ratios):.2f}) |")
 

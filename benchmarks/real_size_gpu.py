@@ -143,18 +143,16 @@ def one(checkpoint: str, data: str, row: str, steps: int, device: str) -> dict:
 
 
 def eval_throughput(checkpoint: Path, folder: Path, count: int, new_tokens: int, device: str) -> str:
-    """higgs-eval's `evaluate_model` on a `count`-utterance voice-clone list (3 s prompt clips of noise, prompts encoded
-    once first, as higgs-eval does), batched (16) against one at a time on its first 16; greedy, so the records of
-    those 16 must be identical."""
+    """higgs-eval on a `count`-utterance voice-clone list (3 s prompt clips of noise, encoded once first, as higgs-eval
+    does): benchmarks/eval_throughput.py's comparison, batched (16) against one at a time on the first 16."""
     import numpy as np
     import soundfile as sf
     import torch
+    from eval_throughput import batched_against_one_at_a_time
     from omegaconf import OmegaConf
 
     from higgs_train.config_files import CONFIG_DIR
     from higgs_train.data.audio_codes import attach_codes
-    from higgs_train.eval_tool import evaluate_model
-    from higgs_train.evaluate.judges import Judges
     from higgs_train.evaluate.test_lists import load_test_list
     from higgs_train.model.loading import load_for_inference
 
@@ -169,16 +167,9 @@ def eval_throughput(checkpoint: Path, folder: Path, count: int, new_tokens: int,
     utterances = load_test_list(str(folder / "meta.lst"))
     attach_codes(utterances, processor.audio_tokenizer, show_progress=False)
     settings = OmegaConf.merge(OmegaConf.load(CONFIG_DIR / "eval" / "default.yaml"), {"max_new_tokens": new_tokens})
-    rates, found = {}, {}
-    for batch_size, subset in ((16, utterances), (1, utterances[:16])):
-        started = time.perf_counter()
-        records = evaluate_model(model, processor, subset, OmegaConf.merge(settings, {"batch_size": batch_size}),
-                                 folder / f"out-{batch_size}", Judges(), show_progress=False)
-        rates[batch_size] = len(subset) / (time.perf_counter() - started)
-        found[batch_size] = [{k: v for k, v in r.items() if k != "path"} for r in records[:16]]
-    same = "identical" if found[16] == found[1] else "DIFFERENT"
-    return (f"higgs-eval, {count} utterances, {new_tokens} new tokens: batched (16) {rates[16]:.2f} utt/s, one at a "
-            f"time {rates[1]:.2f} utt/s (first 16), {rates[16] / rates[1]:.2f}x; records of the first 16 {same}")
+    batched, single = batched_against_one_at_a_time(model, processor, utterances, settings, folder, 16, 16)
+    return (f"higgs-eval, {count} utterances, {new_tokens} new tokens: batched (16) {batched:.2f} utt/s, one at a "
+            f"time {single:.2f} utt/s (first 16), {batched / single:.2f}x; records of the first 16 identical")
 
 
 def main() -> None:

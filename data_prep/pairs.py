@@ -22,9 +22,9 @@ With `--with-greedy`, one of the N candidates is the greedy answer (repetition-a
 decoding (on the tiny kit's runaway base, one comparison of three seeds: DPO met the stop and length goals in 3 runs
 with it and 2 without; BENCHMARKS.md). Sampling is seeded by the prompt and `--seed`, never by the model's folder.
 
-Candidates are cached per prompt, keyed by the model's files, the prompt, the sampling settings and the seed, under
-the data's code cache (`codes/<tokenizer>/candidates/`): a run killed half way goes on where it stopped, and a
-second run on the same inputs samples nothing. Judgements are kept with them, keyed by the judges.
+Candidates are cached per prompt, keyed by the model's files, the prompt, the sampling settings, the seed and
+`--with-greedy`, under the data's code cache (`codes/<tokenizer>/candidates/`): a run killed half way goes on where
+it stopped, and a second run on the same inputs samples nothing. Judgements are kept with them, keyed by the judges.
 """
 
 from __future__ import annotations
@@ -179,8 +179,8 @@ def _sampling(options) -> OmegaConf:
 
 
 def _greedy(sampling) -> OmegaConf:
-    """The decoding inference uses: greedy, repetition-aware sampling off."""
-    return OmegaConf.merge(sampling, {"do_sample": False, "ras_win_len": None})
+    """The decoding higgs-eval uses: greedy (`generate_codes` then switches repetition-aware sampling off)."""
+    return OmegaConf.merge(sampling, {"do_sample": False})
 
 
 def build_pairs(options, show_progress: bool = True) -> dict:
