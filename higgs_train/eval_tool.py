@@ -37,7 +37,7 @@ EVAL_KEYS = ("max_new_tokens", "do_sample", "temperature", "ras_win_len", "ras_w
              "duration_cap")
 GENERIC_NAMES = ("merged", "adapter", "export", "model", "best")
 COLUMNS = ("variant", "id", "text", "frames", "stopped", "duration_ratio", "duration_error", "silent_share",
-           "trailing_silence", "loop_share", "wer", "transcript", "speaker_similarity", "path")
+           "trailing_silence", "loop_share", "wer", "wer_error", "transcript", "speaker_similarity", "path")
 
 
 def _defaults() -> dict:
@@ -170,7 +170,9 @@ def _say(summary: dict, out: Path) -> None:
     for variant in summary["variants"]:
         values = ", ".join(f"{k} {variant['summary'][k]:.3g}" if k in variant["summary"] else
                            f"{k} {summary['not_measured'].get(k, 'not measured')}" for k in shown)
-        logger.info(f"{variant['name']}: {values}")
+        unscored = variant["summary"].get("wer_unscored")
+        logger.info(f"{variant['name']}: {values}" + (f" ({unscored} transcripts with no words: no WER, see "
+                                                       "wer_error in utterances.csv)" if unscored else ""))
     for comparison in summary["comparisons"]:
         verdicts = "; ".join(f"{k}: {row['verdict']}" for k, row in comparison["metrics"].items())
         logger.info(f"{comparison['variant']} vs {comparison['against']}: {verdicts}")

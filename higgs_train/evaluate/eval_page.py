@@ -53,6 +53,8 @@ def _facts(record: dict) -> str:
             f"{record['frames']} frames", f"duration ratio {record['duration_ratio']:.2f}"]
     if record.get("wer") is not None:
         said.append(f"WER {record['wer']:.2f} (heard: {record['transcript']!r})")
+    if record.get("wer_error"):
+        said.append(f"WER not scored: {record['wer_error']}")
     if record.get("speaker_similarity") is not None:
         said.append(f"similarity {record['speaker_similarity']:.2f}")
     return html.escape(", ".join(said))

@@ -4,14 +4,21 @@ rate against the transcript (`eval.asr_model`, e.g. a Whisper checkpoint), a spe
 similarity to the reference voice (`eval.speaker_model`, e.g. a WavLM x-vector checkpoint). A judge that cannot be
 loaded is skipped with one notice line, and its metric is reported as not measured, never as 0.
 
-The word error rate follows Seed-TTS-eval (`run_wer.py`): punctuation removed (the apostrophe kept), lower-cased
-for English, one "word" per character for Chinese, numbers left as written; speaker tags are dropped first.
+The word error rate is Seed-TTS-eval's (`run_wer.py` with jiwer's default word split; tests/data/seed_tts_eval holds
+its own outputs for hand-written cases): a Chinese transcript is converted to simplified characters (zhconv) first;
+the characters of its punctuation list (zhon's Chinese punctuation, the ideographic space among them, and ASCII
+punctuation, the apostrophe kept) are deleted, other symbols stay; English is lower-cased, Chinese split into
+characters; runs of two or more whitespace characters become one space and words are what lies between spaces (a
+single tab or no-break space joins its neighbours into one word, as in Seed's scoring); numbers stay as written.
+One deliberate difference: our multi-speaker references' speaker tags (`[SPEAKER0]`) are dropped first. A reference
+with no words left is not scored (Seed's code refuses it): `EmptyReference`, reported per utterance and counted.
 """
 
 from __future__ import annotations
 
+import functools
+import re
 import string
-import unicodedata
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,36 +36,44 @@ def _notice(key: str, name: str, error: Exception, what: str) -> None:
                    f"{str(error).splitlines()[0][:200]}); {what} not measured")
 
 
-def _is_punctuation(char: str) -> bool:
-    return char != "'" and (char in string.punctuation or unicodedata.category(char).startswith("P"))
+class EmptyReference(ValueError):
+    """The reference has no words once normalised: no word error rate exists for it (Seed-TTS-eval refuses it)."""
+
+
+@functools.cache
+def _seed_punctuation() -> dict:
+    """Seed-TTS-eval's `punctuation_all` less the apostrophe, as a deletion table."""
+    from zhon.hanzi import punctuation
+
+    return str.maketrans("", "", (punctuation + string.punctuation).replace("'", ""))
 
 
 def normalize_for_wer(text: str, language: str = "en") -> str:
-    """Text as Seed-TTS-eval scores it: no punctuation but the apostrophe, single spaces, lower case (en), or one
-    token per character (zh)."""
-    text = "".join(c for c in SPEAKER_TAG.sub(" ", text) if not _is_punctuation(c))
-    if language == "zh":
-        return " ".join(c for c in text if not c.isspace())
-    return " ".join(text.lower().split())
+    """The words Seed-TTS-eval scores, joined by single spaces (speaker tags dropped first)."""
+    text = SPEAKER_TAG.sub(" ", text).translate(_seed_punctuation())
+    text = " ".join(text) if language == "zh" else text.lower()
+    return " ".join(word for word in re.sub(r"\s\s+", " ", text).strip().split(" ") if word)
 
 
 def word_errors(reference: str, hypothesis: str, language: str = "en") -> tuple[int, int]:
-    """(substitutions + deletions + insertions, reference words) after `normalize_for_wer`."""
+    """(substitutions + deletions + insertions, reference words), as Seed-TTS-eval counts them; raises
+    `EmptyReference` when the reference has no words."""
     import jiwer
 
+    if language == "zh":
+        import zhconv
+
+        hypothesis = zhconv.convert(hypothesis, "zh-cn")
     truth, heard = normalize_for_wer(reference, language), normalize_for_wer(hypothesis, language)
-    words = len(truth.split())
-    if not heard:
-        return words, words
-    if not words:
-        return len(heard.split()), 0
+    if not truth:
+        raise EmptyReference(f"the reference {reference!r} has no words after Seed-TTS-eval's normalisation")
     measured = jiwer.process_words(truth, heard)
-    return measured.substitutions + measured.deletions + measured.insertions, words
+    return measured.substitutions + measured.deletions + measured.insertions, len(truth.split(" "))
 
 
 def word_error_rate(reference: str, hypothesis: str, language: str = "en") -> float:
     errors, words = word_errors(reference, hypothesis, language)
-    return errors / max(words, 1)
+    return errors / words
 
 
 class AsrJudge:
@@ -69,6 +84,8 @@ class AsrJudge:
     def load(cls, name: str, language: str = "en") -> AsrJudge | None:
         try:
             import jiwer  # noqa: F401
+            import zhconv  # noqa: F401
+            import zhon  # noqa: F401
             from transformers import pipeline
 
             return cls(pipeline("automatic-speech-recognition", model=name), name, language)

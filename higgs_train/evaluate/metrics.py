@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from higgs_train.data.audio import TARGET_SAMPLE_RATE
-from higgs_train.evaluate.judges import Judges, word_errors
+from higgs_train.evaluate.judges import EmptyReference, Judges, word_errors
 from higgs_train.evaluate.sample_metrics import (
     duration_ratio,
     loop_share,
@@ -68,8 +68,11 @@ def _wer(sample: Sample, judges: Judges) -> dict | None:
     if judges.asr is None:
         return None
     heard = judges.asr.transcribe(sample.waveform) if len(sample.waveform) else ""
-    errors, words = word_errors(sample.text, heard, judges.asr.language)
-    return {"wer": errors / max(words, 1), "wer_errors": errors, "wer_words": words, "transcript": heard}
+    try:
+        errors, words = word_errors(sample.text, heard, judges.asr.language)
+    except EmptyReference as error:  # no score for it: counted in the summary as wer_unscored
+        return {"wer_error": str(error), "transcript": heard}
+    return {"wer": errors / words, "wer_errors": errors, "wer_words": words, "transcript": heard}
 
 
 def _corpus_wer(records: list[dict]) -> float | None:
@@ -104,8 +107,9 @@ METRICS = {m.name: m for m in (
            "share of code frames repeating a frame of the 2 s before them (repeated-frame loops)"),
     Metric("frame_match", "frame_match", True, _frame_match,
            "share of the target clip's code frames reproduced exactly (when the prompt has a target clip)"),
-    Metric("wer", "wer", False, _wer, "word error rate against the transcript (Seed-TTS-eval normalisation), the "
-           "mean over samples; wer_corpus: all errors over all words", needs="eval.asr_model", corpus=_corpus_wer),
+    Metric("wer", "wer", False, _wer, "word error rate against the transcript (Seed-TTS-eval's), the mean over "
+           "samples (Seed's average_wer); wer_corpus: all errors over all words; a transcript with no words is not "
+           "scored (wer_error, counted as wer_unscored)", needs="eval.asr_model", corpus=_corpus_wer),
     Metric("speaker_similarity", "speaker_similarity", True, _similarity,
            "cosine similarity of the speaker embeddings of the sample and its reference voice",
            needs="eval.speaker_model"),
@@ -127,7 +131,8 @@ def not_measured(judges: Judges) -> dict[str, str]:
 
 
 def summarize(records: list[dict]) -> dict[str, float]:
-    """Each metric's mean over the records that have it (and its corpus figure)."""
+    """Each metric's mean over the records that have it (and its corpus figure); `wer_unscored`: how many records
+    have a reference with no words (no WER, in no mean)."""
     summary = {}
     for metric in METRICS.values():
         values = [r[metric.name] for r in records if r.get(metric.name) is not None]
@@ -135,6 +140,9 @@ def summarize(records: list[dict]) -> dict[str, float]:
             summary[metric.summary] = float(np.mean(values))
         if metric.corpus is not None and (value := metric.corpus(records)) is not None:
             summary[f"{metric.name}_corpus"] = value
+    unscored = sum(1 for r in records if r.get("wer_error"))
+    if unscored:
+        summary["wer_unscored"] = unscored
     return summary
 
 
