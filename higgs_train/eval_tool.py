@@ -1,7 +1,7 @@
 """`higgs-eval model=... [adapter=...] list=META.lst|ROWS.jsonl|builtin:demo-eval out=DIR`: any model (a hub id or
 folder, a merged export, base + adapters) on a fixed test list, every utterance generated with fixed seeds (greedy
 by default, repetition-aware sampling off), decoded and measured by the metric registry; with two or more variants,
-an A/B table of each against the first with paired bootstrap intervals and a verdict per metric.
+an A/B table of each against the first with paired sign-flip 95% intervals and a verdict per metric.
 
 Writes DIR/utterances.csv (one row per variant and utterance), DIR/summary.json (per variant its summary, the
 comparisons, which judge measured what, what was not measured and why) and DIR/report.html (the tables and every

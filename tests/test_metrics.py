@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from higgs_train.evaluate.comparison import MIN_UTTERANCES, compare
+from higgs_train.evaluate.comparison import MIN_UTTERANCES, PairingError, compare, sign_flip_interval
 from higgs_train.evaluate.judges import EmptyReference, Judges, normalize_for_wer, word_error_rate, word_errors
 from higgs_train.evaluate.metrics import METRICS, Sample, direction, measure, not_measured, summarize
 from higgs_train.evaluate.sample_metrics import loop_share, trailing_silence_share
@@ -121,7 +121,7 @@ def test_our_speaker_tags_are_not_words_and_a_reference_without_words_is_counted
 
 
 def _records(stops: list[bool]) -> list[dict]:
-    return [{"stopped": s, "duration_error": 0.1} for s in stops]
+    return [{"id": f"u{i}", "stopped": s, "duration_error": 0.1} for i, s in enumerate(stops)]
 
 
 def test_a_model_that_runs_on_loses_the_ab_with_an_interval_that_excludes_zero():
@@ -138,3 +138,33 @@ def test_identical_variants_show_no_measurable_difference_and_too_few_utterances
     few = _records([True] * (MIN_UTTERANCES - 1))
     row = compare(few, _records([False] * (MIN_UTTERANCES - 1)))["stop_rate"]
     assert "low" not in row and row["verdict"].startswith("too few utterances for an interval")
+
+
+def test_records_pair_by_utterance_id_and_lists_that_differ_are_refused():
+    normal, runaway = _records([True] * 12 + [False] * 2), _records([False] * 13 + [True])
+    assert compare(normal, runaway[::-1]) == compare(normal, runaway)  # order does not matter, the id does
+    with pytest.raises(PairingError, match=r"utterances differ \(1 ids in one only, e.g. \['u13'\]\)"):
+        compare(normal, runaway[:-1])
+    with pytest.raises(PairingError, match="repeat"):
+        compare(normal, runaway[:-1] + runaway[:1])
+
+
+def test_with_no_true_difference_a_verdict_comes_at_most_five_percent_of_the_time():
+    """Null A/Bs at the minimum size: skewed continuous values (where the percentile bootstrap gave 13%) and 0/1
+    values, both variants of an utterance drawn alike. benchmarks/ab_calibration.py runs the full simulation."""
+    verdicts, trials = 0, 300
+    for trial in range(trials):
+        rng = np.random.default_rng(trial)
+        shared, chance = rng.standard_normal(MIN_UTTERANCES), rng.random(MIN_UTTERANCES)
+        base, other = ([{"id": i, "duration_error": float(np.exp(shared[i] + rng.standard_normal())),
+                         "stopped": bool(rng.random() < chance[i])} for i in range(MIN_UTTERANCES)] for _ in range(2))
+        verdicts += sum(row["verdict"] in ("better", "worse") for row in compare(base, other, seed=trial).values())
+    assert verdicts / (2 * trials) <= 0.06
+
+
+def test_the_interval_is_the_sign_flip_test_inverted():
+    signs = np.random.default_rng(0).choice([-1.0, 1.0], size=(4000, 10))
+    low, high = sign_flip_interval(np.ones(10), signs)  # every utterance 1 better: only all-equal flips are as far
+    assert low == pytest.approx(1.0) and high == pytest.approx(1.0)
+    low, high = sign_flip_interval(np.array([1.0] * 6 + [-1.0] * 4), signs)  # 6 of 10: p = 0.75, holds 0
+    assert low < 0 < high

@@ -44,7 +44,7 @@ def _comparison_table(comparison: dict) -> str:
         rows.append(f"<tr><th>{html.escape(key)}</th><td>{_number(row['difference'])}</td><td>{interval}</td>"
                     f"<td>{row['n']}</td><td class='verdict'>{html.escape(row['verdict'])}</td></tr>")
     return (f"<h3>{html.escape(comparison['variant'])} against {html.escape(comparison['against'])}</h3>"
-            "<table><tr><th>metric</th><th>difference (variant - baseline)</th><th>95% interval (paired bootstrap)"
+            "<table><tr><th>metric</th><th>difference (variant - baseline)</th><th>95% interval (paired sign-flip test)"
             f"</th><th>utterances</th><th>verdict</th></tr>{''.join(rows)}</table>")
 
 
