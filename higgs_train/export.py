@@ -5,8 +5,10 @@ run's result in the formats inference and serving use.
   serves Higgs adapters), or with `merge=true` a merged full checkpoint plus the processor (plain `from_pretrained`:
   Transformers, vllm-omni). A full fine-tuning run gives the full checkpoint.
 - `format=boson` writes the merged weights in Boson's original layout (`HiggsAudioServeEngine`, Boson's vLLM image):
-  the inverse of Transformers' conversion (`model/boson_layout.py`), its `higgs_audio` config, the text tokenizer,
-  and the audio tokenizer beside it.
+  the inverse of Transformers' conversion (`model/boson_layout.py`), its `higgs_audio` config, the text tokenizer
+  in transformers 4.x's form (Boson pins < 4.47), and the audio tokenizer beside it.
+- A merged export loads with its sources gone: a base whose processor names its audio tokenizer by a local path gets
+  a copy of it in `audio_tokenizer/`, named relatively (`model.loading.load_processor` reads it from the folder).
 - Every export carries `generation_config.json`: the checkpoint's stop and pad tokens, its repetition-aware
   sampling (window 7, 2 repeats), and a token limit from the run's longest training clip (1.5x, plus the delays).
 - `voice_presets=true` adds `voice_presets/` (Boson's `--voice-presets-dir`): per speaker of the run's data, one
@@ -166,10 +168,17 @@ def _write_weights(model, cfg, folder: Path, format: str, full_checkpoint: bool)
         model.save_pretrained(folder)
         if processor is not None:
             processor.save_pretrained(folder)
+            _bundle_audio_tokenizer(processor, folder)
         return processor
     from safetensors.torch import save_file
 
-    from higgs_train.model.boson_layout import DROPPED_BY_THE_CONVERSION, LayoutError, boson_config, to_boson
+    from higgs_train.model.boson_layout import (
+        DROPPED_BY_THE_CONVERSION,
+        LayoutError,
+        boson_config,
+        to_boson,
+        transformers4_tokenizer_config,
+    )
 
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     if "text_lm_head.weight" not in state:  # the run did not train a text head: the base's, in the merged dtype
@@ -180,8 +189,12 @@ def _write_weights(model, cfg, folder: Path, format: str, full_checkpoint: bool)
         raise ExportError(f"format=boson: {error}") from None
     folder.mkdir(parents=True, exist_ok=True)
     save_file(renamed, folder / "model.safetensors", metadata={"format": "pt"})
-    (folder / "config.json").write_text(json.dumps(boson_config(model.config, processor.tokenizer), indent=2))
+    (folder / "config.json").write_text(json.dumps(boson_config(model.config, processor.tokenizer, model.dtype),
+                                                   indent=2))
     processor.tokenizer.save_pretrained(folder)
+    tokenizer_config = folder / "tokenizer_config.json"
+    tokenizer_config.write_text(json.dumps(transformers4_tokenizer_config(json.loads(tokenizer_config.read_text())),
+                                           indent=2))
     processor.audio_tokenizer.save_pretrained(folder / "audio_tokenizer")
     (folder / "boson_layout.json").write_text(json.dumps({
         "tensors": len(renamed), "dropped_by_transformers_conversion": list(DROPPED_BY_THE_CONVERSION),
@@ -189,6 +202,21 @@ def _write_weights(model, cfg, folder: Path, format: str, full_checkpoint: bool)
                            "changes it); Boson's load_higgs_audio_tokenizer reads its own format: give it "
                            "bosonai/higgs-audio-v2-tokenizer (--audio-tokenizer-type)"}, indent=2))
     return processor
+
+
+def _bundle_audio_tokenizer(processor, folder: Path) -> None:
+    """A processor names its audio tokenizer by where it was loaded from. A hub id loads anywhere the hub (or its
+    cache) does; a local folder's absolute path exists on no other machine, so the export keeps its own copy in
+    audio_tokenizer/ and names it so (`load_processor` reads that name from the export's folder)."""
+    from higgs_train.model.loading import BUNDLED_AUDIO_TOKENIZER
+
+    if not Path(processor.audio_tokenizer.name_or_path).is_dir():
+        return
+    processor.audio_tokenizer.save_pretrained(folder / BUNDLED_AUDIO_TOKENIZER)
+    config_file = folder / "processor_config.json"
+    config = json.loads(config_file.read_text())
+    config["audio_tokenizer"]["audio_tokenizer_name_or_path"] = BUNDLED_AUDIO_TOKENIZER
+    config_file.write_text(json.dumps(config, indent=2) + "\n")
 
 
 def _base_tensor(cfg, name: str):

@@ -17,7 +17,7 @@ from higgs_train.export import ExportError, export
 from higgs_train.export import main as export_main
 from higgs_train.generate import _defaults, generate
 from higgs_train.generate import main as generate_main
-from higgs_train.model.loading import load_model
+from higgs_train.model.loading import load_model, load_processor
 from higgs_train.model.peft_setup import apply_peft
 from higgs_train.model.trainable import build_trainable_model
 from higgs_train.train.checkpoint import complete_checkpoints
@@ -35,7 +35,7 @@ def _logits(model, inputs):
 @pytest.mark.slow  # an end-to-end training run
 @pytest.mark.parametrize("modules_to_save", [[], ["audio_lm_head"]], ids=["lora", "lora+audio_lm_head"])
 def test_exported_adapter_and_merged_checkpoint_give_the_trained_logits(modules_to_save, compose_config, tmp_path,
-                                                                        tiny_checkpoint, inputs):
+                                                                        tiny_checkpoint, inputs, monkeypatch):
     cfg = compose_config(*RUN, f"peft.modules_to_save=[{','.join(modules_to_save)}]")
     run_dir = tmp_path / "run"
     train(cfg, run_dir)
@@ -53,6 +53,10 @@ def test_exported_adapter_and_merged_checkpoint_give_the_trained_logits(modules_
     merged = export(run_dir, checkpoint="latest", merge=True)
     plain = HiggsAudioV2ForConditionalGeneration.from_pretrained(merged)
     torch.testing.assert_close(_logits(plain, inputs), expected, atol=1e-5, rtol=0)
+    # The kit's base names its audio tokenizer by a local path: the export bundles it and names it relatively, which
+    # higgs-train's loader reads from anywhere and plain Transformers from inside the folder.
+    assert load_processor(str(merged)).audio_tokenizer.name_or_path == str(merged / "audio_tokenizer")
+    monkeypatch.chdir(merged)
     assert AutoProcessor.from_pretrained(merged).tokenizer is not None
     assert not list(merged.parent.glob(".*.partial"))
 

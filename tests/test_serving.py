@@ -16,12 +16,14 @@ from transformers import (
     AutoTokenizer,
     GenerationConfig,
     HiggsAudioV2ForConditionalGeneration,
+    PreTrainedTokenizerFast,
 )
 
 from higgs_train.evaluate.samples import _trimmed
 from higgs_train.export import ExportError, export
 from higgs_train.generate import _defaults, generate
 from higgs_train.model.boson_layout import DROPPED_BY_THE_CONVERSION, boson_config
+from higgs_train.model.loading import load_processor
 from higgs_train.train.recipe import train
 
 # Transformers' convert_higgs_audio_v2_to_hf.py, ORIGINAL_TO_CONVERTED_KEY_MAPPING, applied in its order: the
@@ -48,7 +50,17 @@ BOSON_KEYS = {
     "skip_audio_tower": lambda c, t: True,  # the Transformers model has no Whisper tower
     "use_audio_out_embed_projector": lambda c, t: False,
     "use_audio_out_self_attention": lambda c, t: False,
+    # HiggsAudioModel.capture_model (the CUDA-graph warm-up of HiggsAudioServeEngine on a GPU) reads these two from
+    # the top level: zeros of (1, 1, config.hidden_size) in config.torch_dtype (checked below against the tensors).
+    "hidden_size": lambda c, t: c.hidden_size,
 }
+# transformers 4.46 (Boson's requirements.txt: transformers>=4.45.1,<4.47.0) loads a text tokenizer through
+# AutoTokenizer: tokenizer_config.json's tokenizer_class must be a class 4.x has (Boson's released tokenizer, Llama
+# 3's, is a PreTrainedTokenizerFast; transformers 5's TokenizersBackend is not one), and PreTrainedTokenizerFast reads
+# tokenizer.json (tokenization_utils_fast.py, TOKENIZER_FILE). Keys 4.x does not know are left out.
+TRANSFORMERS4_TOKENIZER = {"class": "PreTrainedTokenizerFast", "files": {"tokenizer.json", "tokenizer_config.json"},
+                           "transformers5_only_keys": {"backend", "extra_special_tokens", "is_local",
+                                                       "local_files_only"}}
 TEXT_KEYS = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
              "num_key_value_heads", "head_dim", "rms_norm_eps", "max_position_embeddings")
 
@@ -97,9 +109,10 @@ def test_the_boson_layout_maps_back_to_the_merged_transformers_logits(adapter, c
 
 def test_the_boson_config_holds_every_key_bosons_loader_reads(tiny_checkpoint):
     config, tokenizer = AutoConfig.from_pretrained(tiny_checkpoint), AutoTokenizer.from_pretrained(tiny_checkpoint)
-    written = boson_config(config, tokenizer)
+    written = boson_config(config, tokenizer, torch.bfloat16)
     for key, source in BOSON_KEYS.items():
         assert written[key] == source(config, tokenizer), key
+    assert written["torch_dtype"] == "bfloat16"
     for key in TEXT_KEYS:
         assert written["text_config"][key] == getattr(config, key), key
     assert written["text_config"]["model_type"] == "llama" and written["audio_encoder_config"]["model_type"] == \
@@ -200,3 +213,49 @@ def test_generate_caps_a_runaway_at_the_texts_length_and_says_so(tiny_checkpoint
     assert limits == [cap + 9]  # generation itself stops at the cap, not at max_new_tokens
     assert records[0]["frames"] == cap and records[0]["capped_s"] == pytest.approx(cap / 25)
     assert not records[0]["stopped"] and "capped at 0.80 s (duration_cap=1.0 x the text's length)" in caplog.text
+
+
+def _boson_tokenizer_is_transformers4s(folder, source_tokenizer):
+    assert TRANSFORMERS4_TOKENIZER["files"] <= {p.name for p in folder.iterdir()}
+    saved = json.loads((folder / "tokenizer_config.json").read_text())
+    assert saved["tokenizer_class"] == TRANSFORMERS4_TOKENIZER["class"]
+    assert not set(saved) & TRANSFORMERS4_TOKENIZER["transformers5_only_keys"]
+    loaded = PreTrainedTokenizerFast.from_pretrained(folder)
+    text = "<|begin_of_text|>Hello there, World!<|eot_id|><|audio_out_bos|><|AUDIO_OUT|><|audio_eos|>"
+    assert loaded.encode(text, add_special_tokens=False) == source_tokenizer.encode(text, add_special_tokens=False)
+    assert (loaded.pad_token, loaded.eos_token) == (source_tokenizer.pad_token, source_tokenizer.eos_token)
+    assert set(saved["additional_special_tokens"]) >= {"<|AUDIO_OUT|>", "<|audio_out_bos|>", "<|audio_eos|>"}
+
+
+@pytest.mark.slow
+def test_exports_load_on_another_machine_with_their_sources_gone(tiny_checkpoint, compose_config, tmp_path,
+                                                                   inputs):
+    """A base in a local folder (its processor names its audio tokenizer by absolute path), trained with bf16
+    weights, exported merged and in Boson's layout; the exports are moved, the base and the run deleted."""
+    base = shutil.copytree(tiny_checkpoint, tmp_path / "base")
+    config = json.loads((base / "processor_config.json").read_text())
+    config["audio_tokenizer"]["audio_tokenizer_name_or_path"] = str(base / "audio_tokenizer")
+    (base / "processor_config.json").write_text(json.dumps(config))
+    source_tokenizer = AutoTokenizer.from_pretrained(base)
+    run_dir = tmp_path / "run"
+    train(compose_config(*RUN, f"model.name_or_path={base}", "model.weights_dtype=bf16"), run_dir)
+    exports = {layout: export(run_dir, merge=True, format=layout, out=tmp_path / "made" / layout)
+               for layout in ("transformers", "boson")}
+    before = _logits(HiggsAudioV2ForConditionalGeneration.from_pretrained(exports["transformers"]), inputs)
+    moved = shutil.move(tmp_path / "made", tmp_path / "elsewhere")
+    shutil.rmtree(base)
+    shutil.rmtree(run_dir)
+    for folder in moved.iterdir():
+        for file in folder.rglob("*.json"):
+            assert str(base) not in file.read_text(), file  # nothing points back at the base
+    merged = moved / "transformers"
+    processor = load_processor(str(merged))
+    assert processor.audio_tokenizer.name_or_path == str(merged / "audio_tokenizer")
+    torch.testing.assert_close(_logits(HiggsAudioV2ForConditionalGeneration.from_pretrained(merged), inputs), before)
+    boson = moved / "boson"
+    written = json.loads((boson / "config.json").read_text())
+    tensors = load_file(boson / "model.safetensors")
+    assert {t.dtype for t in tensors.values()} == {torch.bfloat16} and written["torch_dtype"] == "bfloat16"
+    assert written["hidden_size"] == tensors["embed_tokens.weight"].shape[1]
+    _boson_tokenizer_is_transformers4s(boson, source_tokenizer)
+    assert (boson / "audio_tokenizer" / "model.safetensors").is_file()

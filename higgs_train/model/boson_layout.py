@@ -47,9 +47,21 @@ def to_boson(state_dict: dict) -> dict:
     return renamed
 
 
-def boson_config(config, tokenizer) -> dict:
+def transformers4_tokenizer_config(saved: dict) -> dict:
+    """`tokenizer_config.json` as transformers 4.x loads it (Boson's stack pins transformers < 4.47): transformers 5
+    writes the class `TokenizersBackend`, unknown to 4.x, and the special tokens beyond bos/eos/pad as
+    `extra_special_tokens`; 4.x's `PreTrainedTokenizerFast` (the class of Boson's own released tokenizer) reads the
+    same tokenizer.json and takes them as `additional_special_tokens`."""
+    extra = saved.get("extra_special_tokens") or saved.get("additional_special_tokens") or []
+    kept = ("bos_token", "eos_token", "pad_token", "unk_token", "model_max_length", "clean_up_tokenization_spaces")
+    return {"tokenizer_class": "PreTrainedTokenizerFast", **{k: saved[k] for k in kept if saved.get(k) is not None},
+            "additional_special_tokens": list(extra.values()) if isinstance(extra, dict) else list(extra)}
+
+
+def boson_config(config, tokenizer, dtype) -> dict:
     """`config.json` of a `higgs_audio` model from a Transformers `HiggsAudioV2Config`: the keys Boson's
-    `HiggsAudioConfig` and `HiggsAudioModel` read (tests/test_serving.py lists each with its source)."""
+    `HiggsAudioConfig`, `HiggsAudioModel` and its CUDA-graph capture read (tests/test_serving.py lists each with its
+    source); `torch_dtype` is the dtype the weights are written in (`dtype`), which the capture builds its inputs in."""
     text = config.to_dict()
     rope = text.get("rope_parameters") or {}
     text_config = {
@@ -65,6 +77,7 @@ def boson_config(config, tokenizer) -> dict:
     ids = tokenizer.convert_tokens_to_ids
     return {
         "architectures": ["HiggsAudioModel"], "model_type": "higgs_audio", "text_config": text_config,
+        "hidden_size": config.hidden_size, "torch_dtype": str(dtype).removeprefix("torch."),
         "audio_encoder_config": {"model_type": "higgs_audio_encoder"}, "audio_tokenizer_config": None,
         "skip_audio_tower": True, "encode_whisper_embed": False, "encode_audio_in_tokens": True,
         "audio_adapter_type": "dual_ffn", "audio_dual_ffn_layers": list(range(config.num_hidden_layers)),

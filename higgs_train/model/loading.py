@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import json
+import os
 from pathlib import Path
 
 import torch
@@ -35,10 +37,33 @@ def _explain(name_or_path: str, error: Exception) -> ModelLoadError:
     )
 
 
+BUNDLED_AUDIO_TOKENIZER = "audio_tokenizer"  # an export's own copy of its audio tokenizer, named from its folder
+
+
+def bundles_audio_tokenizer(folder: str | Path) -> bool:
+    """Whether `folder`'s processor_config.json names its audio tokenizer by the bundled copy's relative name."""
+    config = Path(folder) / "processor_config.json"
+    if not config.is_file():
+        return False
+    named = (json.loads(config.read_text()).get("audio_tokenizer") or {}).get("audio_tokenizer_name_or_path")
+    return named == BUNDLED_AUDIO_TOKENIZER and (Path(folder) / named).is_dir()
+
+
 def load_processor(name_or_path: str):
-    """The checkpoint's processor (text tokenizer, feature extractor and audio tokenizer), frozen."""
+    """The checkpoint's processor (text tokenizer, feature extractor and audio tokenizer), frozen. An export that
+    bundles its audio tokenizer names it relative to its own folder, which Transformers reads from the working
+    directory: it is loaded from inside that folder."""
     try:
-        processor = AutoProcessor.from_pretrained(name_or_path)
+        if bundles_audio_tokenizer(name_or_path):
+            here = os.getcwd()
+            os.chdir(name_or_path)
+            try:
+                processor = AutoProcessor.from_pretrained(os.getcwd())
+                processor.audio_tokenizer.name_or_path = str(Path(BUNDLED_AUDIO_TOKENIZER).resolve())  # for re-export
+            finally:
+                os.chdir(here)
+        else:
+            processor = AutoProcessor.from_pretrained(name_or_path)
     except OSError as error:
         raise _explain(name_or_path, error) from None
     processor.audio_tokenizer.eval().requires_grad_(False)
