@@ -10,6 +10,15 @@ computed once at set-up and stored beside the pairs (`precomputed`: full fine-tu
 
 Logged per step: the loss, the reward margin (beta times the log-ratio difference), the chosen and rejected rewards
 and log-probabilities, and the preference accuracy (share of pairs whose margin is positive).
+
+Where this differs from TRL's DPOTrainer (trl/trainer/dpo_trainer.py, its "sft" loss term, the former `rpo_alpha`,
+and its "sigmoid_norm" loss), on purpose:
+- the SFT term (`chosen_sft_loss`) is each chosen answer's mean cross-entropy per target, then the mean over pairs:
+  every pair weighs the same whatever its length. TRL's is one mean over all chosen tokens of the batch, so a long
+  answer weighs more. The two agree when the chosen answers have equal lengths.
+- with `length_normalized=true`, the logged rewards, margin and accuracy come from the normalised log-ratios (the
+  ones the loss sees: the accuracy is the share of pairs the loss ranks right). TRL logs them from the summed
+  log-ratios whatever the loss. Without length normalisation both log the same numbers.
 """
 
 from __future__ import annotations
