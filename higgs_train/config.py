@@ -11,7 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from higgs_train.data.tasks import TASKS
 from higgs_train.errors import UserError
-from higgs_train.objectives import OBJECTIVES, check_objective_config
+from higgs_train.objectives import OBJECTIVES, READS_DATA_PATH, check_objective_config
 
 CHOICES = {
     "model.attn_implementation": ("auto", "flash_attention_2", "flex_attention", "sdpa", "eager"),
@@ -63,6 +63,8 @@ def validate(cfg: DictConfig) -> None:
         value = OmegaConf.select(cfg, key)
         if value not in allowed:
             raise ConfigError(f"{key}={value!r} is not allowed; use one of {list(allowed)}")
+    if cfg.objective.name in READS_DATA_PATH:  # first: a wrong path is the likeliest mistake, answered at once
+        check_data_path(cfg)
     for key in POSITIVE:
         value = OmegaConf.select(cfg, key)
         if not isinstance(value, int) or value <= 0:

@@ -47,7 +47,15 @@ def improving_then_worsening(monkeypatch):
 
 def test_periodic_evaluation_is_on_by_default_every_tenth_of_the_run(compose_config):
     assert eval_every(compose_config("recipe=voice_clone_lora", "data.path=x.jsonl")) == 200
-    assert eval_every(compose_config("recipe=smoke", "trainer.max_steps=7", "eval.every_n_steps=auto")) == 1
+    assert eval_every(compose_config("recipe=voice_clone_lora", "data.path=x.jsonl", "trainer.max_steps=100")) == 50
+
+
+@pytest.mark.parametrize("run", [["recipe=voice_clone_lora", "data.path=x.jsonl", "trainer.max_steps=30"],
+                                 ["recipe=dpo_lora", "trainer.max_steps=10"],
+                                 ["recipe=smoke", "trainer.max_steps=7", "eval.every_n_steps=auto"]])
+def test_a_short_run_is_evaluated_at_its_end_only(compose_config, run):
+    """A 10-step DPO run evaluated at every step, a 30-step one spent a sixth of its time evaluating."""
+    assert eval_every(compose_config(*run)) is None
     assert eval_every(compose_config("recipe=smoke", "eval.every_n_steps=null")) is None
 
 

@@ -3,8 +3,10 @@ LJSpeech layout's single speaker said out loud, progress with totals, and messag
 console, the progress after training and report.html are checked on a real run in test_smoke_run.py."""
 
 import json
+import os
 import shutil
 import sys
+from pathlib import Path
 
 import pytest
 import soundfile as sf
@@ -13,6 +15,8 @@ from data_prep.cli import main as prep_main
 from data_prep.convert import convert
 from higgs_train.export import ExportError, export
 from higgs_train.generate import main as generate_main
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _exit(main, argv, monkeypatch=None):
@@ -129,3 +133,18 @@ def test_the_python_api_trains_and_speaks_with_the_clis_config(tmp_path, demo_di
                               max_new_tokens=30, out_dir=tmp_path / "wavs")
     assert clips[0]["sampling_rate"] == 24000 and clips[0]["audio"].dtype.name == "float32"
     assert len(clips[0]["audio"]) == clips[0]["frames"] * 960 and sf.info(clips[0]["path"]).samplerate == 24000
+
+
+@pytest.mark.parametrize(("overrides", "says"), [
+    (["recipe=voice_clone_lora", "data.path=/no/such/data.jsonl"], "data.path=/no/such/data.jsonl does not exist"),
+    (["recipe=smoke", "model.name_or_path=/no/such/model"], "cannot load '/no/such/model'"),
+])
+def test_a_failed_start_leaves_no_empty_dated_run_folder(tmp_path, overrides, says):
+    """The first mistake fails early (data.path) or after the run folder is made (the model): either way no empty
+    outputs/DATE/TIME is left for the user to wonder about."""
+    import subprocess
+
+    result = subprocess.run([sys.executable, "-m", "higgs_train.cli", *overrides], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 2 and says in result.stderr, result.stderr[-2000:]
+    assert not (tmp_path / "outputs").exists()

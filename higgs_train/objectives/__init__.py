@@ -29,6 +29,7 @@ OBJECTIVES = {
     "dpo": "higgs_train.objectives.dpo:DirectPreference",
     "grpo": "higgs_train.objectives.grpo:GroupRelativePolicy",
 }
+READS_DATA_PATH = ("sft", "grpo")  # checked before any heavy import (dpo reads data.pairs)
 
 
 @dataclass

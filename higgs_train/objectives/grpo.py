@@ -43,9 +43,8 @@ REWARDS = ("stop", "duration", "silence", "loops", "wer", "similarity")
 def check_config(cfg) -> None:
     import os
 
-    from higgs_train.config import ConfigError, check_data_path, number
+    from higgs_train.config import ConfigError, number
 
-    check_data_path(cfg)
     objective = cfg.objective
     unknown = sorted(set(objective.rewards) - set(REWARDS))
     if unknown:

@@ -12,11 +12,17 @@ from accelerate.utils import broadcast_object_list
 from higgs_train.evaluate.metrics import direction
 from higgs_train.logs import NOTICE, logger
 
+AUTO_MIN_STEPS = 50  # `auto` never evaluates more often than this: a short run trains, and is evaluated at its end
+
 
 def eval_every(cfg) -> int | None:
-    """`eval.every_n_steps`: a number of steps, null (at the end only), or auto (a tenth of the run)."""
+    """`eval.every_n_steps`: a number of steps, null (at the end only), or auto (a tenth of the run, at least
+    AUTO_MIN_STEPS apart, so evaluation's cost grows with the run and never takes a short one over)."""
     every = cfg.eval.every_n_steps
-    return max(1, cfg.trainer.max_steps // 10) if every == "auto" else every
+    if every != "auto":
+        return every
+    every = max(AUTO_MIN_STEPS, cfg.trainer.max_steps // 10)
+    return every if every < cfg.trainer.max_steps else None
 
 
 class KeepBest:
