@@ -81,6 +81,12 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"eval.every_n_steps={every!r} must be a positive integer, auto (a tenth of the run) or "
                           "null (only at the end)")
     _check_best_metric(cfg.eval.best_metric)
+    band = cfg.eval.best_duration_band
+    if band is not None and not (OmegaConf.is_list(band) and len(band) == 2 and all(
+            isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in band)
+            and 0 < band[0] < 1 < band[1]):
+        raise ConfigError(f"eval.best_duration_band={band!r} must be [low, high] around 1 (e.g. [0.8, 1.25]: the "
+                          "generated length over the expected), or null for no constraint")
     if not isinstance(cfg.eval.val_size, int) or cfg.eval.val_size < 0:
         raise ConfigError(f"eval.val_size={cfg.eval.val_size!r} must be an integer >= 0 (0: no validation split)")
     if cfg.eval.prompts and not Path(cfg.eval.prompts).is_file():
