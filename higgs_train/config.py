@@ -11,6 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from higgs_train.data.tasks import TASKS
 from higgs_train.errors import UserError
+from higgs_train.model.hub import go_offline_unless_reachable
 from higgs_train.objectives import OBJECTIVES, READS_DATA_PATH, check_objective_config
 
 CHOICES = {
@@ -120,6 +121,7 @@ def validate(cfg: DictConfig) -> None:
     _check_weights(cfg)
     _check_environment(cfg)
     check_objective_config(cfg)
+    go_offline_unless_reachable(str(cfg.model.name_or_path))  # an offline hub id: one line now, not ten retries later
     if cfg.resume not in (None, "auto") and not Path(cfg.resume).is_dir():
         raise ConfigError(f"resume={cfg.resume} does not exist; use resume=auto or a "
                           "<run_dir>/checkpoints/step_00000500 folder")

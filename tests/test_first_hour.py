@@ -148,3 +148,27 @@ def test_a_failed_start_leaves_no_empty_dated_run_folder(tmp_path, overrides, sa
                             text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert result.returncode == 2 and says in result.stderr, result.stderr[-2000:]
     assert not (tmp_path / "outputs").exists()
+
+
+def test_a_hub_id_out_of_reach_is_answered_at_once_in_one_line(monkeypatch, caplog):
+    """Offline, a hub id printed ten "Retrying in 8s" lines over 34 s before the one good line."""
+    import time
+
+    import huggingface_hub
+    from huggingface_hub import constants
+
+    from higgs_train.model.hub import HubOutOfReach
+    from higgs_train.model.loading import load_processor
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)  # the tests' own offline switch, off as a user has it
+    monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")  # nothing listens there
+    started = time.monotonic()
+    with pytest.raises(HubOutOfReach, match=r"cannot load 'org/voice': the Hugging Face Hub is out of reach \(.*\) "
+                                            r"and it is not in the local cache; download it elsewhere"):
+        load_processor("org/voice")
+    assert time.monotonic() - started < 3 and "Retrying" not in caplog.text
+    monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", lambda repo, name: "/cache/config.json")
+    from higgs_train.model.hub import go_offline_unless_reachable
+
+    go_offline_unless_reachable("org/voice")  # in the cache: it loads from there, asking the Hub nothing more
+    assert constants.HF_HUB_OFFLINE is True

@@ -10,6 +10,7 @@ from transformers import AutoProcessor, HiggsAudioV2ForConditionalGeneration
 
 from higgs_train.assets import resolve
 from higgs_train.errors import UserError
+from higgs_train.model.hub import go_offline_unless_reachable
 
 
 class ModelLoadError(UserError):
@@ -37,6 +38,7 @@ def _explain(name_or_path: str, error: Exception) -> ModelLoadError:
 
 def load_processor(name_or_path: str):
     """The checkpoint's processor (text tokenizer, feature extractor and audio tokenizer), frozen."""
+    go_offline_unless_reachable(name_or_path)
     try:
         processor = AutoProcessor.from_pretrained(name_or_path)
     except OSError as error:
@@ -47,6 +49,7 @@ def load_processor(name_or_path: str):
 
 def load_model(name_or_path: str, attn_implementation: str, dtype: torch.dtype, use_text_head: bool, **kwargs):
     """`kwargs` go to `from_pretrained` (a `quantization_config` with its `device_map`)."""
+    go_offline_unless_reachable(name_or_path)
     try:
         return HiggsAudioV2ForConditionalGeneration.from_pretrained(
             name_or_path, attn_implementation=attn_implementation, dtype=dtype, use_text_head=use_text_head, **kwargs
@@ -59,6 +62,7 @@ def load_audio_tokenizer(name_or_path: str):
     """The audio tokenizer of a model checkpoint (through its processor) or of a tokenizer checkpoint itself."""
     from transformers import AutoConfig, HiggsAudioV2TokenizerModel
 
+    go_offline_unless_reachable(name_or_path)
     try:
         if AutoConfig.from_pretrained(name_or_path).model_type == "higgs_audio_v2_tokenizer":
             return HiggsAudioV2TokenizerModel.from_pretrained(name_or_path).eval().requires_grad_(False)
