@@ -106,23 +106,29 @@ def _curves(metrics: list[dict], evaluations: list[dict]) -> list[tuple[str, str
     return figures
 
 
+def run_settings(cfg) -> dict:
+    """The run's objective, task, model, data (a DPO run's pairs, a GRPO run's prompts), steps, lr, batch, adapter and
+    precision, as words: report.html's settings table and the export's model card."""
+    objective = cfg.get("objective", {}).get("name", "sft")
+    data = {"dpo": f"pairs {cfg.data.get('pairs')}", "grpo": f"prompts from {cfg.data.path}"}.get(
+        objective, str(cfg.data.path))
+    adapter = "full fine-tuning" if cfg.peft.type == "none" else \
+        f"LoRA r {cfg.peft.r}, alpha {cfg.peft.alpha} on {', '.join(cfg.peft.target_modules)}"
+    return {"objective": objective, "task": cfg.task.name, "model": cfg.model.name_or_path, "data": data,
+            "steps": cfg.trainer.max_steps,
+            "lr": f"{cfg.optim.lr:g} ({cfg.optim.scheduler}, warmup {cfg.optim.warmup_steps})",
+            "batch": f"{cfg.trainer.batch_size} x {cfg.trainer.gradient_accumulation_steps} accumulation",
+            "adapter": adapter, "precision": cfg.trainer.precision, "seed": cfg.seed}
+
+
 def _settings(run_dir: Path) -> str:
-    """The run's recipe, model, data, steps, lr and adapter size, from its config snapshot."""
     config = run_dir / ".hydra" / "config.yaml"
     if not config.is_file():
         return ""
     from omegaconf import OmegaConf
 
-    cfg = OmegaConf.load(config)
-    adapter = "full fine-tuning" if cfg.peft.type == "none" else \
-        f"LoRA r {cfg.peft.r}, alpha {cfg.peft.alpha} on {', '.join(cfg.peft.target_modules)}"
-    rows = {"objective": cfg.get("objective", {}).get("name", "sft"), "task": cfg.task.name,
-            "model": cfg.model.name_or_path, "data": cfg.data.path, "steps": cfg.trainer.max_steps,
-            "lr": f"{cfg.optim.lr:g} ({cfg.optim.scheduler}, warmup {cfg.optim.warmup_steps})",
-            "batch": f"{cfg.trainer.batch_size} x {cfg.trainer.gradient_accumulation_steps} accumulation",
-            "adapter": adapter, "precision": cfg.trainer.precision}
     cells = "".join(f"<tr><th>{html.escape(k)}</th><td class='text'>{html.escape(str(v))}</td></tr>"
-                    for k, v in rows.items())
+                    for k, v in run_settings(OmegaConf.load(config)).items())
     return f"<h2>Run settings</h2><table>{cells}</table>"
 
 

@@ -340,6 +340,7 @@ class FineTuneRecipe:
         evaluated = self.last_eval is not None and self.last_eval["step"] == progress.step  # stopped early
         final_eval = dict(self.last_eval) if evaluated else self._evaluate()
         summary = {"steps": progress.step, "first_loss": progress.first_loss, "final_loss": progress.last_loss,
+                   "conversations": len(data.training), "held_out": len(data.validation),
                    "skipped_rows": data.skipped, "skipped_steps": progress.skipped_steps, "clips": data.clips,
                    "stopped_early": progress.stopped_early, "best": self._best_summary(),
                    "longest_clip_frames": longest_clip_frames(data.table.clips)}
