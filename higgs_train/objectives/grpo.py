@@ -88,6 +88,7 @@ def rewards_of(record: dict) -> dict[str, float]:
 
 class GroupRelativePolicy:
     loss_label = "GRPO, per answer"
+    headline = "reward"  # the mean reward of the step's answers
 
     def __init__(self, cfg, accelerator, model, model_config):
         self.cfg, self.accelerator, self.model_config = cfg, accelerator, model_config

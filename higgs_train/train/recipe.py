@@ -200,11 +200,17 @@ class FineTuneRecipe:
                     result = self.train_step()
                     window.add(result)
                     bar.update(1)
-                    bar.set_postfix_str(f"loss {result.loss:.3f} ({self.objective.loss_label})")
+                    bar.set_postfix_str(self._progress_text(result))
                     window = self._after_step(result, window)
             finally:
                 bar.close()
         progress.train_seconds += window.elapsed()
+
+    def _progress_text(self, result: StepResult) -> str:
+        headline = getattr(self.objective, "headline", None)
+        if headline in result.metrics:
+            return f"{headline} {result.metrics[headline]:.3f}, loss {result.loss:.3f}"
+        return f"loss {result.loss:.3f} ({self.objective.loss_label})"
 
     def _after_step(self, result: StepResult, window: ThroughputWindow) -> ThroughputWindow:
         """Logs, evaluates and checkpoints on the configured steps (a checkpoint after the evaluation of its step,
@@ -361,6 +367,10 @@ class FineTuneRecipe:
         atomic.write_text(self.run_dir / "run_summary.json", json.dumps(summary, indent=2))
         losses = f"loss {progress.first_loss:.3f} -> {progress.last_loss:.3f} ({self.objective.loss_label})" \
             if progress.last_loss is not None else "no finite loss"
+        headline = getattr(self.objective, "headline", None)
+        logged = [r[headline] for r in _jsonl(self.run_dir / "metrics.jsonl") if headline and headline in r]
+        if logged:
+            losses = f"{headline} {logged[0]:.3f} -> {logged[-1]:.3f}, {losses}"
         weights = self.run_dir / ("model" if self.cfg.peft.type == "none" else "adapter")
         best = summary["best"]
         kept = f"; best {best['metric']} {best['value']:.4g} at step {best['step']} in best/" if best else ""
@@ -396,6 +406,10 @@ class FineTuneRecipe:
 
     def cleanup(self) -> None:
         self.accelerator.end_training()  # also tears the process group down, before the interpreter exits
+
+
+def _jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
 
 
 class Preempted(TrainingError):
