@@ -1,6 +1,7 @@
 """`dry_run=true` shows what training would see and stops before the first step."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -21,10 +22,10 @@ def test_dry_run_shows_the_first_batch_and_writes_nothing(tmp_path, tiny_checkpo
     assert not run_dir.exists()  # nothing written where the real run will start
     assert not list(scratch.iterdir())  # nor left in the system's temporary folder
     [line] = [line for line in result.stdout.splitlines() if "first batch:" in line]
-    shapes = dict(part.split(" ", 1) for part in line.split("first batch: ")[1].split(", "))
+    shapes = {name: (shape, dtype) for name, shape, dtype in re.findall(r"(\w+) \(([\d, ]+)\) (\w+)", line)}
     assert set(shapes) == {"input_ids", "attention_mask", "labels", "audio_input_ids", "audio_input_ids_mask",
                            "audio_labels"}
-    assert shapes["audio_input_ids"].split(")")[0].endswith(", 8") and shapes["audio_input_ids_mask"].endswith("bool")
+    assert shapes["audio_input_ids"][0].endswith(", 8") and shapes["audio_input_ids_mask"][1] == "bool"
     out = result.stdout
     assert "context, no targets" in out and "codes + 1 stream-EOS per codebook" in out  # reference vs target clip
     assert "«<|audio_eos|>»«<|eot_id|>»" in out

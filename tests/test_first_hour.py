@@ -121,12 +121,18 @@ def test_a_clip_only_the_second_decoder_opens_passes_the_checks_and_is_encoded(d
 
 
 @pytest.mark.slow  # an end-to-end training run
-def test_the_python_api_trains_and_speaks_with_the_clis_config(tmp_path, demo_dir, tiny_checkpoint):
+def test_the_python_api_trains_and_speaks_with_the_clis_config(tmp_path, demo_dir, tiny_checkpoint, capsys):
     import higgs_train
 
     summary = higgs_train.finetune("smoke", {"trainer.max_steps": 2, "eval.num_samples": 0,
                                              "eval.every_n_steps": None}, run_dir=tmp_path / "run")
     assert summary["steps"] == 2 and (tmp_path / "run" / "adapter" / "adapter_config.json").is_file()
+    logged = (tmp_path / "run" / "train.log").read_text()  # as higgs-train writes it
+    assert "][INFO] done in " in logged and "conversations, " in logged
+    import logging
+
+    logging.getLogger("bitsandbytes.backends.cpu.ops").warning("Failed to load CPU gemm_4bit_forward")
+    assert "gemm_4bit" not in capsys.readouterr().err  # hidden as the command line hides it
     with pytest.raises(Exception, match="trainer.precision='f16' is not allowed"):
         higgs_train.finetune("smoke", ["trainer.precision=f16"], run_dir=tmp_path / "bad")
     clips = higgs_train.speak(str(tiny_checkpoint), "Hello there.", adapter=str(tmp_path / "run" / "adapter"),
@@ -172,3 +178,40 @@ def test_a_hub_id_out_of_reach_is_answered_at_once_in_one_line(monkeypatch, capl
 
     go_offline_unless_reachable("org/voice")  # in the cache: it loads from there, asking the Hub nothing more
     assert constants.HF_HUB_OFFLINE is True
+
+
+def test_warmup_longer_than_the_run_is_said(compose_config, caplog):
+    from higgs_train.config import validate
+
+    caplog.set_level("INFO", logger="higgs_train")
+    validate(compose_config("recipe=smoke", "optim.warmup_steps=20"))  # the smoke run is 20 steps
+    assert "optim.warmup_steps=20 is not shorter than the run (trainer.max_steps=20): the lr climbs all run long" \
+        in caplog.text
+    caplog.clear()
+    validate(compose_config("recipe=smoke", "optim.warmup_steps=5"))
+    assert "warmup" not in caplog.text
+
+
+@pytest.mark.slow  # a 2-step training run
+def test_ctrl_c_during_the_final_evaluation_stops_it_with_a_message(tmp_path, demo_dir, compose_config, monkeypatch):
+    """It was ignored without a word: the final evaluation ran on to its end."""
+    import signal
+    import time
+
+    from higgs_train.train import recipe as recipe_module
+
+    def evaluate_until_interrupted(self):
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(30)  # an evaluation that would go on; Ctrl-C ends it at once
+        raise AssertionError("Ctrl-C was ignored")
+
+    monkeypatch.setattr(recipe_module.FineTuneRecipe, "_evaluate", evaluate_until_interrupted)
+    cfg = compose_config("recipe=smoke", "trainer.max_steps=2", "eval.every_n_steps=null")
+    started = time.monotonic()
+    with pytest.raises(recipe_module.StoppedInFinalEvaluation, match=r"stopped during the final evaluation; the "
+                       r"trained weights are saved in .*/run/adapter \(no run_summary.json\); evaluate them with: "
+                       r"higgs-eval model=builtin:tiny adapter="):
+        recipe_module.train(cfg, tmp_path / "run")
+    assert time.monotonic() - started < 25
+    assert (tmp_path / "run" / "adapter" / "adapter_config.json").is_file()
+    assert not (tmp_path / "run" / "run_summary.json").exists()

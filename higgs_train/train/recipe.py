@@ -25,7 +25,7 @@ from higgs_train import assets, atomic
 from higgs_train.data.table import longest_clip_frames
 from higgs_train.errors import TrainingError
 from higgs_train.evaluate.evaluation import Evaluator
-from higgs_train.logs import is_main_process, logger, quiet_other_ranks
+from higgs_train.logs import NOTICE, is_main_process, logger, quiet_other_ranks
 from higgs_train.model.loading import load_processor, resolve_attn_implementation
 from higgs_train.model.trainable import build_trainable_model
 from higgs_train.objectives import build_objective
@@ -40,6 +40,7 @@ from higgs_train.train.resumable import resume_record, run_signature
 from higgs_train.train.run_dir import RunFinished, claim_for_all_processes, truncate_metrics
 from higgs_train.train.throughput import flops_per_token, parameter_size, peak_flops, peak_memory_gb
 
+HELD_OUT_NOTICE_SHARE = 0.2  # a larger share of the data held out for validation is said out loud
 SCHEDULERS = {"cosine": "cosine", "linear": "linear", "constant": "constant_with_warmup"}
 
 
@@ -183,6 +184,11 @@ class FineTuneRecipe:
                     f"{data.skipped or 'none'}; clips {data.clips}); {trained:,} of {total:,} "
                     f"parameters trained; attention={self.attn}; {accelerator.num_processes} process(es); "
                     f"run dir {self.run_dir}")
+        held = len(data.validation) / max(len(data.training) + len(data.validation), 1)
+        if held > HELD_OUT_NOTICE_SHARE:
+            logger.log(NOTICE, f"{len(data.validation)} of {len(data.training) + len(data.validation)} conversations "
+                               f"({held:.0%}) are held out for validation and not trained on (eval.val_size="
+                               f"{self.cfg.eval.val_size}); eval.val_size=0, or a smaller number, trains on them")
 
     # ---- train -------------------------------------------------------------------------------------------------
     def train(self) -> None:
@@ -344,7 +350,7 @@ class FineTuneRecipe:
         accelerator.wait_for_everyone()
         self._save_weights(self.run_dir / ("model" if self.cfg.peft.type == "none" else "adapter"))
         evaluated = self.last_eval is not None and self.last_eval["step"] == progress.step  # stopped early
-        final_eval = dict(self.last_eval) if evaluated else self._evaluate()
+        final_eval = dict(self.last_eval) if evaluated else self._final_evaluation()
         summary = {"steps": progress.step, "first_loss": progress.first_loss, "final_loss": progress.last_loss,
                    "conversations": len(data.training), "held_out": len(data.validation),
                    "skipped_rows": data.skipped, "skipped_steps": progress.skipped_steps, "clips": data.clips,
@@ -377,6 +383,18 @@ class FineTuneRecipe:
         logger.info(f"done in {summary['wall_s']} s, {losses}; weights in {weights}, {len(summary['samples'])} "
                     f"samples in {self.run_dir / 'samples'}{kept}")
         return summary
+
+    def _final_evaluation(self) -> dict:
+        """The last evaluation, which Ctrl-C or SIGTERM stop at once: the final weights are saved by then."""
+        weights = self.run_dir / ("model" if self.cfg.peft.type == "none" else "adapter")
+        with self.stop.raising():
+            try:
+                return self._evaluate()
+            except KeyboardInterrupt:
+                raise StoppedInFinalEvaluation(
+                    f"stopped during the final evaluation; the trained weights are saved in {weights} (no "
+                    f"run_summary.json); evaluate them with: higgs-eval model={self.cfg.model.name_or_path} "
+                    f"adapter={weights} list=builtin:demo-eval (or your list)") from None
 
     def _save_weights(self, folder: Path, best: dict | None = None) -> None:
         """The trained weights as inference loads them (a PEFT adapter, or the full model and its processor); every
@@ -416,6 +434,10 @@ class Preempted(TrainingError):
     """SIGTERM or SIGINT stopped the run at a step boundary; its state is in a checkpoint."""
 
 
+class StoppedInFinalEvaluation(TrainingError):
+    """Ctrl-C or SIGTERM during the final evaluation: training is done and saved, the evaluation is not."""
+
+
 class StopRequests:
     """SIGTERM (what cloud schedulers send before they kill) and SIGINT (Ctrl-C) ask the run to stop; the loop
     honours it at the next step boundary. A second Ctrl-C stops at once."""
@@ -427,6 +449,23 @@ class StopRequests:
         if self.signal is not None and signum == signal.SIGINT:
             raise KeyboardInterrupt
         self.signal = signum
+
+    @staticmethod
+    def _interrupt(signum, frame) -> None:
+        raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def raising(self):
+        """SIGTERM and SIGINT interrupt at once (where nothing is left to save at a step boundary)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {sig: signal.signal(sig, self._interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
     @contextlib.contextmanager
     def installed(self):
