@@ -215,3 +215,31 @@ def test_ctrl_c_during_the_final_evaluation_stops_it_with_a_message(tmp_path, de
     assert time.monotonic() - started < 25
     assert (tmp_path / "run" / "adapter" / "adapter_config.json").is_file()
     assert not (tmp_path / "run" / "run_summary.json").exists()
+
+
+def test_a_folder_of_clips_with_text_files_beside_them_converts(tmp_path, demo_dir):
+    """LibriTTS's layout (SPEAKER/CHAPTER/ID.wav + ID.normalized.txt) and an aligner corpus's (SPEAKER/ID.wav +
+    ID.txt or ID.lab); a clip without its text file is a bad row that says which file to add."""
+    source = tmp_path / "LibriTTS" / "train-clean-100"
+    clips = sorted((demo_dir / "clips").glob("*.wav"))
+    layout = {"19/198/19_198_000001.wav": ("19_198_000001.normalized.txt", "The sun rises in the east."),
+              "19/198/19_198_000002.wav": ("19_198_000002.txt", "Please close the door behind you."),
+              "84/121/84_121_000001.wav": ("84_121_000001.lab", "We walked along the quiet river."),
+              "84/121/84_121_000002.wav": (None, None)}
+    for (relative, (text_name, text)), clip in zip(layout.items(), clips):
+        target = source / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(clip, target)
+        if text_name:
+            (target.parent / text_name).write_text(text + "\n")
+    (source / "19" / "198" / "19_198_000001.original.txt").write_text("The Sun rises in the East.")
+    report = convert("libritts", source, tmp_path / "out", show_progress=False)
+    rows = [json.loads(line) for line in (tmp_path / "out" / "rejected.jsonl").read_text().splitlines()]
+    assert [r["reason"] for r in rows] == ["no transcript file"] and "84_121_000002.txt" in rows[0]["detail"]
+    assert report["kept"] == 3
+    from datasets import load_from_disk
+
+    kept = {r["id"]: (r["speaker"], r["text"]) for r in load_from_disk(str(tmp_path / "out"))}
+    assert kept == {"19_198_19_198_000001": ("19", "The sun rises in the east."),  # normalized, not the original
+                    "19_198_19_198_000002": ("19", "Please close the door behind you."),
+                    "84_121_84_121_000001": ("84", "We walked along the quiet river.")}
