@@ -25,7 +25,10 @@ def _parser() -> argparse.ArgumentParser:
         "convert", help="turn a speech dataset into checked 24 kHz mono clips + a conversation dataset",
         description="Reads FORMAT: ljspeech (metadata.csv id|text|normalized, wavs/; ONE speaker, named after the "
                     "folder: for several voices use audiofolder, hf or jsonl with a speaker), audiofolder (clips "
-                    "beside metadata.csv or metadata.jsonl with file_name, text/transcription, optional speaker), hf "
+                    "beside metadata.csv or metadata.jsonl with file_name, text/transcription, optional speaker), "
+                    "libritts (clips at any depth, each with its transcript beside it in NAME.normalized.txt, NAME.txt "
+                    "or NAME.lab: LibriTTS and forced-alignment corpora; the speaker is the first folder under the "
+                    "input), hf "
                     "(a datasets folder with an Audio column: save_to_disk output or a local dataset), jsonl "
                     "(conversation rows: ours, or Higgs ChatML with audio_url). A speakers.json beside the input "
                     "(speaker -> description) makes other speakers bad rows. Writes OUTPUT/ with a datasets dataset, "

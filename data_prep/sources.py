@@ -13,7 +13,9 @@ from higgs_train.data.audio_checks import BadRow
 from higgs_train.data.tasks.layout import basic_messages
 from higgs_train.kit.demo_data import SCENE
 
-FORMATS = ("ljspeech", "audiofolder", "hf", "jsonl")
+FORMATS = ("ljspeech", "audiofolder", "libritts", "hf", "jsonl")
+AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a")
+TRANSCRIPT_SUFFIXES = (".normalized.txt", ".txt", ".lab")  # LibriTTS's normalized text first; .lab: aligners' own
 TEXT_COLUMNS = ("text", "transcription", "normalized_text", "sentence", "transcript")
 SPEAKER_COLUMNS = ("speaker", "speaker_id", "client_id")
 SCENE_START, SCENE_END = "<|scene_desc_start|>", "<|scene_desc_end|>"
@@ -93,6 +95,35 @@ def read_audiofolder(root: Path) -> Iterator[SourceRow]:
         speaker = _first(record, SPEAKER_COLUMNS)
         audio = {"path": str(root / file_name)}
         yield SourceRow(where, row_id, speaker and str(speaker), basic_messages(text, audio, SCENE))
+
+
+def _clips_with_text(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
+
+
+def read_libritts(root: Path) -> Iterator[SourceRow]:
+    """Clips with their transcript in a text file beside each (`a.wav` + `a.normalized.txt`, `a.txt` or `a.lab`), at
+    any depth: LibriTTS (`SPEAKER/CHAPTER/...`) and forced-alignment corpora (`SPEAKER/...`). The speaker is the first
+    folder under the input (none for clips at its top)."""
+    clips = _clips_with_text(root)
+    if not clips:
+        raise FileNotFoundError(f"{root}: no audio file ({', '.join(AUDIO_SUFFIXES)}) at any depth")
+    for clip in clips:
+        relative = clip.relative_to(root)
+        row_id = relative.with_suffix("").as_posix().replace("/", "_")
+        speaker = relative.parts[0] if len(relative.parts) > 1 else None
+        text_file = next((clip.with_name(clip.stem + s) for s in TRANSCRIPT_SUFFIXES
+                          if clip.with_name(clip.stem + s).is_file()), None)
+        if text_file is None:
+            yield SourceRow(str(clip), row_id, speaker, error=BadRow(
+                "no transcript file", f"put its text in {clip.stem}.txt beside it"))
+            continue
+        try:
+            text = text_file.read_text(encoding="utf-8").strip()
+        except UnicodeDecodeError:
+            yield _not_utf8(str(text_file), row_id)
+            continue
+        yield SourceRow(str(text_file), row_id, speaker, basic_messages(text, {"path": str(clip)}, SCENE))
 
 
 def read_hf(root: Path, split: str = "train") -> Iterator[SourceRow]:
@@ -178,7 +209,8 @@ def read_source(kind: str, path: Path, split: str = "train") -> Iterator[SourceR
         raise ValueError(f"format {kind!r} is not known; use one of {list(FORMATS)}")
     if not path.exists():
         raise FileNotFoundError(f"{path}: does not exist")
-    readers = {"ljspeech": read_ljspeech, "audiofolder": read_audiofolder, "jsonl": read_jsonl}
+    readers = {"ljspeech": read_ljspeech, "audiofolder": read_audiofolder, "libritts": read_libritts,
+               "jsonl": read_jsonl}
     return read_hf(path, split) if kind == "hf" else readers[kind](path)
 
 
@@ -190,6 +222,8 @@ def count_rows(kind: str, path: Path, split: str = "train") -> int | None:
 
             dataset = datasets.load_from_disk(str(path))
             return len(dataset[split] if isinstance(dataset, datasets.DatasetDict) else dataset)
+        if kind == "libritts":
+            return len(_clips_with_text(path))
         metadata = {"ljspeech": path / "metadata.csv", "jsonl": path}.get(kind)
         if kind == "audiofolder":
             metadata = path / "metadata.csv" if (path / "metadata.csv").is_file() else path / "metadata.jsonl"

@@ -8,7 +8,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import logging
 import tempfile
 from pathlib import Path
 
@@ -26,8 +28,6 @@ def _override(key: str, value) -> str:
 
 
 def _console() -> None:
-    import logging
-
     from higgs_train.logs import log_to_console, logger
 
     if not any(isinstance(h, logging.StreamHandler) for h in logger.handlers):
@@ -49,8 +49,26 @@ def finetune(recipe: str | None = "smoke", overrides: dict | list[str] | None = 
     cfg = compose_config(([f"recipe={recipe}"] if recipe else []) + given)
     validate(cfg)
     _console()
+    if not cfg.verbose:  # bitsandbytes' CPU-kernel notice, hidden as the command line hides it
+        logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
     run_dir = Path(run_dir) if run_dir else Path("outputs") / datetime.datetime.now().strftime("%Y-%m-%d/%H-%M-%S")
-    return train(cfg, run_dir)
+    with _train_log(run_dir):
+        return train(cfg, run_dir)
+
+
+@contextlib.contextmanager
+def _train_log(run_dir: Path):
+    """`train.log` in the run directory, as higgs-train writes it (every line of ours, timestamped)."""
+    from higgs_train.logs import logger
+
+    handler = logging.FileHandler(run_dir / "train.log", delay=True)  # opened at the first line, once the run
+    handler.setFormatter(logging.Formatter("[%(asctime)s][%(levelname)s] %(message)s"))  # has claimed the folder
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
 
 
 def speak(model: str, text: str | None = None, adapter: str | None = None, prompts: str | None = None,

@@ -7,6 +7,7 @@ and the config checks are imported before the job starts, so `--help` and config
 
 from __future__ import annotations
 
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -34,7 +35,7 @@ def _run(cfg: DictConfig) -> None:
         if cfg.dry_run:
             from higgs_train.dry_run import dry_run
 
-            dry_run(cfg, run_dir)
+            dry_run(cfg)
             return
         from higgs_train.train.recipe import Preempted, train
 
@@ -94,9 +95,32 @@ def composition_error(overrides: list[str], config_dir: str | None = None) -> st
     except (HydraException, OmegaConfBaseException) as error:
         first = str(error).strip().splitlines()[0].rstrip(".")
         if first.startswith("Could not override"):
-            return f"{first}: no such key; `higgs-train --cfg job` prints every key (or add it with a leading +)"
+            hint = _closest_key(first.split("'")[1], overrides, config_dir)
+            return f"{first}: no such key{hint}; `higgs-train --cfg job` prints every key"
         return first
     return None
+
+
+def _closest_key(mistyped: str, overrides: list[str], config_dir: str | None) -> str:
+    """", did you mean KEY?" for the config's nearest key (never `+KEY`, which would add a key nothing reads)."""
+    import difflib
+
+    from omegaconf import OmegaConf
+
+    others = [o for o in overrides if o.split("=")[0].lstrip("+~") != mistyped]
+    try:
+        keys = _flat_keys(OmegaConf.to_container(_compose(others, config_dir)))
+    except Exception:  # the other overrides do not compose either: no suggestion, the error stands
+        return ""
+    close = difflib.get_close_matches(mistyped, keys, n=1, cutoff=0.6)
+    return f", did you mean {close[0]}?" if close else ""
+
+
+def _flat_keys(node: dict, prefix: str = "") -> list[str]:
+    keys = []
+    for key, value in node.items():
+        keys += _flat_keys(value, f"{prefix}{key}.") if isinstance(value, dict) else [f"{prefix}{key}"]
+    return keys
 
 
 def _compose(overrides: list[str], config_dir: str | None, with_hydra: bool = False):
@@ -157,10 +181,10 @@ def main() -> None:
     composed = _compose(overrides, config_dir)
     if composed.model.quantization == "none" and composed.optim.name == "adamw":
         hide_bitsandbytes()
-    if composed.dry_run:  # it checks the run without touching the run's directory: its files go to a scratch one
-        sys.argv += [f"hydra.run.dir={_hydra_value(tempfile.mkdtemp(prefix='higgs-train-dry-run-'))}",
-                     "hydra.output_subdir=null"]
-        _run()
+    if composed.dry_run:  # it checks the run without touching the run's directory; Hydra's log goes to a scratch one
+        with tempfile.TemporaryDirectory(prefix="higgs-train-dry-run-") as scratch:
+            sys.argv += [f"hydra.run.dir={_hydra_value(scratch)}", "hydra.output_subdir=null"]
+            _run()
         return
     run_dir = _pinned_run_dir(overrides, config_dir) if is_main_process() else None
     if run_dir is None:
@@ -169,12 +193,35 @@ def main() -> None:
     # One run per directory, locked before Hydra writes into it; the run writes its own `.hydra/config.yaml` once
     # it has accepted the directory, so a refused run never rewrites another run's record.
     sys.argv += [f"hydra.run.dir={_hydra_value(run_dir)}", "hydra.output_subdir=null"]
+    # A failed start removes the dated outputs/DATE/TIME folder it made; a run directory the user named keeps the
+    # train.log that records why (a cluster job's stderr is easily lost).
+    dated = not any(o.startswith("hydra.run.dir=") for o in overrides)
+    made = [folder for folder in (Path(run_dir), *Path(run_dir).parents) if dated and not folder.exists()]
     try:
         with hold_run_dir(run_dir):
             _run()
     except UserError as error:
         print(f"higgs-train: error: {error}", file=sys.stderr)
+        _remove_failed_start(made)
         sys.exit(2)
+    except SystemExit as exited:
+        if exited.code not in (0, None):
+            _remove_failed_start(made)
+        raise
+
+
+def _remove_failed_start(made: list[Path]) -> None:
+    """A start that failed before its first step leaves no folder behind: the run directory (and the `outputs/DATE`
+    above it) that this start made, all of whose files it wrote, goes again; one that trained a step stays."""
+    metrics = made[0] / "metrics.jsonl" if made else None
+    if not made or (made[0] / "checkpoints").exists() or (metrics.exists() and metrics.stat().st_size):
+        return
+    shutil.rmtree(made[0], ignore_errors=True)
+    for parent in made[1:]:
+        try:
+            parent.rmdir()
+        except OSError:
+            return
 
 
 if __name__ == "__main__":

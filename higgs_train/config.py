@@ -11,7 +11,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from higgs_train.data.tasks import TASKS
 from higgs_train.errors import UserError
-from higgs_train.objectives import OBJECTIVES, check_objective_config
+from higgs_train.logs import NOTICE, logger
+from higgs_train.model.hub import go_offline_unless_reachable
+from higgs_train.objectives import OBJECTIVES, READS_DATA_PATH, check_objective_config
 
 CHOICES = {
     "model.attn_implementation": ("auto", "flash_attention_2", "flex_attention", "sdpa", "eager"),
@@ -63,6 +65,8 @@ def validate(cfg: DictConfig) -> None:
         value = OmegaConf.select(cfg, key)
         if value not in allowed:
             raise ConfigError(f"{key}={value!r} is not allowed; use one of {list(allowed)}")
+    if cfg.objective.name in READS_DATA_PATH:  # first: a wrong path is the likeliest mistake, answered at once
+        check_data_path(cfg)
     for key in POSITIVE:
         value = OmegaConf.select(cfg, key)
         if not isinstance(value, int) or value <= 0:
@@ -79,6 +83,12 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"eval.every_n_steps={every!r} must be a positive integer, auto (a tenth of the run) or "
                           "null (only at the end)")
     _check_best_metric(cfg.eval.best_metric)
+    band = cfg.eval.best_duration_band
+    if band is not None and not (OmegaConf.is_list(band) and len(band) == 2 and all(
+            isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in band)
+            and 0 < band[0] < 1 < band[1]):
+        raise ConfigError(f"eval.best_duration_band={band!r} must be [low, high] around 1 (e.g. [0.8, 1.25]: the "
+                          "generated length over the expected), or null for no constraint")
     if not isinstance(cfg.eval.val_size, int) or cfg.eval.val_size < 0:
         raise ConfigError(f"eval.val_size={cfg.eval.val_size!r} must be an integer >= 0 (0: no validation split)")
     if cfg.eval.prompts and not Path(cfg.eval.prompts).is_file():
@@ -92,6 +102,10 @@ def validate(cfg: DictConfig) -> None:
     warmup = cfg.optim.warmup_steps
     if warmup != "auto" and (not isinstance(warmup, int) or isinstance(warmup, bool) or warmup < 0):
         raise ConfigError(f"optim.warmup_steps={warmup!r} must be an integer >= 0, or auto (5% of trainer.max_steps)")
+    if warmup != "auto" and warmup >= cfg.trainer.max_steps:
+        logger.log(NOTICE, f"optim.warmup_steps={warmup} is not shorter than the run (trainer.max_steps="
+                           f"{cfg.trainer.max_steps}): the lr climbs all run long and never reaches optim.lr="
+                           f"{cfg.optim.lr:g}; optim.warmup_steps=auto warms up for 5% of the run")
     if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool) or not 0 <= cfg.seed < 2**32:
         raise ConfigError(f"seed={cfg.seed!r} must be an integer in [0, 2**32)")
     max_examples = cfg.data.max_examples
@@ -112,6 +126,7 @@ def validate(cfg: DictConfig) -> None:
     _check_weights(cfg)
     _check_environment(cfg)
     check_objective_config(cfg)
+    go_offline_unless_reachable(str(cfg.model.name_or_path))  # an offline hub id: one line now, not ten retries later
     if cfg.resume not in (None, "auto") and not Path(cfg.resume).is_dir():
         raise ConfigError(f"resume={cfg.resume} does not exist; use resume=auto or a "
                           "<run_dir>/checkpoints/step_00000500 folder")

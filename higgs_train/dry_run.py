@@ -1,12 +1,9 @@
 """`dry_run=true`: everything up to the first step (config, data, first batch, sizes), then stop without training.
-The CLI runs it in a scratch folder: the run's own directory is left as it was (no file a later run would find)."""
+It writes no file: the CLI runs it in a scratch folder it removes, and the run's own directory is left as it was."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from omegaconf import DictConfig
-from safetensors.torch import save_file
 
 from higgs_train import assets
 from higgs_train.data.collator import ConversationCollator
@@ -42,9 +39,9 @@ def describe_example(collator: ConversationCollator, conversation: dict) -> str:
     return "".join(pieces)
 
 
-def dry_run(cfg: DictConfig, run_dir: Path) -> Path:
+def dry_run(cfg: DictConfig) -> dict:
     """The training setup's model half (on the meta device: sizes without weights) and data half, then the first
-    batch, written to `dry_run/batch_0.safetensors`."""
+    batch (returned, and described on the console)."""
     model_path = assets.resolve(cfg.model.name_or_path)
     data_path = assets.resolve(cfg.data.path) if cfg.data.path else None
     processor = load_processor(model_path)
@@ -56,14 +53,12 @@ def dry_run(cfg: DictConfig, run_dir: Path) -> Path:
     batch = next(iter(data.dataloader))
     if isinstance(batch, list):  # an online objective's prompts: shown and sized with their target clips
         batch = data.collator(batch)
-    out = run_dir / "batch_0.safetensors"  # a scratch folder of its own (the CLI's), never the run's directory
-    out.parent.mkdir(parents=True, exist_ok=True)
-    save_file({name: tensor.contiguous() for name, tensor in batch.items()}, str(out))
 
     logger.info(f"dry run: {len(data.training)} training conversations, {len(data.validation)} held out for "
                 f"validation (left out: {data.skipped or 'none'})")
     logger.info("example 0 (supervised text in «»):\n" + describe_example(data.collator, data.training[0]))
-    logger.info("first batch: " + ", ".join(f"{k} {tuple(v.shape)}" for k, v in batch.items()) + f" -> {out}")
+    logger.info("first batch: " + ", ".join(f"{k} {tuple(v.shape)} {str(v.dtype).removeprefix('torch.')}"
+                                            for k, v in batch.items()))
     logger.info(f"parameters: {total:,} total, {trainable:,} trainable ({100 * trainable / total:.2f}%)")
     device, available = available_memory_gib(cfg.trainer.device)
     memory = estimate_training_memory(model, cfg, batch["input_ids"].numel(),
@@ -77,4 +72,4 @@ def dry_run(cfg: DictConfig, run_dir: Path) -> Path:
     logger.info(f"estimated training memory per process: {needed:.2f} GiB ("
                 + ", ".join(f"{k} {v:.2f}" for k, v in memory.items() if v) + f"); {verdict} {device} "
                 f"({available:.1f} GiB)")
-    return out
+    return batch

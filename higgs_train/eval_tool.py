@@ -148,7 +148,8 @@ def run(args: dict) -> dict:
             rows += [{"variant": variant["name"], **record} for record in variant["records"]]
             del model
         summary = {"list": args["list"], "utterances": len(utterances), "judges": judges.names(),
-                   "not_measured": not_measured(judges), "settings": OmegaConf.to_container(eval_cfg),
+                   "not_measured": not_measured(judges, setting_prefix=""),  # higgs-eval's keys: asr_model=
+                   "settings": OmegaConf.to_container(eval_cfg),
                    "metrics": {m.summary: m.doc for m in METRICS.values()},
                    "variants": [{"name": v["name"], "model": v["model"], "adapter": v["adapter"],
                                  "summary": summarize(v["records"])} for v in found],

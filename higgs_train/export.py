@@ -26,7 +26,8 @@ from pathlib import Path
 from higgs_train import assets, atomic, ownership
 from higgs_train.errors import UserError
 from higgs_train.key_value_args import ArgumentError, hide_bitsandbytes, parse, run_tool
-from higgs_train.logs import logger
+from higgs_train.logs import NOTICE, logger
+from higgs_train.model_card import write_model_card
 
 USAGE = """usage: higgs-export run_dir=DIR [checkpoint=latest|best|DIR] [merge=true] [format=transformers|boson]
                     [voice_presets=true] [out=DIR]
@@ -144,6 +145,7 @@ def export(run_dir: str | Path, checkpoint: str | None = None, merge: bool = Fal
     kind = "boson" if format == "boson" else "merged" if full_checkpoint else "adapter"
     out = Path(out) if out else run_dir / "export" / kind
     ownership.check_replaceable(out, "export", "out=")  # before the work: an earlier export of ours is replaced
+    _say_what_is_replaced(out, checkpoint)
     if full_checkpoint and cfg.peft.type != "none":
         model = model.merge_and_unload()  # also puts trained `modules_to_save` copies in place
     with atomic.atomic_output(out) as partial:
@@ -151,6 +153,7 @@ def export(run_dir: str | Path, checkpoint: str | None = None, merge: bool = Fal
         generation_config(model.config, run_dir).save_pretrained(partial)
         if voice_presets:
             write_voice_presets(cfg, partial / "voice_presets")
+        write_model_card(partial, cfg, run_dir, kind, exported_step(run_dir, checkpoint), out)
         ownership.mark(partial, "export", run_dir=str(run_dir), checkpoint=checkpoint, merged=full_checkpoint,
                        format=format)
     del processor
@@ -158,6 +161,28 @@ def export(run_dir: str | Path, checkpoint: str | None = None, merge: bool = Fal
             "adapter": "a PEFT adapter"}[kind]
     logger.info(f"wrote {what} to {out}" + (f" (voice presets in {out / 'voice_presets'})" if voice_presets else ""))
     return out
+
+
+def _say_what_is_replaced(out: Path, checkpoint: str | None) -> None:
+    """An earlier export in `out` is replaced (it is ours), and the log says which weights it held and which it gets."""
+    try:
+        before = json.loads((out / ownership.MARKER).read_text()).get("checkpoint")
+    except (OSError, ValueError, AttributeError):
+        return
+    logger.log(NOTICE, f"replacing the export in {out} (checkpoint={before or 'final'}) with checkpoint="
+                       f"{checkpoint or 'final'}; give out=DIR to keep both")
+
+
+def exported_step(run_dir: Path, checkpoint: str | None) -> int | None:
+    """The step of the exported weights: best/'s, a checkpoint folder's; None for the final weights."""
+    if checkpoint == "best":
+        return json.loads((run_dir / "best" / "best.json").read_text())["step"]
+    if checkpoint == "latest":
+        from higgs_train.train.checkpoint import complete_checkpoints
+
+        checkpoint = str(complete_checkpoints(run_dir)[-1])
+    name = Path(checkpoint).name if checkpoint else ""
+    return int(name.removeprefix("step_")) if name.startswith("step_") and name[5:].isdigit() else None
 
 
 def _write_weights(model, cfg, folder: Path, format: str, full_checkpoint: bool):

@@ -47,7 +47,15 @@ def improving_then_worsening(monkeypatch):
 
 def test_periodic_evaluation_is_on_by_default_every_tenth_of_the_run(compose_config):
     assert eval_every(compose_config("recipe=voice_clone_lora", "data.path=x.jsonl")) == 200
-    assert eval_every(compose_config("recipe=smoke", "trainer.max_steps=7", "eval.every_n_steps=auto")) == 1
+    assert eval_every(compose_config("recipe=voice_clone_lora", "data.path=x.jsonl", "trainer.max_steps=100")) == 50
+
+
+@pytest.mark.parametrize("run", [["recipe=voice_clone_lora", "data.path=x.jsonl", "trainer.max_steps=30"],
+                                 ["recipe=dpo_lora", "trainer.max_steps=10"],
+                                 ["recipe=smoke", "trainer.max_steps=7", "eval.every_n_steps=auto"]])
+def test_a_short_run_is_evaluated_at_its_end_only(compose_config, run):
+    """A 10-step DPO run evaluated at every step, a 30-step one spent a sixth of its time evaluating."""
+    assert eval_every(compose_config(*run)) is None
     assert eval_every(compose_config("recipe=smoke", "eval.every_n_steps=null")) is None
 
 
@@ -99,3 +107,37 @@ def test_a_resumed_run_goes_on_with_its_best_and_its_patience(improving_then_wor
     assert (state["best_step"], state["evals_since_best"]) == (6, 0)
     summary = train(compose_config(*RUN, "resume=auto"), run_dir)
     assert summary["steps"] == 10 and summary["stopped_early"] and summary["best"]["step"] == 6
+
+
+class _OneProcess:
+    is_main_process, num_processes = True, 1
+
+
+@pytest.mark.parametrize("metric", ["stop_rate", "loop_share"])
+def test_best_cannot_be_won_by_stopping_early(compose_config, metric, caplog):
+    """The DPO recipe ranks by stop_rate: a model that stops at 0.55 of the expected length stops "best" of all, and
+    was kept. Out of eval.best_duration_band it is no candidate; the better-length evaluations are ranked."""
+    from higgs_train.train.best import KeepBest
+    from higgs_train.train.recipe import TrainingProgress
+
+    caplog.set_level("INFO", logger="higgs_train")
+    keep, progress = KeepBest(compose_config("recipe=dpo_lora", f"eval.best_metric={metric}"), _OneProcess()), \
+        TrainingProgress()
+    good = 1.0 if metric == "stop_rate" else 0.0
+    evaluations = [{"step": 1, metric: good, "duration_ratio": 0.55},      # stops early: "perfect" on one metric
+                   {"step": 2, metric: 0.5, "duration_ratio": 1.0},
+                   {"step": 3, metric: 0.5, "duration_ratio": 2.0},       # runs on
+                   {"step": 4, metric: (good + 0.5) / 2, "duration_ratio": 1.1}]
+    kept = [keep.consider(progress, e) for e in evaluations]
+    assert kept == [False, True, False, True] and progress.best_step == 4
+    assert "step 1: " in caplog.text and "outside eval.best_duration_band [0.8, 1.25]" in caplog.text
+    val_loss = KeepBest(compose_config("recipe=smoke"), _OneProcess())  # no length to game: no constraint
+    assert val_loss.consider(TrainingProgress(), {"step": 1, "val_loss": 2.0, "duration_ratio": 0.3})
+
+
+@pytest.mark.parametrize("band", ["[1.2,2]", "[0.8]", "[0,1.2]", "fast"])
+def test_a_duration_band_that_admits_no_length_is_refused(compose_config, band):
+    from higgs_train.config import ConfigError, validate
+
+    with pytest.raises(ConfigError, match=r"eval.best_duration_band=.* must be \[low, high\] around 1"):
+        validate(compose_config("recipe=smoke", f"eval.best_duration_band={band}"))

@@ -140,17 +140,20 @@ def test_a_model_that_runs_on_loses_the_ab_and_identical_models_do_not_differ(tm
     stop = runaway["metrics"]["stop_rate"]
     assert stop["n"] == 12 and stop["high"] < 0 and stop["verdict"] == "worse", stop
     assert {row["verdict"] for row in same["metrics"].values()} == {"no measurable difference"}
-    assert summary["not_measured"] == {"wer": "not measured (set eval.asr_model)",
-                                       "speaker_similarity": "not measured (set eval.speaker_model)"}
+    assert summary["not_measured"] == {"wer": "not measured (set asr_model)",  # higgs-eval's own key
+                                       "speaker_similarity": "not measured (set speaker_model)"}
     written = tmp_path / "eval"
     assert (written / "utterances.csv").read_text().count("\n") == 1 + 3 * 12
     assert json.loads((written / "summary.json").read_text())["comparisons"][0]["metrics"]["stop_rate"] == stop
     assert len(list((written / "B_runaway").glob("*.wav"))) == 12
     page = (written / "report.html").read_text()
-    assert page.count("<audio ") == 3 * 12 and "not measured (set eval.asr_model)" in page and "worse" in page
+    assert page.count("<audio ") == 4 * 12 and "not measured (set asr_model)" in page and "worse" in page
+    assert len(list((written / "prompts").iterdir())) == 12  # each utterance's target clip, beside the page
+    assert f"<tr><th>B_runaway</th><td class='text'>{merged[1]}</td>" in page  # which checkpoint a variant is
+    assert "<th>max_new_tokens</th><td class='text'>120</td>" in page and "{'" not in page  # settings, no dict
     if shutil.which("chromium") or os.environ.get("CI") == "true":  # the page in a real browser: every clip plays
         checked, console = open_in_chromium(written / "report.html")
-        assert checked == {"audio": 36, "missing": 0, "broken_images": 0}, console
+        assert checked == {"audio": 48, "missing": 0, "broken_images": 0}, console
 
 
 def _utterance_rows(folder, variant: str) -> list[dict]:

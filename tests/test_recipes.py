@@ -58,8 +58,8 @@ def test_cli_rejects_a_mistyped_key_in_one_line_before_loading_anything(tmp_path
     result = _cli(tmp_path, "recipe=smoke", "trainer.max_step=3")
     assert result.returncode == 2 and "Loading weights" not in result.stderr + result.stdout
     assert result.stderr.strip().splitlines() == [
-        "higgs-train: error: Could not override 'trainer.max_step': no such key; `higgs-train --cfg job` prints "
-        "every key (or add it with a leading +)"]
+        "higgs-train: error: Could not override 'trainer.max_step': no such key, did you mean trainer.max_steps?; "
+        "`higgs-train --cfg job` prints every key"]  # never "+key", which adds a key that nothing reads
 
 
 def test_cli_rejects_an_unknown_recipe_in_one_line_listing_the_known_ones(tmp_path):

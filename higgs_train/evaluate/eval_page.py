@@ -1,10 +1,12 @@
 """`report.html` of a `higgs-eval` run: each variant's summary per metric (what was not measured, and why), the A/B
-table with each difference's 95% interval and verdict, and every utterance with a player per variant. Self-contained:
+table with each difference's 95% interval and verdict, which checkpoint and adapter each variant is, every utterance
+with its target (or prompt) clip and a player per variant, and the settings as a table. Self-contained:
 the audio is the run's own wav files, relative to the page; the page marks any clip it cannot play."""
 
 from __future__ import annotations
 
 import html
+import shutil
 from pathlib import Path
 
 from higgs_train.evaluate.metrics import METRICS, direction
@@ -60,7 +62,18 @@ def _facts(record: dict) -> str:
     return html.escape(", ".join(said))
 
 
-def _utterances(variants: list[dict]) -> str:
+def _prompt_clip(folder: Path, record: dict) -> str:
+    """A player for the utterance's target (or prompt reference) clip, copied beside the page once."""
+    source = record.get("target_audio")
+    if not source or not Path(source).is_file():
+        return ""
+    copy = Path("prompts") / f"{Path(record['path']).stem}{Path(source).suffix}"
+    (folder / "prompts").mkdir(exist_ok=True)
+    shutil.copyfile(source, folder / copy)
+    return f"<br><audio controls preload='metadata' src='{html.escape(copy.as_posix())}'></audio>"
+
+
+def _utterances(folder: Path, variants: list[dict]) -> str:
     rows = []
     for index, first in enumerate(variants[0]["records"]):
         cells = []
@@ -69,10 +82,25 @@ def _utterances(variants: list[dict]) -> str:
             clip = Path(variant["name"]) / Path(record["path"]).name  # beside the page
             cells.append(f"<td><audio controls preload='metadata' src='{html.escape(clip.as_posix())}'></audio>"
                          f"<br><small>{_facts(record)}</small></td>")
-        rows.append(f"<tr><th>{html.escape(str(first['id']))}<br><small>{html.escape(first['text'])}</small></th>"
-                    f"{''.join(cells)}</tr>")
+        rows.append(f"<tr><th>{html.escape(str(first['id']))}<br><small>{html.escape(first['text'])}</small>"
+                    f"{_prompt_clip(folder, first)}</th>{''.join(cells)}</tr>")
     head = "".join(f"<th>{html.escape(v['name'])}</th>" for v in variants)
-    return f"<table class='utterances'><tr><th>utterance</th>{head}</tr>{''.join(rows)}</table>"
+    return (f"<table class='utterances'><tr><th>utterance (text; its target or prompt clip)</th>{head}</tr>"
+            f"{''.join(rows)}</table>")
+
+
+def _variants_table(summary: dict) -> str:
+    """Which checkpoint (and adapter) each variant is."""
+    rows = "".join(f"<tr><th>{html.escape(v['name'])}</th><td class='text'>{html.escape(str(v['model']))}</td>"
+                   f"<td class='text'>{html.escape(str(v.get('adapter') or 'none'))}</td></tr>"
+                   for v in summary["variants"])
+    return f"<table><tr><th>variant</th><th>model</th><th>adapter</th></tr>{rows}</table>"
+
+
+def _settings_table(settings: dict) -> str:
+    rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td class='text'>{html.escape(str(v))}</td></tr>"
+                   for k, v in settings.items())
+    return f"<table>{rows}</table>"
 
 
 def write_eval_page(folder: Path, summary: dict, variants: list[dict]) -> Path:
@@ -81,9 +109,10 @@ def write_eval_page(folder: Path, summary: dict, variants: list[dict]) -> Path:
         "<p>one variant: nothing to compare (give several adapters or models for an A/B)</p>"
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>higgs-eval: {html.escape(summary['list'])}"
             f"</title><style>{STYLE}</style></head><body><h1>higgs-eval on {html.escape(summary['list'])}</h1>"
-            f"<p id='problems'></p><p>{summary['utterances']} utterances; judges: {html.escape(judges)}; "
-            f"settings: {html.escape(str(summary['settings']))}</p><h2>Summary</h2>{_summary_table(summary)}"
-            f"<h2>A/B</h2>{comparisons}<h2>Utterances</h2>{_utterances(variants)}{CHECK}</body></html>")
+            f"<p id='problems'></p><p>{summary['utterances']} utterances; judges: {html.escape(judges)}</p>"
+            f"<h2>Variants</h2>{_variants_table(summary)}<h2>Summary</h2>{_summary_table(summary)}"
+            f"<h2>A/B</h2>{comparisons}<h2>Utterances</h2>{_utterances(Path(folder), variants)}"
+            f"<h2>Settings</h2>{_settings_table(summary['settings'])}{CHECK}</body></html>")
     path = Path(folder) / "report.html"
     path.write_text(page)
     return path

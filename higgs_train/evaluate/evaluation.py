@@ -40,6 +40,14 @@ def log_audio(accelerator, logger_name: str, records: list[dict], waveforms: lis
         writer.flush()
 
 
+def readable(result: dict) -> str:
+    """An evaluation as the console shows it: `val_loss 2.31, stop_rate 0.5, ...`, and what was not measured."""
+    shown = [f"{key} {value:.4g}" for key, value in result.items()
+             if isinstance(value, (int, float)) and not isinstance(value, bool) and key != "step"]
+    shown += [f"{key} {why}" for key, why in result.get("not_measured", {}).items()]
+    return ", ".join(shown) or "nothing measured"
+
+
 class Evaluator:
     """Built once per run: the validation batches, the sample prompts (fixed for the whole run) and the judges."""
 
@@ -85,7 +93,6 @@ class Evaluator:
                 handle.write(json.dumps(result) + "\n")
             accelerator.log({f"eval/{k}": v for k, v in result.items() if isinstance(v, (int, float)) and k != "step"},
                             step=step)
-            shown = {k: round(v, 3) for k, v in result.items() if isinstance(v, float)}
-            logger.info(f"eval at step {step}: {shown}; report in {write_report(self.run_dir)}")
+            logger.info(f"eval at step {step}: {readable(result)}; report in {write_report(self.run_dir)}")
         accelerator.wait_for_everyone()
         return result

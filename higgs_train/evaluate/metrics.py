@@ -124,10 +124,12 @@ def measure(sample: Sample, judges: Judges) -> dict:
     return record
 
 
-def not_measured(judges: Judges) -> dict[str, str]:
-    """Metric -> why it has no value in this evaluation (its judge's setting)."""
+def not_measured(judges: Judges, setting_prefix: str = "eval.") -> dict[str, str]:
+    """Metric -> why it has no value in this evaluation: the judge's setting as the tool at hand spells it
+    (`eval.asr_model` in higgs-train, `asr_model` in higgs-eval)."""
     present = {"eval.asr_model": judges.asr is not None, "eval.speaker_model": judges.speaker is not None}
-    return {m.name: f"not measured (set {m.needs})" for m in METRICS.values() if m.needs and not present[m.needs]}
+    return {m.name: f"not measured (set {setting_prefix}{m.needs.removeprefix('eval.')})" for m in METRICS.values()
+            if m.needs and not present[m.needs]}
 
 
 def summarize(records: list[dict]) -> dict[str, float]:

@@ -15,6 +15,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 from higgs_train import atomic
 
@@ -73,17 +74,56 @@ def _legend_outside(axis, **kwargs) -> None:
     axis.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0, **kwargs)
 
 
-def _curves(metrics: list[dict], evaluations: list[dict]) -> list[tuple[str, str]]:
-    """(alt text, image) of each chart: the loss, the loss per codebook, and the periodic evaluation's sample
-    metrics."""
-    figures = []
-    figure, axis = _axes("Audio loss: mean cross-entropy over the 8 codebooks", "nats per target")
-    axis.plot([m["step"] for m in metrics], [m["loss"] for m in metrics], label="training")
-    validated = [e for e in evaluations if "val_loss" in e]
-    if validated:
-        axis.plot([e["step"] for e in validated], [e["val_loss"] for e in validated], "o-", label="validation")
+# Each objective's training curves in its own words: (title, y label, [(metric, legend label)]); a `reward_` prefix
+# stands for every reward term the run logged. Cross-entropy is named only where it is cross-entropy.
+OBJECTIVE_CHARTS = {
+    "dpo": [("DPO loss: -log sigmoid(beta x reward margin), mean over pairs", "loss per pair", [("loss", "training")]),
+            ("DPO rewards (beta x log-ratio to the reference) and preference accuracy", "reward / share",
+             [("reward_margin", "reward margin"), ("chosen_reward", "chosen reward"),
+              ("rejected_reward", "rejected reward"), ("preference_accuracy", "preference accuracy")]),
+            ("Policy log-probabilities of the chosen and rejected clips", "log-prob per pair",
+             [("chosen_logp", "chosen"), ("rejected_logp", "rejected")])],
+    "grpo": [("GRPO reward: mean over the step's answers", "reward", [("reward", "reward"), ("reward_", "")]),
+             ("GRPO: KL to the reference", "nats per token", [("kl", "KL")]),
+             ("GRPO surrogate loss (about 0 by construction; the reward is what moves)", "loss per answer",
+              [("loss", "training")])],
+}
+
+
+def _line_chart(metrics: list[dict], title: str, ylabel: str, series: list[tuple[str, str]]):
+    keys = [(key, label) for key, label in series if not key.endswith("_")] + [
+        (key, key.removeprefix("reward_").replace("_", " ")) for prefix, _ in series if prefix.endswith("_")
+        for key in dict.fromkeys(k for m in metrics for k in m if k.startswith(prefix))]
+    figure, axis = _axes(title, ylabel)
+    for key, label in keys:
+        points = [(m["step"], m[key]) for m in metrics if isinstance(m.get(key), (int, float))]
+        if points:
+            axis.plot(*zip(*points), label=label)
     _legend_outside(axis)
-    figures.append(("loss curve", _png(figure)))
+    return figure
+
+
+def _curves(metrics: list[dict], evaluations: list[dict], objective: str = "sft") -> list[tuple[str, str]]:
+    """(alt text, image) of each chart: the objective's own curves (SFT: the loss, with the validation loss, and the
+    loss per codebook), the validation cross-entropy, and the periodic evaluation's sample metrics."""
+    figures = []
+    validated = [e for e in evaluations if "val_loss" in e]
+    if objective in OBJECTIVE_CHARTS:
+        for title, ylabel, series in OBJECTIVE_CHARTS[objective]:
+            figures.append((title, _png(_line_chart(metrics, title, ylabel, series))))
+        if validated:
+            figure, axis = _axes("Validation: mean cross-entropy over the 8 codebooks, held-out conversations",
+                                 "nats per target")
+            axis.plot([e["step"] for e in validated], [e["val_loss"] for e in validated], "o-", label="validation")
+            _legend_outside(axis)
+            figures.append(("validation cross-entropy", _png(figure)))
+    else:
+        figure, axis = _axes("Audio loss: mean cross-entropy over the 8 codebooks", "nats per target")
+        axis.plot([m["step"] for m in metrics], [m["loss"] for m in metrics], label="training")
+        if validated:
+            axis.plot([e["step"] for e in validated], [e["val_loss"] for e in validated], "o-", label="validation")
+        _legend_outside(axis)
+        figures.append(("loss curve", _png(figure)))
     per_codebook = [m for m in metrics if m.get("loss_per_codebook")]
     if per_codebook:
         figure, axis = _axes("Training loss per codebook", "nats per target")
@@ -106,23 +146,29 @@ def _curves(metrics: list[dict], evaluations: list[dict]) -> list[tuple[str, str
     return figures
 
 
+def run_settings(cfg) -> dict:
+    """The run's objective, task, model, data (a DPO run's pairs, a GRPO run's prompts), steps, lr, batch, adapter and
+    precision, as words: report.html's settings table and the export's model card."""
+    objective = cfg.get("objective", {}).get("name", "sft")
+    data = {"dpo": f"pairs {cfg.data.get('pairs')}", "grpo": f"prompts from {cfg.data.path}"}.get(
+        objective, str(cfg.data.path))
+    adapter = "full fine-tuning" if cfg.peft.type == "none" else \
+        f"LoRA r {cfg.peft.r}, alpha {cfg.peft.alpha} on {', '.join(cfg.peft.target_modules)}"
+    return {"objective": objective, "task": cfg.task.name, "model": cfg.model.name_or_path, "data": data,
+            "steps": cfg.trainer.max_steps,
+            "lr": f"{cfg.optim.lr:g} ({cfg.optim.scheduler}, warmup {cfg.optim.warmup_steps})",
+            "batch": f"{cfg.trainer.batch_size} x {cfg.trainer.gradient_accumulation_steps} accumulation",
+            "adapter": adapter, "precision": cfg.trainer.precision, "seed": cfg.seed}
+
+
 def _settings(run_dir: Path) -> str:
-    """The run's recipe, model, data, steps, lr and adapter size, from its config snapshot."""
     config = run_dir / ".hydra" / "config.yaml"
     if not config.is_file():
         return ""
     from omegaconf import OmegaConf
 
-    cfg = OmegaConf.load(config)
-    adapter = "full fine-tuning" if cfg.peft.type == "none" else \
-        f"LoRA r {cfg.peft.r}, alpha {cfg.peft.alpha} on {', '.join(cfg.peft.target_modules)}"
-    rows = {"objective": cfg.get("objective", {}).get("name", "sft"), "task": cfg.task.name,
-            "model": cfg.model.name_or_path, "data": cfg.data.path, "steps": cfg.trainer.max_steps,
-            "lr": f"{cfg.optim.lr:g} ({cfg.optim.scheduler}, warmup {cfg.optim.warmup_steps})",
-            "batch": f"{cfg.trainer.batch_size} x {cfg.trainer.gradient_accumulation_steps} accumulation",
-            "adapter": adapter, "precision": cfg.trainer.precision}
     cells = "".join(f"<tr><th>{html.escape(k)}</th><td class='text'>{html.escape(str(v))}</td></tr>"
-                    for k, v in rows.items())
+                    for k, v in run_settings(OmegaConf.load(config)).items())
     return f"<h2>Run settings</h2><table>{cells}</table>"
 
 
@@ -210,13 +256,16 @@ def write_report(run_dir: Path) -> Path:
     matplotlib.use("Agg")
     run_dir = Path(run_dir)
     metrics, evaluations = _jsonl(run_dir / "metrics.jsonl"), _jsonl(run_dir / "eval.jsonl")
-    curves = "".join(f'<img alt="{alt}" src="{image}">' for alt, image in _curves(metrics, evaluations)) \
+    config = run_dir / ".hydra" / "config.yaml"
+    objective = yaml.safe_load(config.read_text()).get("objective", {}).get("name", "sft") if config.is_file() \
+        else "sft"
+    curves = "".join(f'<img alt="{alt}" src="{image}">' for alt, image in _curves(metrics, evaluations, objective)) \
         if metrics else "<p>no logged step yet</p>"
     samples = "".join(f"<h3>step {e['step']}</h3>" + "".join(_sample(run_dir, s) for s in e["samples"])
                       for e in reversed(evaluations) if e.get("samples"))
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(run_dir.name)}: higgs-train "
             f"report</title><style>{STYLE}</style></head><body><h1>{html.escape(str(run_dir))}</h1>"
-            f"<p id='problems'></p>{_settings(run_dir)}<h2>Loss</h2>{curves}<h2>Evaluations</h2>"
+            f"<p id='problems'></p>{_settings(run_dir)}<h2>Training curves</h2>{curves}<h2>Evaluations</h2>"
             f"{_table(evaluations)}"
             f"<h2>Samples (newest first)</h2>{samples or '<p>none yet</p>'}{CHECK}</body></html>")
     return atomic.write_text(run_dir / "report.html", page)

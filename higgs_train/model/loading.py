@@ -12,6 +12,7 @@ from transformers import AutoProcessor, HiggsAudioV2ForConditionalGeneration
 
 from higgs_train.assets import resolve
 from higgs_train.errors import UserError
+from higgs_train.model.hub import go_offline_unless_reachable
 
 
 class ModelLoadError(UserError):
@@ -53,6 +54,7 @@ def load_processor(name_or_path: str):
     """The checkpoint's processor (text tokenizer, feature extractor and audio tokenizer), frozen. An export that
     bundles its audio tokenizer names it relative to its own folder, which Transformers reads from the working
     directory: it is loaded from inside that folder."""
+    go_offline_unless_reachable(name_or_path)
     try:
         if bundles_audio_tokenizer(name_or_path):
             here = os.getcwd()
@@ -72,6 +74,7 @@ def load_processor(name_or_path: str):
 
 def load_model(name_or_path: str, attn_implementation: str, dtype: torch.dtype, use_text_head: bool, **kwargs):
     """`kwargs` go to `from_pretrained` (a `quantization_config` with its `device_map`)."""
+    go_offline_unless_reachable(name_or_path)
     try:
         return HiggsAudioV2ForConditionalGeneration.from_pretrained(
             name_or_path, attn_implementation=attn_implementation, dtype=dtype, use_text_head=use_text_head, **kwargs
@@ -84,6 +87,7 @@ def load_audio_tokenizer(name_or_path: str):
     """The audio tokenizer of a model checkpoint (through its processor) or of a tokenizer checkpoint itself."""
     from transformers import AutoConfig, HiggsAudioV2TokenizerModel
 
+    go_offline_unless_reachable(name_or_path)
     try:
         if AutoConfig.from_pretrained(name_or_path).model_type == "higgs_audio_v2_tokenizer":
             return HiggsAudioV2TokenizerModel.from_pretrained(name_or_path).eval().requires_grad_(False)

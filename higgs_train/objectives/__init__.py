@@ -8,7 +8,9 @@ An objective is built once per run (`build_objective`) and gives:
 - `loss(model, batch, window)`: one micro-batch's loss (already divided by the window's totals) and the detached
   sums its metrics are made of, added over micro-batches and processes by the recipe;
 - `report(sums, window)`: the step's metrics, with `loss` among them;
-- `loss_label`: what the console says the loss is (e.g. "mean over codebooks").
+- `loss_label`: what the console says the loss is (e.g. "mean over codebooks");
+- `headline` (optional): the metric the console leads with where the loss says little (GRPO's surrogate loss is ~0
+  by construction; its reward is what moves).
 A module may also define `check_config(cfg)`, run with the other config checks before any weight loads, and
 `memory_extras(cfg, model_config, positions)`, the GiB its step needs beyond one forward and backward pass.
 
@@ -29,6 +31,7 @@ OBJECTIVES = {
     "dpo": "higgs_train.objectives.dpo:DirectPreference",
     "grpo": "higgs_train.objectives.grpo:GroupRelativePolicy",
 }
+READS_DATA_PATH = ("sft", "grpo")  # checked before any heavy import (dpo reads data.pairs)
 
 
 @dataclass

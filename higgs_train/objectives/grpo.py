@@ -43,9 +43,8 @@ REWARDS = ("stop", "duration", "silence", "loops", "wer", "similarity")
 def check_config(cfg) -> None:
     import os
 
-    from higgs_train.config import ConfigError, check_data_path, number
+    from higgs_train.config import ConfigError, number
 
-    check_data_path(cfg)
     objective = cfg.objective
     unknown = sorted(set(objective.rewards) - set(REWARDS))
     if unknown:
@@ -89,6 +88,7 @@ def rewards_of(record: dict) -> dict[str, float]:
 
 class GroupRelativePolicy:
     loss_label = "GRPO, per answer"
+    headline = "reward"  # the mean reward of the step's answers
 
     def __init__(self, cfg, accelerator, model, model_config):
         self.cfg, self.accelerator, self.model_config = cfg, accelerator, model_config

@@ -15,12 +15,6 @@ from higgs_train.model.loss import audio_loss_terms, target_counts
 from higgs_train.objectives import Window
 
 
-def check_config(cfg) -> None:
-    from higgs_train.config import check_data_path
-
-    check_data_path(cfg)
-
-
 class SupervisedFineTuning:
     loss_label = "mean over codebooks"
     def __init__(self, cfg, accelerator, model, model_config):

@@ -1,7 +1,9 @@
 """Training that keeps its best: after each evaluation, whether `eval.best_metric` improved on the best so far (its
-direction from the metric registry), and whether `trainer.early_stopping_patience` evaluations have gone by
-without an improvement. The state lives in the run's progress, so a checkpoint carries it and a resume goes on with
-it; the main process decides (sample metrics are measured there) and every process gets its decision."""
+direction from the metric registry; a sample metric counts only while the samples' mean duration_ratio lies in
+`eval.best_duration_band`, since stop rate, silence or loops alone reward stopping early), and whether
+`trainer.early_stopping_patience` evaluations have gone by without an improvement. The state lives in the run's
+progress, so a checkpoint carries it and a resume goes on with it; the main process decides (sample metrics are
+measured there) and every process gets its decision."""
 
 from __future__ import annotations
 
@@ -12,11 +14,17 @@ from accelerate.utils import broadcast_object_list
 from higgs_train.evaluate.metrics import direction
 from higgs_train.logs import NOTICE, logger
 
+AUTO_MIN_STEPS = 50  # `auto` never evaluates more often than this: a short run trains, and is evaluated at its end
+
 
 def eval_every(cfg) -> int | None:
-    """`eval.every_n_steps`: a number of steps, null (at the end only), or auto (a tenth of the run)."""
+    """`eval.every_n_steps`: a number of steps, null (at the end only), or auto (a tenth of the run, at least
+    AUTO_MIN_STEPS apart, so evaluation's cost grows with the run and never takes a short one over)."""
     every = cfg.eval.every_n_steps
-    return max(1, cfg.trainer.max_steps // 10) if every == "auto" else every
+    if every != "auto":
+        return every
+    every = max(AUTO_MIN_STEPS, cfg.trainer.max_steps // 10)
+    return every if every < cfg.trainer.max_steps else None
 
 
 class KeepBest:
@@ -24,20 +32,29 @@ class KeepBest:
         self.metric, self.accelerator = cfg.eval.best_metric, accelerator
         self.higher_is_better = direction(self.metric)
         self.patience = cfg.trainer.early_stopping_patience
+        band = cfg.eval.best_duration_band
+        # val_loss and val_accuracy score the held-out targets, not what the model says: no length to game
+        self.band = tuple(band) if band and not self.metric.startswith("val_") else None
         self.warned = False
 
     def consider(self, progress, result: dict) -> bool:
         """Records the evaluation in `progress`; True when it is the best so far (its weights are to be kept)."""
-        value = result.get(self.metric) if self.accelerator.is_main_process else None
+        shared = [result.get(self.metric), result.get("duration_ratio")] if self.accelerator.is_main_process \
+            else [None, None]
         if self.accelerator.num_processes > 1:
-            shared = [value]
             broadcast_object_list(shared, from_process=0)
-            value = shared[0]
+        value, ratio = shared
         if value is None or not math.isfinite(value):
             if not self.warned:
                 logger.log(NOTICE, f"eval.best_metric={self.metric} is not measured in this run (no validation "
                                    "split, or no judge for it); best/ and early stopping are off")
                 self.warned = True
+            return False
+        if self.band and ratio is not None and not self.band[0] <= ratio <= self.band[1]:
+            logger.info(f"step {result['step']}: {self.metric} {value:.4g} is not a candidate for best/: its samples' "
+                        f"duration_ratio {ratio:.2f} is outside eval.best_duration_band {list(self.band)} (a model "
+                        "that stops too early or runs on must not win on one metric)")
+            progress.evals_since_best += progress.best_value is not None
             return False
         best = progress.best_value
         improved = best is None or (value > best if self.higher_is_better else value < best)

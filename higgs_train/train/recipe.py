@@ -25,7 +25,7 @@ from higgs_train import assets, atomic
 from higgs_train.data.table import longest_clip_frames
 from higgs_train.errors import TrainingError
 from higgs_train.evaluate.evaluation import Evaluator
-from higgs_train.logs import is_main_process, logger, quiet_other_ranks
+from higgs_train.logs import NOTICE, is_main_process, logger, quiet_other_ranks
 from higgs_train.model.loading import load_processor, resolve_attn_implementation
 from higgs_train.model.trainable import build_trainable_model
 from higgs_train.objectives import build_objective
@@ -40,6 +40,7 @@ from higgs_train.train.resumable import resume_record, run_signature
 from higgs_train.train.run_dir import RunFinished, claim_for_all_processes, truncate_metrics
 from higgs_train.train.throughput import flops_per_token, parameter_size, peak_flops, peak_memory_gb
 
+HELD_OUT_NOTICE_SHARE = 0.2  # a larger share of the data held out for validation is said out loud
 SCHEDULERS = {"cosine": "cosine", "linear": "linear", "constant": "constant_with_warmup"}
 
 
@@ -183,6 +184,11 @@ class FineTuneRecipe:
                     f"{data.skipped or 'none'}; clips {data.clips}); {trained:,} of {total:,} "
                     f"parameters trained; attention={self.attn}; {accelerator.num_processes} process(es); "
                     f"run dir {self.run_dir}")
+        held = len(data.validation) / max(len(data.training) + len(data.validation), 1)
+        if held > HELD_OUT_NOTICE_SHARE:
+            logger.log(NOTICE, f"{len(data.validation)} of {len(data.training) + len(data.validation)} conversations "
+                               f"({held:.0%}) are held out for validation and not trained on (eval.val_size="
+                               f"{self.cfg.eval.val_size}); eval.val_size=0, or a smaller number, trains on them")
 
     # ---- train -------------------------------------------------------------------------------------------------
     def train(self) -> None:
@@ -200,11 +206,17 @@ class FineTuneRecipe:
                     result = self.train_step()
                     window.add(result)
                     bar.update(1)
-                    bar.set_postfix_str(f"loss {result.loss:.3f} ({self.objective.loss_label})")
+                    bar.set_postfix_str(self._progress_text(result))
                     window = self._after_step(result, window)
             finally:
                 bar.close()
         progress.train_seconds += window.elapsed()
+
+    def _progress_text(self, result: StepResult) -> str:
+        headline = getattr(self.objective, "headline", None)
+        if headline in result.metrics:
+            return f"{headline} {result.metrics[headline]:.3f}, loss {result.loss:.3f}"
+        return f"loss {result.loss:.3f} ({self.objective.loss_label})"
 
     def _after_step(self, result: StepResult, window: ThroughputWindow) -> ThroughputWindow:
         """Logs, evaluates and checkpoints on the configured steps (a checkpoint after the evaluation of its step,
@@ -338,8 +350,9 @@ class FineTuneRecipe:
         accelerator.wait_for_everyone()
         self._save_weights(self.run_dir / ("model" if self.cfg.peft.type == "none" else "adapter"))
         evaluated = self.last_eval is not None and self.last_eval["step"] == progress.step  # stopped early
-        final_eval = dict(self.last_eval) if evaluated else self._evaluate()
+        final_eval = dict(self.last_eval) if evaluated else self._final_evaluation()
         summary = {"steps": progress.step, "first_loss": progress.first_loss, "final_loss": progress.last_loss,
+                   "conversations": len(data.training), "held_out": len(data.validation),
                    "skipped_rows": data.skipped, "skipped_steps": progress.skipped_steps, "clips": data.clips,
                    "stopped_early": progress.stopped_early, "best": self._best_summary(),
                    "longest_clip_frames": longest_clip_frames(data.table.clips)}
@@ -360,12 +373,28 @@ class FineTuneRecipe:
         atomic.write_text(self.run_dir / "run_summary.json", json.dumps(summary, indent=2))
         losses = f"loss {progress.first_loss:.3f} -> {progress.last_loss:.3f} ({self.objective.loss_label})" \
             if progress.last_loss is not None else "no finite loss"
+        headline = getattr(self.objective, "headline", None)
+        logged = [r[headline] for r in _jsonl(self.run_dir / "metrics.jsonl") if headline and headline in r]
+        if logged:
+            losses = f"{headline} {logged[0]:.3f} -> {logged[-1]:.3f}, {losses}"
         weights = self.run_dir / ("model" if self.cfg.peft.type == "none" else "adapter")
         best = summary["best"]
         kept = f"; best {best['metric']} {best['value']:.4g} at step {best['step']} in best/" if best else ""
         logger.info(f"done in {summary['wall_s']} s, {losses}; weights in {weights}, {len(summary['samples'])} "
                     f"samples in {self.run_dir / 'samples'}{kept}")
         return summary
+
+    def _final_evaluation(self) -> dict:
+        """The last evaluation, which Ctrl-C or SIGTERM stop at once: the final weights are saved by then."""
+        weights = self.run_dir / ("model" if self.cfg.peft.type == "none" else "adapter")
+        with self.stop.raising():
+            try:
+                return self._evaluate()
+            except KeyboardInterrupt:
+                raise StoppedInFinalEvaluation(
+                    f"stopped during the final evaluation; the trained weights are saved in {weights} (no "
+                    f"run_summary.json); evaluate them with: higgs-eval model={self.cfg.model.name_or_path} "
+                    f"adapter={weights} list=builtin:demo-eval (or your list)") from None
 
     def _save_weights(self, folder: Path, best: dict | None = None) -> None:
         """The trained weights as inference loads them (a PEFT adapter, or the full model and its processor); every
@@ -397,8 +426,16 @@ class FineTuneRecipe:
         self.accelerator.end_training()  # also tears the process group down, before the interpreter exits
 
 
+def _jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+
+
 class Preempted(TrainingError):
     """SIGTERM or SIGINT stopped the run at a step boundary; its state is in a checkpoint."""
+
+
+class StoppedInFinalEvaluation(TrainingError):
+    """Ctrl-C or SIGTERM during the final evaluation: training is done and saved, the evaluation is not."""
 
 
 class StopRequests:
@@ -412,6 +449,23 @@ class StopRequests:
         if self.signal is not None and signum == signal.SIGINT:
             raise KeyboardInterrupt
         self.signal = signum
+
+    @staticmethod
+    def _interrupt(signum, frame) -> None:
+        raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def raising(self):
+        """SIGTERM and SIGINT interrupt at once (where nothing is left to save at a step boundary)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {sig: signal.signal(sig, self._interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
     @contextlib.contextmanager
     def installed(self):
