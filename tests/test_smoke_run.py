@@ -63,7 +63,7 @@ def test_progress_is_shown(smoke_run):
     assert f"weights in {run_dir / 'adapter'}, 2 samples in {run_dir / 'samples'}" in result.stdout.splitlines()[-1]
 
 
-OUR_BARS = ("encoding audio", "training", "validation", "generating samples", "speaking the demo data")
+OUR_BARS = ("encoding audio", "measuring", "training", "validation", "generating samples", "speaking the demo data")
 
 
 def test_a_default_run_shows_our_lines_and_bars_only(smoke_run):
