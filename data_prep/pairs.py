@@ -188,12 +188,10 @@ def check_options(options) -> None:
     """Options that cannot make pairs, refused in one line before any weight loads."""
     if options.rule not in RULES:
         raise PairsError(f"--rule {options.rule}: use one of {list(RULES)}")
-    sampled = options.candidates - bool(options.with_greedy)
-    if options.candidates < 2 or sampled < 1:
-        raise PairsError(f"--candidates {options.candidates}{' with --with-greedy' if options.with_greedy else ''}: "
-                         "a pair needs two answers" + (" and --with-greedy takes one of them, so give at least 2 "
-                                                       "sampled ones (--candidates 3)" if options.with_greedy else
-                                                       "; give --candidates 2 or more"))
+    if options.candidates < 2:
+        greedy = " (--with-greedy's greedy answer is one of them)" if options.with_greedy else ""
+        raise PairsError(f"--candidates {options.candidates}: a pair needs two answers{greedy}; give --candidates 2 "
+                         "or more")
     positive = {"--max-new-tokens": options.max_new_tokens, "--temperature": options.temperature}
     at_least_zero = {"--ras-win-len": options.ras_win_len, "--limit": options.limit, "--seed": options.seed,
                      "--max-chosen-wer": options.max_chosen_wer}
