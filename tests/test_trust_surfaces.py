@@ -319,6 +319,20 @@ def test_dpo_settings_that_cannot_train_are_refused_before_any_weight_loads(over
     assert says in str(raised.value)
 
 
+@pytest.mark.parametrize("override, says", [
+    ("eval.num_samples=-1", "eval.num_samples=-1 must be an integer >= 0"),
+    ("eval.temperature=0", "eval.temperature=0 must be a finite number > 0"),
+    ("eval.chars_per_second=-3", "eval.chars_per_second=-3 must be a finite number > 0"),
+    ("eval.duration_cap=-1", "eval.duration_cap=-1 must be a finite number > 0"),
+    ("eval.max_new_tokens=0", "eval.max_new_tokens=0 must be a positive integer"),
+])
+def test_training_evaluation_settings_out_of_range_are_refused_before_any_weight_loads(override, says,
+                                                                                      compose_config):
+    with pytest.raises(ConfigError) as raised:
+        validate(compose_config("recipe=smoke", override))
+    assert says in str(raised.value)
+
+
 # ---- tracebacks where one line belongs ------------------------------------------------------------------------------
 def test_a_list_that_is_not_utf8_names_its_line(tmp_path, tiny_checkpoint, monkeypatch, capsys):
     (tmp_path / "meta.lst").write_bytes(b"u1|Hi.|a.wav|Hello.\nu2|Caf\xe9.|a.wav|Hello.\n")
