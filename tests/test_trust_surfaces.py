@@ -266,6 +266,34 @@ def test_pairs_longer_than_max_positions_are_never_trained_on_silently(demo_dir,
     assert skipped == {f"longer than data.max_positions={limit}": sum(n > limit for n in lengths)}
 
 
+def test_a_damaged_pairs_folder_is_one_line(tmp_path, demo_dir, processor, data_cfg_factory):
+    from higgs_train.assets import resolve
+    from higgs_train.data.pairs import open_pairs
+
+    path = resolve("builtin:demo-pairs")
+    source = open_pairs(path, processor.audio_tokenizer, data_cfg_factory(path), show_progress=False).folder
+    shutil.copytree(source, tmp_path / "pairs")
+    (tmp_path / "pairs" / "pairs.arrow").write_bytes(b"not arrow")
+    with pytest.raises(DataError, match=rf"data.pairs={tmp_path / 'pairs'} cannot be read .*higgs-prep pairs --out"):
+        open_pairs(tmp_path / "pairs", processor.audio_tokenizer, data_cfg_factory(path))
+
+
+def test_training_samples_whose_ids_share_a_file_name_each_keep_their_wav(tmp_path, demo_task, processor,
+                                                                          model_config, eval_cfg_factory,
+                                                                          monkeypatch):
+    import torch
+
+    from higgs_train.evaluate import samples as samples_module
+
+    conversations = [dict(c, id=name) for c, name in zip(demo_task("smart_voice")[:3], ("a/b", "a_b", "A_B"))]
+    monkeypatch.setattr(samples_module, "generate_codes", lambda model, collator, chunk, settings: [
+        (torch.randint(0, 1024, (8, 5)), True) for _ in chunk])
+    records, _ = samples_module.write_samples(torch.nn.Linear(1, 1), processor.audio_tokenizer,
+                                              ConversationCollator(processor.tokenizer, model_config), conversations,
+                                              eval_cfg_factory(), tmp_path)
+    assert len({r["path"] for r in records}) == 3 and len(list(tmp_path.glob("*.wav"))) == 3
+
+
 def test_a_dpo_resume_sees_a_replaced_clip_and_names_data_pairs(tmp_path, demo_dir, compose_config):
     path = _pairs_folder(tmp_path, demo_dir, _demo_pairs(demo_dir)[:2])
     cfg = compose_config("recipe=dpo_smoke", f"data.pairs={path}")

@@ -263,7 +263,11 @@ def open_pairs(path: str | Path, audio_tokenizer, data_cfg, show_progress: bool 
     """`data.pairs`: a pairs folder, or a pairs JSONL (made into a folder on first use)."""
     path = Path(path)
     if is_pairs_folder(path):
-        return PairTable(path)
+        try:
+            return PairTable(path)
+        except Exception as error:  # noqa: BLE001 - a damaged or foreign folder: one line, not Arrow's traceback
+            raise DataError(f"data.pairs={path} cannot be read ({type(error).__name__}: {str(error)[:200]}); write "
+                            "it again with `higgs-prep pairs --out`") from None
     if path.is_file():
         return PairTable(pairs_from_jsonl(path, audio_tokenizer, data_cfg, show_progress))
     raise DataError(f"data.pairs={path} is neither a pairs folder (higgs-prep pairs --out) nor a pairs JSONL")
