@@ -140,8 +140,10 @@ def _run(args: argparse.Namespace) -> None:
               f"model.name_or_path={args.model}")
     elif args.command == "pairs":
         from data_prep.pairs import build_pairs
+        from higgs_train.run_lock import hold_output
 
-        info = build_pairs(args)
+        with hold_output(args.out, "--out"):  # two runs into one --out would replace each other's half-written pairs
+            info = build_pairs(args)
         left = "; ".join(f"{n} {why}" for why, n in info["no_pair"].items()) or "none"
         print(f"higgs-prep: {info['pairs']} pairs from {info['prompts']} prompts ({info['sampled_now']} sampled now, "
               f"the rest from the candidate cache; without a pair: {left}) in {info['out']}\n"

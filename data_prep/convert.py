@@ -104,7 +104,7 @@ def convert(kind: str, source: str | Path, output: str | Path, on_bad_row: str =
                            "write the dataset to a folder of its own")
     if output.exists() and not overwrite and (not output.is_dir() or any(output.iterdir())):
         raise ConvertError(f"{output}: already exists and is not empty; choose another --output or add --overwrite")
-    ownership.check_replaceable(output, "prepared-dataset", "--output")
+    ownership.check_replaceable(output, "prepared-dataset", "--output", also_ours=("codes/*",))  # encode's cache
     if kind == "ljspeech":
         logger.log(NOTICE, f"ljspeech: every row is one speaker, named after the folder ({source.name!r}); for "
                            "several voices use audiofolder or hf with a speaker column, or jsonl with \"speaker\"")
@@ -113,7 +113,7 @@ def convert(kind: str, source: str | Path, output: str | Path, on_bad_row: str =
     with atomic.atomic_output(output, unique=True) as partial:
         partial.mkdir()
         report = _write_dataset(kind, source, partial, on_bad_row, min_seconds, max_seconds, split, show_progress)
-        ownership.mark(partial, "prepared-dataset", source=str(source), format=kind)
+        ownership.mark(partial, "prepared-dataset", record_files=True, source=str(source), format=kind)
         return report
 
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -44,7 +45,7 @@ from higgs_train.data.code_cache import tokenizer_fingerprint
 from higgs_train.data.collator import ConversationCollator, prompt_messages
 from higgs_train.data.conversations import dataset_root
 from higgs_train.data.loader import task_conversations
-from higgs_train.data.pairs import write_pairs
+from higgs_train.data.pairs import REFERENCE_FILES, write_pairs
 from higgs_train.data.tasks.layout import last_user_text, target_audio
 from higgs_train.errors import UserError
 from higgs_train.evaluate.judges import Judges
@@ -183,12 +184,38 @@ def _greedy(sampling) -> OmegaConf:
     return OmegaConf.merge(sampling, {"do_sample": False})
 
 
-def build_pairs(options, show_progress: bool = True) -> dict:
-    """Samples, judges and pairs; writes the pairs folder; returns its info (counts and reasons)."""
+def check_options(options) -> None:
+    """Options that cannot make pairs, refused in one line before any weight loads."""
     if options.rule not in RULES:
         raise PairsError(f"--rule {options.rule}: use one of {list(RULES)}")
+    if options.candidates < 2:
+        greedy = " (--with-greedy's greedy answer is one of them)" if options.with_greedy else ""
+        raise PairsError(f"--candidates {options.candidates}: a pair needs two answers{greedy}; give --candidates 2 "
+                         "or more")
+    positive = {"--max-new-tokens": options.max_new_tokens, "--temperature": options.temperature}
+    at_least_zero = {"--ras-win-len": options.ras_win_len, "--limit": options.limit, "--seed": options.seed,
+                     "--max-chosen-wer": options.max_chosen_wer}
+    shares = {"--max-loop-share": options.max_loop_share, "--max-trailing-silence": options.max_trailing_silence}
+    for name, value in positive.items():
+        if not math.isfinite(value) or value <= 0:
+            raise PairsError(f"{name} {value}: must be above 0")
+    for name, value in at_least_zero.items():
+        if not math.isfinite(value) or value < 0:
+            raise PairsError(f"{name} {value}: must be 0 or more")
+    for name, value in shares.items():
+        if not 0 <= value <= 1:
+            raise PairsError(f"{name} {value}: a share, must be in [0, 1]")
+    low, high = options.duration_band
+    if not (math.isfinite(low) and math.isfinite(high) and 0 < low < 1 < high):
+        raise PairsError(f"--duration-band {low} {high}: the duration ratios a candidate may have, LOW below 1 and "
+                         "HIGH above 1 (default 0.8 1.25)")
+
+
+def build_pairs(options, show_progress: bool = True) -> dict:
+    """Samples, judges and pairs; writes the pairs folder; returns its info (counts and reasons)."""
+    check_options(options)
     out = Path(options.out)
-    ownership.check_replaceable(out, "pairs", "--out")
+    ownership.check_replaceable(out, "pairs", "--out", also_ours=REFERENCE_FILES)
     device = torch.device(options.device)
     model, processor = load_for_inference(options.model, options.adapter, device)
     audio_tokenizer = processor.audio_tokenizer

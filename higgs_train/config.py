@@ -95,6 +95,13 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"eval.prompts={cfg.eval.prompts} does not exist; give a prompts JSONL (one {{\"text\": "
                           "...} per line, see README) or null for the held-out conversations")
     number(cfg, "optim.lr", 0, inclusive=False)
+    for key in ("eval.temperature", "eval.chars_per_second"):
+        number(cfg, key, 0, inclusive=False)
+    samples = cfg.eval.num_samples
+    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 0:
+        raise ConfigError(f"eval.num_samples={samples!r} must be an integer >= 0 (0: no generated samples)")
+    if cfg.eval.get("duration_cap") is not None:
+        number(cfg, "eval.duration_cap", 0, inclusive=False)
     for key in ("optim.weight_decay", "optim.max_grad_norm", "optim.text_loss_weight", "data.min_seconds"):
         number(cfg, key, 0)
     if number(cfg, "data.max_seconds", 0, inclusive=False) < cfg.data.min_seconds:

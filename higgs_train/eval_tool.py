@@ -15,6 +15,7 @@ import csv
 import json
 from pathlib import Path
 
+from higgs_train.generation_settings import check_generation_settings
 from higgs_train.key_value_args import ArgumentError, hide_bitsandbytes, parse, run_tool
 
 USAGE = """usage: higgs-eval model=NAME_OR_DIR|[M0,M1] [adapter=DIR|[A0,A1]] list=META.lst|ROWS.jsonl|builtin:demo-eval
@@ -105,7 +106,14 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
 
 
 def run(args: dict) -> dict:
-    """Evaluates every variant, writes the outputs, returns the summary."""
+    """Evaluates every variant, writes the outputs, returns the summary; one evaluation at a time writes an out."""
+    from higgs_train.run_lock import hold_output
+
+    with hold_output(args["out"], "out="):
+        return _run(args)
+
+
+def _run(args: dict) -> dict:
     import torch
     from omegaconf import OmegaConf
 
@@ -127,6 +135,10 @@ def run(args: dict) -> dict:
         utterances = utterances[: args["limit"]]
     eval_cfg = OmegaConf.create({key: args[key] for key in EVAL_KEYS})
     judges = Judges.load(eval_cfg)
+    for key, judge in (("asr_model", judges.asr), ("speaker_model", judges.speaker)):
+        if args[key] and judge is None:  # asked for by name: a run without it would not be the one asked for
+            raise ArgumentError(f"{key}={args[key]} cannot be used (the notice above says why); give a checkpoint "
+                                f"of that kind, or leave {key} out")
     device = torch.device(args["device"] if args["device"] != "auto" else "cuda" if torch.cuda.is_available()
                           else "cpu")
     with atomic.atomic_output(out) as partial:
@@ -159,7 +171,7 @@ def run(args: dict) -> dict:
         _write_csv(partial / "utterances.csv", rows)
         (partial / "summary.json").write_text(json.dumps(summary, indent=2))
         write_eval_page(partial, summary, found)
-        ownership.mark(partial, "eval", list=args["list"])
+        ownership.mark(partial, "eval", record_files=True, list=args["list"])
     _say(summary, out)
     return summary
 
@@ -184,11 +196,7 @@ def check(argv: list[str]) -> dict:
     args = parse(argv, _defaults(), required=("model", "list"), lists=("model", "adapter"))
     if args["language"] not in ("en", "zh"):
         raise ArgumentError(f"language={args['language']!r}; use en or zh")
-    if args["duration_cap"] is not None:
-        try:
-            args["duration_cap"] = float(args["duration_cap"])
-        except ValueError:
-            raise ArgumentError(f"duration_cap={args['duration_cap']!r} must be a number") from None
+    check_generation_settings(args)
     return args
 
 

@@ -28,6 +28,7 @@ from higgs_train.errors import UserError
 from higgs_train.key_value_args import ArgumentError, hide_bitsandbytes, parse, run_tool
 from higgs_train.logs import NOTICE, logger
 from higgs_train.model_card import write_model_card
+from higgs_train.run_lock import hold_output
 
 USAGE = """usage: higgs-export run_dir=DIR [checkpoint=latest|best|DIR] [merge=true] [format=transformers|boson]
                     [voice_presets=true] [out=DIR]
@@ -144,18 +145,19 @@ def export(run_dir: str | Path, checkpoint: str | None = None, merge: bool = Fal
     full_checkpoint = merge or cfg.peft.type == "none"
     kind = "boson" if format == "boson" else "merged" if full_checkpoint else "adapter"
     out = Path(out) if out else run_dir / "export" / kind
-    ownership.check_replaceable(out, "export", "out=")  # before the work: an earlier export of ours is replaced
-    _say_what_is_replaced(out, checkpoint)
-    if full_checkpoint and cfg.peft.type != "none":
-        model = model.merge_and_unload()  # also puts trained `modules_to_save` copies in place
-    with atomic.atomic_output(out) as partial:
-        processor = _write_weights(model, cfg, partial, format, full_checkpoint)
-        generation_config(model.config, run_dir).save_pretrained(partial)
-        if voice_presets:
-            write_voice_presets(cfg, partial / "voice_presets")
-        write_model_card(partial, cfg, run_dir, kind, exported_step(run_dir, checkpoint), out)
-        ownership.mark(partial, "export", run_dir=str(run_dir), checkpoint=checkpoint, merged=full_checkpoint,
-                       format=format)
+    with hold_output(out, "out="):  # one export at a time into one folder
+        ownership.check_replaceable(out, "export", "out=")  # before the work: an earlier export of ours is replaced
+        _say_what_is_replaced(out, checkpoint)
+        if full_checkpoint and cfg.peft.type != "none":
+            model = model.merge_and_unload()  # also puts trained `modules_to_save` copies in place
+        with atomic.atomic_output(out) as partial:
+            processor = _write_weights(model, cfg, partial, format, full_checkpoint)
+            generation_config(model.config, run_dir).save_pretrained(partial)
+            if voice_presets:
+                write_voice_presets(cfg, partial / "voice_presets")
+            write_model_card(partial, cfg, run_dir, kind, exported_step(run_dir, checkpoint), out)
+            ownership.mark(partial, "export", record_files=True, run_dir=str(run_dir), checkpoint=checkpoint,
+                           merged=full_checkpoint, format=format)
     del processor
     what = {"boson": "merged weights in Boson's layout", "merged": "a full checkpoint",
             "adapter": "a PEFT adapter"}[kind]

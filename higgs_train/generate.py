@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from higgs_train.generation_settings import check_generation_settings
 from higgs_train.key_value_args import ArgumentError, hide_bitsandbytes, parse, run_tool
 
 USAGE = """usage: higgs-generate model=NAME_OR_DIR [adapter=DIR] text="..." [scene="..."] [speakers="d0|d1"]
@@ -56,13 +57,32 @@ def check(argv: list[str]) -> dict:
     args["speakers"] = speaker_descriptions(args["speakers"])
     if not args["prompts"] and not args["text"]:
         raise ArgumentError("give text=\"...\" (or prompts=FILE.jsonl)")
-    if args["duration_cap"] is not None:
-        try:
-            args["duration_cap"] = float(args["duration_cap"])
-        except ValueError:
-            raise ArgumentError(f"duration_cap={args['duration_cap']!r} must be a number (times the text's expected "
-                                "length)") from None
+    check_generation_settings(args)
+    check_outputs(args)
     return args
+
+
+def check_outputs(args: dict) -> None:
+    """The prompts read, and the wavs to write checked against them and against the user's files, before any weight
+    loads (`args["conversations"]`, `args["out_dir"]` then hold what `synthesize` generates and where)."""
+    from higgs_train.evaluate.prompts import load_prompts, prompt_conversation
+    from higgs_train.evaluate.sample_files import check_overwritable, sample_file_name
+
+    if args["prompts"]:
+        conversations, out_dir, setting = load_prompts(args["prompts"]), Path(args["out_dir"]), "out_dir="
+        inputs = [Path(args["prompts"])]
+    else:
+        out = Path(args["out"])
+        if out.suffix.lower() != ".wav" or sample_file_name(out.stem) != out.name:
+            raise ArgumentError(f"out={out} must name a .wav file (higgs-generate writes WAV) whose name needs no "
+                                f"changing; e.g. out={out.with_name(sample_file_name(out.stem)).with_suffix('.wav')}")
+        fields = {k: args[k] for k in ("text", "scene", "speakers", "reference_audio", "reference_text") if args[k]}
+        conversations = [prompt_conversation({"id": out.stem, **fields}, "command line")]
+        out_dir, setting, inputs = out.parent, "out=", []
+    inputs += [Path(item["path"]) for c in conversations for m in c["messages"] for item in m["content"]
+               if item["type"] == "audio" and "path" in item]
+    check_overwritable([out_dir / sample_file_name(c["id"]) for c in conversations], inputs, setting)
+    args["conversations"], args["out_dir"] = conversations, str(out_dir)
 
 
 def generate(args: dict) -> list[dict]:
@@ -87,16 +107,13 @@ def synthesize(args: dict) -> tuple[list[dict], list]:
 
     from higgs_train.data.audio_codes import attach_codes
     from higgs_train.data.collator import ConversationCollator
-    from higgs_train.evaluate.prompts import load_prompts, prompt_conversation
     from higgs_train.evaluate.samples import write_samples
     from higgs_train.model.loading import load_for_inference
 
-    if args["prompts"]:
-        conversations, out_dir = load_prompts(args["prompts"]), Path(args["out_dir"])
-    else:
-        out = Path(args["out"])
-        fields = {k: args[k] for k in ("text", "scene", "speakers", "reference_audio", "reference_text") if args[k]}
-        conversations, out_dir = [prompt_conversation({"id": out.stem, **fields}, "command line")], out.parent
+    if "conversations" not in args:  # called as a library (higgs_train.api.speak), not through `check`
+        check_generation_settings(args)
+        check_outputs(args)
+    conversations, out_dir = args["conversations"], Path(args["out_dir"])
     device = torch.device(args["device"] if args["device"] != "auto" else "cuda" if torch.cuda.is_available()
                           else "cpu")
     model, processor = load_for_inference(args["model"], args["adapter"], device)

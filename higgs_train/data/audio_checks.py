@@ -25,6 +25,24 @@ class BadRow(ValueError):
         self.reason, self.detail = reason, detail
 
 
+def wav_shortfall(path: Path) -> int:
+    """Bytes a WAV file's header promises in its data chunk beyond what the file holds (a copy cut short, which
+    libsndfile reads without a word as a shorter clip); 0 for a complete file or another format."""
+    with open(path, "rb") as handle:
+        header = handle.read(12)
+        if len(header) < 12 or header[:4] != b"RIFF" or header[8:12] != b"WAVE":
+            return 0
+        while True:
+            chunk = handle.read(8)
+            if len(chunk) < 8:
+                return 0
+            size = int.from_bytes(chunk[4:], "little")
+            if chunk[:4] == b"data":
+                left = path.stat().st_size - handle.tell()
+                return 0 if size in (0, 0xFFFFFFFF) else max(0, size - left)  # 0 / -1: a streamed file's size
+            handle.seek(size + size % 2, 1)
+
+
 def decode(source: str | Path | bytes) -> tuple[np.ndarray, int]:
     """(samples x channels float32, rate) from a file path or encoded bytes; soundfile first, librosa for the rest."""
     if isinstance(source, (str, Path)):
@@ -33,6 +51,9 @@ def decode(source: str | Path | bytes) -> tuple[np.ndarray, int]:
             raise BadRow("missing audio file", str(path))
         if path.stat().st_size == 0:
             raise BadRow("undecodable audio", "0-byte file")
+        missing = wav_shortfall(path)
+        if missing:
+            raise BadRow("truncated audio", f"{path} ends {missing} bytes before its header says (copy it again)")
     try:
         if isinstance(source, bytes):
             return sf.read(io.BytesIO(source), dtype="float32", always_2d=True)

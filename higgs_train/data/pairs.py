@@ -31,11 +31,14 @@ from higgs_train.data.conversations import DataError, jsonl_objects, validate
 from higgs_train.data.row_checks import check_audio
 from higgs_train.data.table import CLIPS_SCHEMA, clip_codes, codes_tensor, with_codes, write_arrow
 from higgs_train.data.tasks.layout import last_user_text
+from higgs_train.logs import NOTICE, logger
 
 PAIRS_SCHEMA = pa.schema([("id", pa.string()), ("prompt", pa.string()), ("chosen", pa.int32()),
                           ("rejected", pa.int32()), ("chosen_stopped", pa.bool_()), ("rejected_stopped", pa.bool_()),
                           ("scores", pa.string())])
 FORMAT = 1
+REFERENCE_FILES = ("reference-*.npy", ".reference-*.npy.partial-*")  # added to a pairs folder by objective=dpo
+MAX_LINE_BYTES = 1024 ** 2  # a pairs line names its clips: one far longer is a mistake, read no further
 
 
 def is_pairs_folder(path: str | Path) -> bool:
@@ -57,7 +60,7 @@ def write_pairs(folder: Path, pairs: list[dict], clips: list[np.ndarray], info: 
         columns["scores"] = [json.dumps(p["scores"]) for p in pairs]
         write_arrow(partial / "pairs.arrow", PAIRS_SCHEMA, [columns])
         (partial / "pairs.json").write_text(json.dumps({"format": FORMAT, "pairs": len(pairs), **info}, indent=2))
-        ownership.mark(partial, "pairs")
+        ownership.mark(partial, "pairs", record_files=True)
     return Path(folder)
 
 
@@ -84,6 +87,29 @@ class PairTable:
             with_codes(json.loads(row["prompt"]), self.clips), row[side], row[f"{side}_stopped"])}
             for side in ("chosen", "rejected")}
         return {"id": row["id"], "scores": json.loads(row["scores"]), **answers}
+
+
+def fitting_pairs(table: PairTable, collator, data_cfg) -> tuple[np.ndarray, dict[str, int]]:
+    """The rows of the pairs whose both answers (with the prompt) fit `data.max_positions`, never truncated, and
+    the counts of what was left out, by reason: a longer pair fails the run, or is skipped and counted
+    (`data.on_bad_row`), as a training conversation is."""
+    limit, known = data_cfg.max_positions, {}
+    lengths = np.array([max(collator.count_positions(pair[side]["messages"], known) for side in ("chosen", "rejected"))
+                        for pair in (table.pair(i) for i in range(len(table)))], dtype=np.int64)
+    too_long = lengths > limit
+    skipped = {"pair lines that fail the checks": len(table.info["left_out"])} if table.info.get("left_out") else {}
+    if too_long.any():
+        first = int(np.flatnonzero(too_long)[0])
+        if data_cfg.on_bad_row != "skip" or too_long.all():
+            more = f" (and {int(too_long.sum()) - 1} more)" if too_long.sum() > 1 else ""
+            raise DataError(f"pair {table.pair(first)['id']}{more} of {table.folder}: {lengths[first]} positions "
+                            f"exceed data.max_positions={limit}; raise data.max_positions to at least "
+                            f"{lengths[too_long].min()}" + ("" if too_long.all() else
+                                                            ", or set data.on_bad_row=skip to leave them out"))
+        skipped[f"longer than data.max_positions={limit}"] = int(too_long.sum())
+        logger.warning(f"left out {int(too_long.sum())} of {len(table)} pairs longer than data.max_positions={limit} "
+                       f"(never truncated; the longest has {lengths.max()} positions)")
+    return np.flatnonzero(~too_long), skipped
 
 
 class PairDataset(torch.utils.data.Dataset):
@@ -178,14 +204,15 @@ def pairs_from_jsonl(path: str | Path, audio_tokenizer, data_cfg, show_progress:
     (paths relative to the file), beside it under `codes/<tokenizer>/pairs-<key>/`, built once: the key hashes the
     file, its clips' sizes and times, and the checks' settings."""
     path = Path(path)
-    lines = [(where, record) for _, where, record in jsonl_objects(path)]
+    lines = [(where, record) for _, where, record in jsonl_objects(path, MAX_LINE_BYTES)]
     if not lines:
         raise DataError(f"{path}: holds no pair")
-    checked = [_pair_row(record, where, path.parent, data_cfg) for where, record in lines]
+    checked, refused = _checked_pairs(lines, path, data_cfg)
     clips = sorted({p for row, chosen, rejected in checked for p in (chosen, rejected, *(
         i["path"] for m in row["messages"][:-1] for i in m["content"] if i["type"] == "audio"))})
-    key = hashlib.sha256(json.dumps([clip_identity(path), [clip_identity(c) for c in clips],
-                                     [data_cfg.min_seconds, data_cfg.max_seconds]]).encode()).hexdigest()[:16]
+    checks = [data_cfg.min_seconds, data_cfg.max_seconds, data_cfg.get("on_bad_row", "fail")]
+    key = hashlib.sha256(json.dumps([clip_identity(path), [clip_identity(c) for c in clips], checks]).encode()
+                         ).hexdigest()[:16]
     folder = path.parent / "codes" / tokenizer_fingerprint(audio_tokenizer) / f"pairs-{path.stem}-{key}"
     if is_pairs_folder(folder):
         return folder
@@ -201,14 +228,46 @@ def pairs_from_jsonl(path: str | Path, audio_tokenizer, data_cfg, show_progress:
         pairs.append({"id": row["id"], "prompt": prompt, "chosen": index[chosen], "rejected": index[rejected],
                       "chosen_stopped": True, "rejected_stopped": True, "scores": {}})
     return write_pairs(folder, pairs, [codes[c].numpy() for c in clips],
-                       {"source": str(path.resolve()), "made_by": "pairs_from_jsonl"})
+                       {"source": str(path.resolve()), "made_by": "pairs_from_jsonl", "left_out": refused})
+
+
+def _checked_pairs(lines: list[tuple[str, dict]], path: Path, data_cfg) -> tuple[list[tuple], list[str]]:
+    """The pairs that pass the checks, and why each other line was left out (data.on_bad_row=skip; with fail, or
+    when none is left, one error counting and naming them). Ids must differ: a pair is reported by its id."""
+    checked, refused, seen = [], [], {}
+    for where, record in lines:
+        try:
+            row = _pair_row(record, where, path.parent, data_cfg)
+            if row[0]["id"] in seen:
+                raise DataError(f"{where}: id {row[0]['id']!r} is also the id of {seen[row[0]['id']]}; give each "
+                                "pair its own")
+            seen[row[0]["id"]] = where
+            checked.append(row)
+        except DataError as error:
+            refused.append(str(error))
+    skipping = data_cfg.get("on_bad_row", "fail") == "skip"
+    if refused and (not skipping or not checked):
+        skip = ", or set data.on_bad_row=skip to leave it out" if checked else ""
+        if len(refused) == 1:
+            raise DataError(f"{refused[0]}; fix or remove the pair{skip}")
+        more = f"; and {len(refused) - 3} more" if len(refused) > 3 else ""
+        raise DataError(f"{path}: {len(refused)} of {len(lines)} pairs cannot be trained on: "
+                        f"{'; '.join(refused[:3])}{more}; fix or remove them{skip.replace(' it ', ' them ')}")
+    if refused:
+        logger.log(NOTICE, f"left out {len(refused)} of {len(lines)} pairs of {path} (data.on_bad_row=skip; listed "
+                   f"in pairs.json): {'; '.join(refused[:3])}{' ...' if len(refused) > 3 else ''}")
+    return checked, refused
 
 
 def open_pairs(path: str | Path, audio_tokenizer, data_cfg, show_progress: bool = True) -> PairTable:
     """`data.pairs`: a pairs folder, or a pairs JSONL (made into a folder on first use)."""
     path = Path(path)
     if is_pairs_folder(path):
-        return PairTable(path)
+        try:
+            return PairTable(path)
+        except Exception as error:  # noqa: BLE001 - a damaged or foreign folder: one line, not Arrow's traceback
+            raise DataError(f"data.pairs={path} cannot be read ({type(error).__name__}: {str(error)[:200]}); write "
+                            "it again with `higgs-prep pairs --out`") from None
     if path.is_file():
         return PairTable(pairs_from_jsonl(path, audio_tokenizer, data_cfg, show_progress))
     raise DataError(f"data.pairs={path} is neither a pairs folder (higgs-prep pairs --out) nor a pairs JSONL")

@@ -29,6 +29,7 @@ from higgs_train.data.tasks.layout import SPEAKER_TAG
 from higgs_train.logs import NOTICE, logger
 
 LANGUAGES = ("en", "zh")
+_PROBE = (0.1 * np.random.RandomState(0).randn(TARGET_SAMPLE_RATE)).astype(np.float32)  # 1 s of quiet noise
 
 
 def _notice(key: str, name: str, error: Exception, what: str) -> None:
@@ -88,7 +89,9 @@ class AsrJudge:
             import zhon  # noqa: F401
             from transformers import pipeline
 
-            return cls(pipeline("automatic-speech-recognition", model=name), name, language)
+            judge = cls(pipeline("automatic-speech-recognition", model=name), name, language)
+            judge.transcribe(_PROBE)  # a checkpoint of another kind may load, and then fail on its first clip
+            return judge
         except Exception as error:  # any failure means: skip this judge, say why, go on
             _notice("eval.asr_model", name, error, "word error rate")
             return None
@@ -107,8 +110,10 @@ class SpeakerJudge:
         try:
             from transformers import AutoFeatureExtractor, AutoModelForAudioXVector
 
-            return cls(AutoFeatureExtractor.from_pretrained(name), AutoModelForAudioXVector.from_pretrained(name),
-                       name)
+            judge = cls(AutoFeatureExtractor.from_pretrained(name), AutoModelForAudioXVector.from_pretrained(name),
+                        name)
+            judge.embed(_PROBE)  # a checkpoint of another kind may load, and then fail on its first clip
+            return judge
         except Exception as error:  # any failure means: skip this judge, say why, go on
             _notice("eval.speaker_model", name, error, "speaker similarity")
             return None

@@ -15,15 +15,16 @@ from pathlib import Path
 from higgs_train.data.conversations import DataError, jsonl_objects
 from higgs_train.data.tasks import TASKS
 from higgs_train.data.tasks.layout import SPEAKER_TAG
+from higgs_train.evaluate.list_checks import checked_clip, every_line
+from higgs_train.evaluate.sample_files import check_distinct_names
 
 FIELDS = ("id", "text", "scene", "speakers", "reference_audio", "reference_text")
 
 
 def _audio(path: str, folder: Path, where: str) -> dict:
-    resolved = (folder / path).resolve()
-    if not resolved.is_file():
-        raise DataError(f"{where}: reference_audio {path} does not exist")
-    return {"type": "audio", "path": str(resolved)}
+    if not isinstance(path, str) or not path:
+        raise DataError(f"{where}: reference_audio must be the path of an audio file, not {path!r}")
+    return {"type": "audio", "path": checked_clip(path, folder, where, "reference_audio")}
 
 
 def prompt_task(prompt: dict) -> str:
@@ -62,8 +63,9 @@ def load_prompts(path: str | Path) -> list[dict]:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such prompts file (JSONL, one {{\"text\": ...}} object per line)")
-    conversations = [prompt_conversation({"id": f"prompt_{line_number}", **prompt}, where, path.parent)
-                     for line_number, where, prompt in jsonl_objects(path)]
+    conversations = every_line(jsonl_objects(path), lambda line_number, where, prompt: prompt_conversation(
+        {"id": f"prompt_{line_number}", **prompt}, where, path.parent), path)
     if not conversations:
         raise DataError(f"{path}: holds no prompt")
+    check_distinct_names(conversations, str(path))
     return conversations

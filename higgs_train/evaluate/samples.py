@@ -6,7 +6,6 @@ import math
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 import torch
 from omegaconf import OmegaConf
 from tqdm.auto import tqdm
@@ -17,6 +16,7 @@ from higgs_train.data.delay_pattern import codes_from_generation
 from higgs_train.data.tasks.layout import last_user_text, target_audio
 from higgs_train.evaluate.judges import Judges
 from higgs_train.evaluate.metrics import Sample, measure
+from higgs_train.evaluate.sample_files import sample_file_name, write_wav
 from higgs_train.evaluate.sample_metrics import expected_frames_from_text, trailing_silence_share
 
 # A repeat count no window reaches: how repetition-aware sampling is switched off (a None would be replaced by the
@@ -141,7 +141,7 @@ def write_samples(model, audio_tokenizer, collator, conversations: list[dict], e
     out_dir.mkdir(parents=True, exist_ok=True)
     frame_rate = audio_tokenizer.config.frame_rate
     device = next(audio_tokenizer.parameters()).device
-    records, waveforms = [], []
+    records, waveforms, written = [], [], set()
     caps = _duration_caps(conversations, frame_rate, eval_cfg)
     limits = [cap + collator.num_codebooks + 1 for cap in caps] if caps else None
     generated = tqdm(generate_in_batches(model, collator, conversations, eval_cfg, limits), total=len(conversations),
@@ -160,8 +160,12 @@ def write_samples(model, audio_tokenizer, collator, conversations: list[dict], e
                                                 eval_cfg.silence_db)
             if trimmed:
                 acted["trimmed_s"] = trimmed / frame_rate
-        path = out_dir / f"{str(conversation['id']).replace('/', '_')}.wav"
-        sf.write(path, waveform, TARGET_SAMPLE_RATE)
+        name = sample_file_name(conversation["id"])
+        if name.casefold() in written:  # ids that only differ in unsafe characters: each still gets its own wav
+            name = f"{name[:-4]}-{index}.wav"
+        written.add(name.casefold())
+        path = out_dir / name
+        write_wav(path, waveform, TARGET_SAMPLE_RATE)
         text = last_user_text(conversation["messages"])
         target = target_audio(conversation["messages"]) or {}
         voice = _prompt_clip(conversation) or (target or None)  # the clip to listen to beside it

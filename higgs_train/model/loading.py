@@ -12,6 +12,7 @@ from transformers import AutoProcessor, HiggsAudioV2ForConditionalGeneration
 
 from higgs_train.assets import resolve
 from higgs_train.errors import UserError
+from higgs_train.logs import NOTICE, logger
 from higgs_train.model.hub import go_offline_unless_reachable
 
 
@@ -104,10 +105,38 @@ def load_for_inference(model: str, adapter: str | None, device: torch.device):
     if adapter:
         from peft import PeftModel
 
+        warn_if_other_base(model, adapter)
         loaded = PeftModel.from_pretrained(loaded, adapter)
     processor = load_processor(path)
     processor.audio_tokenizer.to(device)
     return loaded.to(device).eval(), processor
+
+
+def _base_names(value: str) -> set[str]:
+    """The names one checkpoint goes by: as given, its real folder, and the hub id of a hub-cache snapshot folder
+    (.../models--org--name/snapshots/<hash>)."""
+    names = {value}
+    path = Path(resolve(value))
+    if path.exists():
+        names.add(str(path.resolve()))
+        cached = next((part for part in path.resolve().parts if part.startswith("models--")), None)
+        if cached:
+            names.add(cached.removeprefix("models--").replace("--", "/"))
+    return names
+
+
+def warn_if_other_base(model: str, adapter: str) -> None:
+    """A notice when an adapter's own record names another base than the model it is put on: its weights then load
+    (the shapes fit) and its numbers are those of a pairing it was never trained for."""
+    import json
+
+    try:
+        recorded = json.loads((Path(adapter) / "adapter_config.json").read_text()).get("base_model_name_or_path")
+    except (OSError, ValueError, AttributeError):
+        return  # PEFT names what is wrong with the folder when it loads it
+    if isinstance(recorded, str) and recorded and not _base_names(recorded) & _base_names(model):
+        logger.log(NOTICE, f"adapter {adapter} was trained on {recorded}, and model={model} is another checkpoint; "
+                   "what it does here is not what it learned (give model= the base it was trained on)")
 
 
 def checkpoint_identity(*folders: str | None) -> list:

@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 from higgs_train import assets, atomic
 from higgs_train.data.collator import ConversationCollator
 from higgs_train.data.loader import TrainingData
-from higgs_train.data.pairs import PairCollator, PairDataset, open_pairs
+from higgs_train.data.pairs import PairCollator, PairDataset, fitting_pairs, open_pairs
 from higgs_train.data.sampler import FixedSizeBatchSampler
 from higgs_train.data.task_data import held_out
 from higgs_train.logs import logger
@@ -67,6 +67,8 @@ def check_config(cfg) -> None:
                           "sharded weights make every process take part in; use objective.reference=precomputed")
     number(cfg, "objective.beta", 0, inclusive=False)
     number(cfg, "objective.sft_weight", 0)
+    if not isinstance(objective.length_normalized, bool):
+        raise ConfigError(f"objective.length_normalized={objective.length_normalized!r} must be true or false")
     if cfg.trainer.max_tokens_per_batch is not None or cfg.trainer.packing:
         raise ConfigError("objective=dpo batches trainer.batch_size pairs (both answers of a pair padded together); "
                           "set trainer.max_tokens_per_batch=null and trainer.packing=false")
@@ -83,7 +85,8 @@ class DirectPreference:
         cfg = self.cfg
         collator = ConversationCollator(processor.tokenizer, self.model_config)
         table = open_pairs(assets.resolve(cfg.data.pairs), processor.audio_tokenizer, cfg.data, show_progress)
-        pairs = PairDataset(table, np.arange(len(table)))
+        rows, skipped = fitting_pairs(table, collator, cfg.data)
+        pairs = PairDataset(table, rows)
         if self.objective.reference == "precomputed":
             pairs.reference = self._reference(pairs, collator, show_progress)
         validation_mask = held_out(len(pairs), cfg.eval.val_size, cfg.seed, "pairs")
@@ -93,14 +96,18 @@ class DirectPreference:
         loader = torch.utils.data.DataLoader(training, batch_sampler=sampler, collate_fn=PairCollator(collator),
                                              num_workers=cfg.trainer.num_workers,
                                              generator=torch.Generator().manual_seed(cfg.seed))
-        return TrainingData(collator, table, training.chosen(), validation.chosen(), {}, loader, sampler,
+        return TrainingData(collator, table, training.chosen(), validation.chosen(), skipped, loader, sampler,
                             {"pairs": len(table), "from": str(table.folder)})
 
-    def _reference_file(self, table_folder: Path) -> Path:
+    def _reference_file(self, pairs: PairDataset) -> Path:
         """Where the initial model's log-probabilities of these pairs are kept: beside the pairs (or, read-only,
-        in the user cache), named after what decides them: the model's files and how it computes."""
+        in the user cache), named after what decides them: the model's files, how it computes, and which pairs
+        (when some were left out for their length)."""
+        table_folder = pairs.table.folder
         identity = [checkpoint_identity(self.cfg.model.name_or_path), self.cfg.model.weights_dtype,
                     self.cfg.model.quantization, self.cfg.trainer.precision]
+        if len(pairs) < len(pairs.table):
+            identity.append(hashlib.sha256(pairs.rows.astype(np.int64).tobytes()).hexdigest())
         key = hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:16]
         folder = table_folder if os.access(table_folder, os.W_OK) else assets.cache_root() / "pair-references" / \
             hashlib.sha256(str(table_folder).encode()).hexdigest()[:16]
@@ -110,7 +117,7 @@ class DirectPreference:
     def _reference(self, pairs: PairDataset, collator, show_progress: bool) -> np.ndarray:
         """(pairs, 2, 2): for the chosen and the rejected answer, the initial model's summed log-probability and its
         number of targets. Computed with the policy before its first step (every process, in step), kept on disk."""
-        path = self._reference_file(pairs.table.folder)
+        path = self._reference_file(pairs)
         if path.is_file():
             return np.load(path)
         model, device = self.model, next(self.model.parameters()).device

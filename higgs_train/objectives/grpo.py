@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
+from higgs_train.config import ConfigError
 from higgs_train.data.collator import prompt_messages
 from higgs_train.data.loader import build_dataloader, build_training_data
 from higgs_train.data.tasks.layout import last_user_text, target_audio
@@ -49,6 +50,21 @@ def check_config(cfg) -> None:
     unknown = sorted(set(objective.rewards) - set(REWARDS))
     if unknown:
         raise ConfigError(f"objective.rewards has {unknown}; the rewards are {list(REWARDS)}")
+    for name in objective.rewards:
+        number(cfg, f"objective.rewards.{name}", 0)
+    if not any(objective.rewards.values()):
+        raise ConfigError("every objective.rewards weight is 0, so no answer is better than another; give at least "
+                          "one a weight above 0 (e.g. objective.rewards.stop=1.0)")
+    for name, key, example in (("wer", "asr_model", "openai/whisper-large-v3"),
+                               ("similarity", "speaker_model", "microsoft/wavlm-base-plus-sv")):
+        if objective.rewards.get(name) and not cfg.eval.get(key):
+            raise ConfigError(f"objective.rewards.{name}={objective.rewards[name]} needs a judge to measure it, and "
+                              f"eval.{key} is not set; set eval.{key} (e.g. {example}, a folder or the local cache) "
+                              f"or objective.rewards.{name}=0")
+    if isinstance(objective.max_new_tokens, bool) or not isinstance(objective.max_new_tokens, int) or \
+            objective.max_new_tokens <= 0:
+        raise ConfigError(f"objective.max_new_tokens={objective.max_new_tokens!r} must be a positive integer (the "
+                          "token limit a sampled answer may run to)")
     if not isinstance(objective.group_size, int) or objective.group_size < 2:
         raise ConfigError(f"objective.group_size={objective.group_size!r} must be an integer >= 2 (advantages "
                           "compare the answers of one prompt)")
@@ -98,6 +114,12 @@ class GroupRelativePolicy:
                                           "temperature": cfg.objective.temperature, "ras_win_len": None,
                                           "ras_win_max_num_repeat": 2})
         self.judges = Judges.load(cfg.eval) if {"wer", "similarity"} & set(self.weights) else Judges()
+        for name, judge, key in (("wer", self.judges.asr, "asr_model"), ("similarity", self.judges.speaker,
+                                                                         "speaker_model")):
+            if name in self.weights and judge is None:
+                raise ConfigError(f"objective.rewards.{name}={self.weights[name]} cannot be measured: "
+                                  f"eval.{key}={cfg.eval.get(key)} did not load (the notice above says why); fix "
+                                  f"eval.{key} or set objective.rewards.{name}=0")
         self.failed_judgements = 0
 
     def training_data(self, data_path: str, processor, show_progress: bool):

@@ -9,6 +9,7 @@ data itself when its contents changed at the same path.
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -52,10 +53,34 @@ def run_signature(cfg: DictConfig, num_processes: int) -> dict[str, object]:
     return signature
 
 
+def _named_clips(jsonl: Path) -> list[tuple[str, tuple[int, int]]]:
+    """(path, identity) of every audio file a conversation or pairs JSONL names: a clip replaced at the same path
+    changes what is trained on as much as an edited line does."""
+    from higgs_train.data.code_cache import clip_identity
+    from higgs_train.data.conversations import DataError, jsonl_objects
+
+    named = set()
+    try:
+        for _, _, record in jsonl_objects(jsonl):
+            named.update(record[side] for side in ("chosen", "rejected") if isinstance(record.get(side), str))
+            for message in record.get("messages") or []:
+                for item in (message.get("content") or []) if isinstance(message, dict) else []:
+                    if isinstance(item, dict) and isinstance(item.get("path"), str):
+                        named.add(item["path"])
+    except DataError:  # a broken file: its own hash already tells it from the one the checkpoint saw
+        pass
+    return [(name, clip_identity(jsonl.parent / name)) for name in sorted(named)]
+
+
+def _data_places(data_cfg) -> list[tuple[str, str]]:
+    return [(key, place) for key in ("path", "pairs") if (place := data_cfg.get(key))]
+
+
 def data_identity(data_cfg) -> str:
-    """A hash of the training data's files (`data.path`: the JSONL, or a prepared dataset's Arrow and state files;
-    `data.pairs` likewise); a built-in dataset is identified by its name, since the kit rebuilds it identically."""
-    places = [place for place in (data_cfg.get("path"), data_cfg.get("pairs")) if place]
+    """A hash of the training data's files (`data.path`: the JSONL and the clips it names, or a prepared dataset's
+    Arrow and state files; `data.pairs` likewise); a built-in dataset is identified by its name, since the kit
+    rebuilds it identically."""
+    places = [place for _, place in _data_places(data_cfg)]
     if len(places) == 1 and str(places[0]).startswith("builtin:"):
         return str(places[0])
     digest = hashlib.sha256()
@@ -66,6 +91,8 @@ def data_identity(data_cfg) -> str:
         for file in data_files(Path(place)):
             with open(file, "rb") as handle:
                 digest.update(file.name.encode() + hashlib.file_digest(handle, "sha256").digest())
+        if Path(place).is_file():
+            digest.update(json.dumps(_named_clips(Path(place))).encode())
     return digest.hexdigest()[:16]
 
 
@@ -100,9 +127,10 @@ def check_resumable(saved: dict, cfg: DictConfig, num_processes: int, checkpoint
     if "config" not in saved:
         return
     if saved["data_identity"] != data_identity(cfg.data):
-        raise ResumeError(f"cannot resume from {checkpoint}: the data at data.path={cfg.data.path} changed since "
-                          "that checkpoint was written (its files differ); resume with the data it was trained on, "
-                          "or start a new run (another hydra.run.dir)")
+        places = " and ".join(f"data.{key}={place}" for key, place in _data_places(cfg.data))
+        raise ResumeError(f"cannot resume from {checkpoint}: the data at {places} changed since that checkpoint was "
+                          "written (its files, or the audio files it names, differ); resume with the data it was "
+                          "trained on, or start a new run (another hydra.run.dir)")
     before, now = flat_config(saved["config"]), flat_config(OmegaConf.to_container(cfg, resolve=True))
     applied = []
     for key in sorted(before.keys() & now.keys()):  # a key only one side knows comes from another version
