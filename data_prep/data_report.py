@@ -6,6 +6,7 @@ own clips/ and rejected/, and the page itself checks that every player loads."""
 from __future__ import annotations
 
 import html
+import json
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -60,12 +61,36 @@ def _table(header: tuple[str, ...], rows: list[tuple]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
+def write_listings(folder: Path, clips: list[dict], stretches: list[dict], bad: list[dict], limits: dict) -> dict:
+    """Writes `scores.jsonl` (every clip, its scores and reasons) and `rejected.jsonl` (convert's format, plus the
+    reject's audio); returns the counts for report.json."""
+    with open(folder / "scores.jsonl", "w", encoding="utf-8") as handle:
+        for clip in clips:
+            public = {k: v for k, v in clip.items() if k not in ("work_clip", "speaker_embedding", "source_audio")}
+            handle.write(json.dumps(public, ensure_ascii=False) + "\n")
+    rejected = [{"row": c["recording"], "id": c["id"], "reason": reason_kind(c["reasons"][0]),
+                 "detail": "; ".join(c["reasons"]), "audio": c["audio"]} for c in clips if c["reasons"]]
+    rejected += [{"row": s["recording"], "id": s["id"], "reason": s["reason"],
+                  "detail": f"{s['start']:.2f}-{s['end']:.2f} s of the recording", "audio": s["audio"]}
+                 for s in stretches]
+    with open(folder / "rejected.jsonl", "w", encoding="utf-8") as handle:
+        for entry in rejected + bad:
+            handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
+    kept = [c for c in clips if not c["reasons"]]
+    return {"kept": len(kept), "rejected": len(clips) - len(kept), "bad_inputs": len(bad),
+            "rejected_by_reason": dict(Counter(reason_kind(r) for c in clips for r in c["reasons"])),
+            "no_speech_stretches": dict(Counter(s["reason"] for s in stretches)),
+            "bad_inputs_by_reason": dict(Counter(b["reason"] for b in bad)),
+            "audio_seconds": round(sum(c["seconds"] for c in kept), 2),
+            "rejected_seconds": round(sum(c["seconds"] for c in clips if c["reasons"]), 2), "limits": limits}
+
+
 def write_data_report(folder: Path, clips: list[dict], stretches: list[dict], bad: list[dict],
                       report: dict) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
-    limits = report["settings"].get("limits", {})
+    limits = report["limits"]
     kept = [c for c in clips if not c["reasons"]]
     summary = _table(("", "clips", "hours"), [
         ("kept", len(kept), _hours(sum(c["seconds"] for c in kept))),
@@ -100,7 +125,7 @@ def write_data_report(folder: Path, clips: list[dict], stretches: list[dict], ba
     bad_list = "".join(f"<li>{html.escape(b['detail'])}</li>" for b in bad) or "<li>none</li>"
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>data report: {html.escape(folder.name)}"
             f"</title><style>{STYLE}</style></head><body><h1>Data report</h1><p id='problems'></p>"
-            f"<p>{html.escape(report['source'])}: {report['recordings']} recordings, "
+            f"<p>{html.escape(report['source'])}: {report.get('recordings', '')} recordings, "
             f"{_hours(report['recorded_seconds'])} recorded</p>{summary}<h2>Rejected, by reason</h2>{reasons}"
             f"<h2>Per speaker</h2>{per_speaker}<h2>Scores</h2>{''.join(i for i in images if i)}"
             f"<h2>Worst clips of each kind</h2>{''.join(worst)}<h2>Stretches without speech</h2>"

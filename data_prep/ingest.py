@@ -22,7 +22,6 @@ import json
 import os
 import re
 import shutil
-from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -33,7 +32,7 @@ from tqdm.auto import tqdm
 
 from data_prep import known_text
 from data_prep.loudness import loudness, normalize
-from data_prep.quality import judge, reason_kind
+from data_prep.quality import audio_hash, judge
 from data_prep.recordings import AudioReader, BadRecording, Recording, content_key, find_recordings
 from data_prep.slicing import FrameReader, plan_clips
 from higgs_train import atomic, ownership
@@ -95,10 +94,6 @@ class _Workers:
         self.transcribed_now = 0
 
 
-def _audio_hash(waveform: np.ndarray) -> str:
-    return hashlib.sha1((np.clip(waveform, -1, 1) * 32767).astype(np.int16).tobytes()).hexdigest()
-
-
 def _write_flac(path: Path, waveform: np.ndarray) -> None:
     with atomic.atomic_output(path, unique=True) as partial:
         sf.write(str(partial), waveform, TARGET_SAMPLE_RATE, format="FLAC")
@@ -157,7 +152,7 @@ def _process(recording: Recording, key: str, work: Path, settings: Settings, wor
         _write_flac(clips_folder / name, waveform)
         normalized.append(waveform)
         records.append({"n": number, "start": round(start, 3), "end": round(end, 3), "work_clip": name,
-                        "audio_hash": _audio_hash(waveform), "loudness_recorded": round(before, 2),
+                        "audio_hash": audio_hash(waveform), "loudness_recorded": round(before, 2),
                         "gain_db": round(gain, 2), "loudness": round(loudness(waveform), 2)})
     transcripts = _transcripts(work, workers, normalized, [r["audio_hash"] for r in records])
     book = None
@@ -237,7 +232,7 @@ def _names(recordings: list[Recording], source: Path) -> list[str]:
 def _assemble(recordings: list[Recording], keys: list[str], source: Path, work: Path, output: Path,
               settings: Settings, empty_folders: list[Path]) -> dict:
     """Writes OUTPUT (dataset + clips/ + rejected/ + scores.jsonl + rejected.jsonl + report.json + report.html)."""
-    from data_prep.data_report import write_data_report
+    from data_prep.data_report import write_data_report, write_listings
 
     results = [json.loads(_result_path(work, key).read_text()) for key in keys]
     clips, bad, stretches = [], [], []
@@ -275,28 +270,10 @@ def _assemble(recordings: list[Recording], keys: list[str], source: Path, work: 
                 for c in kept]
         datasets.disable_progress_bars()
         datasets.Dataset.from_list(rows).save_to_disk(str(folder))
-        with open(folder / "scores.jsonl", "w", encoding="utf-8") as handle:
-            for clip in clips:
-                public = {k: v for k, v in clip.items() if k not in ("work_clip", "speaker_embedding")}
-                handle.write(json.dumps(public, ensure_ascii=False) + "\n")
-        rejected = [{"row": c["recording"], "id": c["id"], "reason": reason_kind(c["reasons"][0]),
-                     "detail": "; ".join(c["reasons"]), "audio": c["audio"]} for c in clips if c["reasons"]]
-        rejected += [{"row": s["recording"], "id": s["id"], "reason": s["reason"],
-                      "detail": f"{s['start']:.2f}-{s['end']:.2f} s of the recording", "audio": s["audio"]}
-                     for s in stretches]
-        rejected += bad
-        with open(folder / "rejected.jsonl", "w", encoding="utf-8") as handle:
-            for entry in rejected:
-                handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
         report = {"format": "ingest", "source": str(source), "recordings": len(recordings),
-                  "bad_inputs": len(bad), "kept": len(kept), "rejected": len(clips) - len(kept),
-                  "rejected_by_reason": dict(Counter(reason_kind(r) for c in clips for r in c["reasons"])),
-                  "no_speech_stretches": dict(Counter(s["reason"] for s in stretches)),
-                  "bad_inputs_by_reason": dict(Counter(b["reason"] for b in bad)),
-                  "audio_seconds": round(sum(c["seconds"] for c in kept), 2),
-                  "rejected_seconds": round(sum(c["seconds"] for c in clips if c["reasons"]), 2),
                   "recorded_seconds": round(sum(r.get("seconds", 0) for r in results), 2),
-                  "settings": asdict(settings), "inputs_key": hashlib.sha1("".join(keys).encode()).hexdigest()}
+                  **write_listings(folder, clips, stretches, bad, settings.limits), "settings": asdict(settings),
+                  "inputs_key": hashlib.sha1("".join(keys).encode()).hexdigest()}
         (folder / "report.json").write_text(json.dumps(report, indent=2))
         write_data_report(folder, clips, stretches, bad, report)
         ownership.mark(folder, "prepared-dataset", source=str(source), format="ingest")

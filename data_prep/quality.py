@@ -5,6 +5,7 @@ is deleted."""
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 
 import numpy as np
@@ -26,6 +27,11 @@ DEFAULT_LIMITS = {
 }
 HIGHER_IS_BETTER = {name: metric.higher_is_better for name, metric in CLIP_METRICS.items()} | {
     "speaker_distance": False, "rate_deviation": False}
+
+
+def audio_hash(waveform: np.ndarray) -> str:
+    """The identity of a clip's 16-bit audio: equal audio, equal hash (duplicates; transcript cache keys)."""
+    return hashlib.sha1((np.clip(waveform, -1, 1) * 32767).astype(np.int16).tobytes()).hexdigest()
 
 
 def parse_limits(pairs: list[str]) -> dict[str, float]:
