@@ -52,7 +52,7 @@ class WhisperTranscriber:
             generated = output.sequences[:, -scores.shape[1]:]
             for row, (tokens, logprobs) in enumerate(zip(generated.tolist(), scores)):
                 words = [i for i, token in enumerate(tokens) if token not in self.special]
-                probability = float(np.exp(logprobs[words].mean())) if words else 0.0
+                probability = float(logprobs[words].mean().exp()) if words else 0.0
                 prefix = self.processor.tokenizer.convert_ids_to_tokens(output.sequences[row, :4].tolist())
                 language = next((t.strip("<|>") for t in prefix if t.strip("<|>") in LANGUAGES), None)
                 text = self.processor.tokenizer.decode(tokens, skip_special_tokens=True).strip()

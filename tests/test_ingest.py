@@ -130,8 +130,8 @@ def test_bad_inputs_are_one_line_each_counted_and_nothing_is_lost(raw, ingested)
     report = json.loads((out / "report.json").read_text())
     assert report["bad_inputs_by_reason"] == {"empty file": 1, "not audio": 2, "all silence": 1,
                                               "folder with no audio": 1}
-    skipped = [line for line in result.stderr.splitlines() if "skipped" in line]
-    assert len(skipped) == 4 and all("broken" in line for line in skipped), result.stderr[-2000:]
+    skipped = [line for line in result.stdout.splitlines() if "skipped" in line]
+    assert len(skipped) == 4 and all("broken" in line for line in skipped), result.stdout[-2000:]
     assert sorted(p.name for p in (folder / "broken").iterdir()) == ["corrupt.flac", "empty.wav", "notes.wav",
                                                                      "silence.wav"]
     assert (folder / "no_audio_here" / "readme.txt").is_file()
