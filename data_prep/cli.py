@@ -70,7 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     ingest.add_argument("--output", required=True, help="the dataset folder to write (use it as data.path)")
     ingest.add_argument("--work", default=None, help="where resumable work is kept (default OUTPUT.work)")
     ingest.add_argument("--speaker", default=None, help="one speaker name for every recording")
-    _scoring_arguments(ingest, asr_default="pocketsphinx")
+    _scoring_arguments(ingest, asr_default="openai/whisper-large-v3-turbo")
     ingest.add_argument("--pad-seconds", type=float, default=0.1, help="context kept around the speech (default "
                         "0.1; at most half the pause to the next clip)")
     ingest.add_argument("--min-pause", type=float, default=0.3, help="shorter pauses never end a clip (default 0.3)")

@@ -59,7 +59,7 @@ class Settings:
     min_pause: float = 0.3
     target_lufs: float = -23.0
     peak_dbfs: float = -1.0
-    asr: str = "pocketsphinx"
+    asr: str = "openai/whisper-large-v3-turbo"
     language: str | None = None
     batch_size: int = 8
     speaker_model: str | None = None

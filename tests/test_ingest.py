@@ -277,3 +277,32 @@ def test_short_utterances_join_their_nearer_neighbour_and_long_silence_is_listed
 def test_an_unknown_limit_is_one_clear_error():
     with pytest.raises(UserError, match="unknown score 'snr'.*snr_db"):
         parse_limits(["snr=3"])
+
+
+@pytest.mark.slow
+def test_score_filters_a_converted_dataset_the_same_way_and_only_reads_it(tmp_path):
+    from data_prep.convert import convert
+    from data_prep.score import score_dataset
+    from higgs_train.kit.long_recording import speak
+
+    source = tmp_path / "audiofolder"
+    source.mkdir()
+    lines = ["file_name,text"]
+    for index, text in enumerate(SENTENCES[:6]):
+        speech = speak(text) / 2
+        if index == 2:
+            speech = np.clip(speech * 10, -1, 1)  # over-driven
+        sf.write(source / f"{index}.wav", speech, 24000)
+        lines.append(f"{index}.wav,{text}")
+    shutil.copyfile(source / "0.wav", source / "copy.wav")
+    lines.append(f"copy.wav,{SENTENCES[0]}")  # the same clip twice
+    (source / "metadata.csv").write_text("\n".join(lines) + "\n")
+    convert("audiofolder", source, tmp_path / "converted", show_progress=False)
+    before = {p: p.read_bytes() for p in (tmp_path / "converted").rglob("*") if p.is_file()}
+    report = score_dataset(tmp_path / "converted", tmp_path / "scored",
+                           Settings(asr=None, limits=parse_limits(["rate_deviation=100"])))
+    assert report["kept"] == 5 and report["rejected_by_reason"] == {"clipping_share above 0.001": 1,
+                                                                    "duplicate audio": 1}
+    assert sorted(r["id"] for r in load_rows(tmp_path / "scored")) == ["0", "1", "3", "4", "5"]
+    assert len(list((tmp_path / "scored" / "rejected").glob("*.flac"))) == 2
+    assert before == {p: p.read_bytes() for p in (tmp_path / "converted").rglob("*") if p.is_file()}
