@@ -34,7 +34,7 @@ from data_prep import known_text
 from data_prep.loudness import loudness, normalize
 from data_prep.quality import audio_hash, judge
 from data_prep.recordings import AudioReader, BadRecording, Recording, content_key, find_recordings
-from data_prep.slicing import FrameReader, plan_clips
+from data_prep.slicing import FRAME_SECONDS, FrameReader, plan_clips
 from higgs_train import atomic, ownership
 from higgs_train.data.audio import TARGET_SAMPLE_RATE
 from higgs_train.data.tasks.layout import basic_messages
@@ -109,12 +109,10 @@ def _transcripts(work: Path, workers: _Workers, clips: list[np.ndarray], hashes:
         with contextlib.suppress(OSError, ValueError):
             found[key] = json.loads((folder / f"{key}.json").read_text())
     missing = [i for i, key in enumerate(keys) if key not in found]
-    for start in range(0, len(missing), 8):
-        batch = missing[start:start + 8]
-        for index, transcript in zip(batch, workers.asr.transcribe([clips[i] for i in batch])):
-            found[keys[index]] = asdict(transcript)
-            atomic.write_text(folder / f"{keys[index]}.json", json.dumps(found[keys[index]]))
-            workers.transcribed_now += 1
+    for index, transcript in zip(missing, workers.asr.transcribe([clips[i] for i in missing])):
+        found[keys[index]] = asdict(transcript)
+        atomic.write_text(folder / f"{keys[index]}.json", json.dumps(found[keys[index]]))
+        workers.transcribed_now += 1
     return [found[key] for key in keys]
 
 
@@ -122,9 +120,43 @@ def _stretch_kind(level_db: np.ndarray) -> str:
     return "no speech: silence" if not len(level_db) or level_db.max() < SILENCE_DBFS else "no speech: noise"
 
 
+def _clip_batches(reader: AudioReader, spans: list, settings: Settings, key: str, clips_folder: Path):
+    """Batches (--batch-size) of (record, recorded clip, normalised clip), read and normalised in turn, so a long
+    recording's clips are never all in memory; each normalised clip is written to the work folder."""
+    for first in range(0, len(spans), settings.batch_size):
+        batch = []
+        for number in range(first, min(first + settings.batch_size, len(spans))):
+            start, end = spans[number]
+            recorded = reader.span(start, end)
+            waveform, before, gain = normalize(recorded, settings.target_lufs, settings.peak_dbfs)
+            name = f"{key}-{number:04d}.flac"
+            _write_flac(clips_folder / name, waveform)
+            batch.append(({"n": number, "start": round(start, 3), "end": round(end, 3), "work_clip": name,
+                           "audio_hash": audio_hash(waveform), "loudness_recorded": round(before, 2),
+                           "gain_db": round(gain, 2), "loudness": round(loudness(waveform), 2)}, recorded, waveform))
+        yield batch
+
+
+def _with_known_text(recording: Recording, records: list[dict], clips_folder: Path) -> None:
+    """Each clip's text becomes its span of the recording's own text; the text-dependent scores are measured again
+    (clipping, read from the audio as recorded, stays as measured)."""
+    try:
+        book = known_text.align(recording.text_path.read_text(encoding="utf-8"), [r["asr_text"] for r in records],
+                                [r["seconds"] for r in records])
+    except ValueError as error:
+        raise BadRecording("known text does not fit", f"{recording.text_path}: {error}; check that it is this "
+                           "recording's text") from None
+    for record, (text, match) in zip(records, book):
+        waveform, _ = sf.read(str(clips_folder / record["work_clip"]), dtype="float32")
+        record.update({"text": text, "text_match": round(match, 4), **measure_clip(
+            Clip(waveform, None, text, record["asr_text"], record.get("asr_confidence"), text))})
+
+
 def _process(recording: Recording, key: str, work: Path, settings: Settings, workers: _Workers,
              progress: tqdm) -> dict:
     """The result of one recording: its clips (scored, not yet judged) and its stretches without speech."""
+    clips_folder = work / "clips"
+    clips_folder.mkdir(parents=True, exist_ok=True)
     reader = AudioReader(recording.path)
     try:
         def blocks():
@@ -139,47 +171,27 @@ def _process(recording: Recording, key: str, work: Path, settings: Settings, wor
             kind = "all silence" if not len(frames.level_db) or frames.level_db.max() < SILENCE_DBFS \
                 else "no speech found"
             raise BadRecording(kind, f"{recording.path}: {kind} ({reader.seconds:.1f} s); nothing to cut from it")
-        recorded = [reader.span(start, end) for start, end in spans]
-        gap_audio = [reader.span(start, min(end, start + settings.max_seconds)) for start, end in gaps]
+        records = []
+        for batch in _clip_batches(reader, spans, settings, key, clips_folder):
+            transcripts = _transcripts(work, workers, [w for _, _, w in batch], [r["audio_hash"] for r, _, _ in batch])
+            for (record, recorded, waveform), transcript in zip(batch, transcripts):
+                clip = Clip(waveform, recorded, transcript["text"], transcript["text"], transcript["confidence"])
+                record.update({"text": transcript["text"], "asr_text": transcript["text"],
+                               "language": transcript["language"], **measure_clip(clip)})
+                if workers.speaker is not None:
+                    record["speaker_embedding"] = [round(float(v), 5) for v in workers.speaker.embed(waveform)]
+                records.append(record)
+        stretches = []
+        for number, (start, end) in enumerate(gaps):
+            name = f"{key}-gap{number:03d}.flac"
+            _write_flac(clips_folder / name, reader.span(start, min(end, start + settings.max_seconds)))
+            level = frames.level_db[int(start / FRAME_SECONDS):int(end / FRAME_SECONDS)]
+            stretches.append({"n": number, "start": round(start, 3), "end": round(end, 3), "work_clip": name,
+                              "reason": _stretch_kind(level)})
     finally:
         reader.close()
-    clips_folder = work / "clips"
-    clips_folder.mkdir(parents=True, exist_ok=True)
-    normalized, records = [], []
-    for number, ((start, end), source) in enumerate(zip(spans, recorded)):
-        waveform, before, gain = normalize(source, settings.target_lufs, settings.peak_dbfs)
-        name = f"{key}-{number:04d}.flac"
-        _write_flac(clips_folder / name, waveform)
-        normalized.append(waveform)
-        records.append({"n": number, "start": round(start, 3), "end": round(end, 3), "work_clip": name,
-                        "audio_hash": audio_hash(waveform), "loudness_recorded": round(before, 2),
-                        "gain_db": round(gain, 2), "loudness": round(loudness(waveform), 2)})
-    transcripts = _transcripts(work, workers, normalized, [r["audio_hash"] for r in records])
-    book = None
     if recording.text_path is not None:
-        speech = [len(w) / TARGET_SAMPLE_RATE for w in normalized]
-        try:
-            book = known_text.align(recording.text_path.read_text(encoding="utf-8"),
-                                    [t["text"] for t in transcripts], speech)
-        except ValueError as error:
-            raise BadRecording("known text does not fit", f"{recording.text_path}: {error}; check that it is "
-                               "this recording's text") from None
-    for index, (record, transcript, waveform, source) in enumerate(zip(records, transcripts, normalized, recorded)):
-        known, match = book[index] if book else (None, None)
-        text = known if known is not None else transcript["text"]
-        clip = Clip(waveform, source, text, transcript["text"], transcript["confidence"], known)
-        record.update({"text": text, "asr_text": transcript["text"], "language": transcript["language"],
-                       "text_match": match, **measure_clip(clip)})
-        if workers.speaker is not None:
-            record["speaker_embedding"] = [round(float(v), 5) for v in workers.speaker.embed(waveform)]
-    stretches = []
-    for number, ((start, end), audio) in enumerate(zip(gaps, gap_audio)):
-        name = f"{key}-gap{number:03d}.flac"
-        _write_flac(clips_folder / name, audio)
-        level = 10 * np.log10(np.convolve(audio.astype(np.float64) ** 2, np.ones(768) / 768, "valid") + 1e-12) \
-            if len(audio) >= 768 else np.zeros(0)
-        stretches.append({"n": number, "start": round(start, 3), "end": round(end, 3), "work_clip": name,
-                          "reason": _stretch_kind(level)})
+        _with_known_text(recording, records, clips_folder)
     return {"clips": records, "stretches": stretches, "seconds": round(reader.seconds, 3)}
 
 

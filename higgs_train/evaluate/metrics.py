@@ -157,7 +157,7 @@ class Clip:
     """What the data-quality metrics read of one training clip (`higgs-prep ingest` and `higgs-prep score`)."""
 
     waveform: np.ndarray  # as it will be trained on (24 kHz, loudness-normalised by ingest)
-    recorded: np.ndarray  # as it was recorded, before any gain: clipping is read here
+    recorded: np.ndarray | None  # as it was recorded, before any gain: clipping is read here (None: not measured)
     text: str
     asr_text: str | None = None
     asr_confidence: float | None = None
@@ -186,7 +186,8 @@ CLIP_METRICS = {m.name: m for m in (
            "clip duration in seconds (limits: --min-seconds / --max-seconds)"),
     Metric("snr_db", "snr_db", True, lambda c, j: {"snr_db": snr_db(c.waveform)},
            "estimated signal-to-noise ratio in dB (quietest tenth of 20 ms frames as the noise)"),
-    Metric("clipping_share", "clipping_share", False, lambda c, j: {"clipping_share": clipping_share(c.recorded)},
+    Metric("clipping_share", "clipping_share", False,
+           lambda c, j: {"clipping_share": clipping_share(c.recorded)} if c.recorded is not None else None,
            "share of samples at full scale as recorded (over-driven input)"),
     Metric("silent_share", "silent_share", False, lambda c, j: {"silent_share": silence_facts(c.waveform)[
         "silent_share"]}, "share of 20 ms frames 40 dB or more below the clip's loudest"),
