@@ -107,7 +107,7 @@ def write_data_report(folder: Path, clips: list[dict], stretches: list[dict], ba
                      + [(k, n, "") for k, n in Counter(b["reason"] for b in bad).items()])
     speakers: dict[str, list[dict]] = defaultdict(list)
     for clip in clips:
-        speakers[clip["speaker"]].append(clip)
+        speakers[str(clip["speaker"])].append(clip)
     per_speaker = _table(("speaker", "clips kept", "hours kept", "clips rejected"), [
         (name, sum(not c["reasons"] for c in group), _hours(sum(c["seconds"] for c in group if not c["reasons"])),
          sum(bool(c["reasons"]) for c in group)) for name, group in sorted(speakers.items())])

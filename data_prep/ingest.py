@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 
 from data_prep import known_text
 from data_prep.loudness import loudness, normalize
-from data_prep.quality import audio_hash, judge
+from data_prep.quality import DEFAULT_LIMITS, audio_hash, judge
 from data_prep.recordings import AudioReader, BadRecording, Recording, content_key, find_recordings
 from data_prep.slicing import FRAME_SECONDS, FrameReader, plan_clips
 from higgs_train import atomic, ownership
@@ -63,7 +63,7 @@ class Settings:
     language: str | None = None
     batch_size: int = 8
     speaker_model: str | None = None
-    limits: dict = field(default_factory=dict)
+    limits: dict = field(default_factory=lambda: dict(DEFAULT_LIMITS))
 
     def cutting_key(self) -> str:
         """What a recording's cached result depends on (the limits do not: they only judge)."""
@@ -159,9 +159,11 @@ def _process(recording: Recording, key: str, work: Path, settings: Settings, wor
     clips_folder.mkdir(parents=True, exist_ok=True)
     reader = AudioReader(recording.path)
     try:
-        def blocks():
+        hours = reader.seconds / 3600
+
+        def blocks():  # the first half of a recording's progress: reading it and finding its speech
             for block in reader.blocks():
-                progress.update(len(block) / TARGET_SAMPLE_RATE / 3600)
+                progress.update(len(block) / TARGET_SAMPLE_RATE / 3600 / 2)
                 yield block
 
         frames = workers.frames.read(blocks())
@@ -181,6 +183,7 @@ def _process(recording: Recording, key: str, work: Path, settings: Settings, wor
                 if workers.speaker is not None:
                     record["speaker_embedding"] = [round(float(v), 5) for v in workers.speaker.embed(waveform)]
                 records.append(record)
+            progress.update(hours / 2 * len(batch) / len(spans))  # the second half: its clips
         stretches = []
         for number, (start, end) in enumerate(gaps):
             name = f"{key}-gap{number:03d}.flac"

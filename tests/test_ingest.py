@@ -164,15 +164,32 @@ def whisper(tmp_path_factory):
     return write_tiny_whisper(tmp_path_factory.mktemp("whisper") / "tiny-whisper")
 
 
+def _tiny_speaker_model(folder: Path) -> Path:
+    import torch
+    from transformers import Wav2Vec2FeatureExtractor, WavLMConfig, WavLMForXVector
+
+    torch.manual_seed(0)
+    config = WavLMConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
+                         conv_dim=(16, 16), conv_stride=(5, 4), conv_kernel=(10, 8), num_conv_pos_embeddings=16,
+                         num_conv_pos_embedding_groups=2, tdnn_dim=(16, 16), tdnn_kernel=(3, 1),
+                         tdnn_dilation=(1, 1), xvector_output_dim=8, num_buckets=16, max_bucket_distance=50)
+    WavLMForXVector(config).save_pretrained(folder)
+    Wav2Vec2FeatureExtractor(sampling_rate=16000).save_pretrained(folder)
+    return folder
+
+
 @pytest.mark.slow
 def test_a_compressed_stereo_44k_copy_is_cut_the_same_and_whisper_transcribes_it(raw, ingested, whisper, tmp_path):
     folder, recording = raw
     source = tmp_path / "ogg"
     source.mkdir()
     compressed_stereo_copy(folder / "alice" / "book.wav", source / "book.ogg")
-    counts = ingest(source, tmp_path / "out", Settings(asr=str(whisper), limits=parse_limits(
-        ["asr_confidence=0", "snr_db=0", "rate_deviation=100"])), show_progress=False)
+    counts = ingest(source, tmp_path / "out", Settings(
+        asr=str(whisper), speaker_model=str(_tiny_speaker_model(tmp_path / "wavlm")),
+        limits=parse_limits(["asr_confidence=0", "snr_db=0", "rate_deviation=100", "speaker_distance=2"])),
+        show_progress=False)
     scores = _jsonl(tmp_path / "out" / "scores.jsonl")
+    assert all(0 <= c["speaker_distance"] <= 2 for c in scores)  # measured against the speaker's centroid
     assert counts["transcribed_now"] == len(scores) == len(recording.sentences)
     for span in recording.spans:
         (clip,) = _clip_of(scores, span)
@@ -272,6 +289,17 @@ def test_short_utterances_join_their_nearer_neighbour_and_long_silence_is_listed
     speech[300:380] = 1  # after 6.8 s without speech
     clips, gaps = plan_clips(Frames(speech, np.full(400, -30.0)), 1.0, 20.0, 0.1, 0.3)
     assert len(clips) == 2 and clips[0][1] >= 85 * FRAME_SECONDS and len(gaps) == 1
+
+
+def test_a_clip_far_from_its_speakers_centroid_is_rejected():
+    from data_prep.quality import judge
+
+    voice = np.array([1.0, 0.2, 0.0])
+    records = [{"id": str(i), "speaker": "anna", "seconds": 3.0, "text": f"sentence {i}", "audio_hash": str(i),
+                "speaker_embedding": list(voice + 0.05 * np.random.RandomState(i).randn(3))} for i in range(6)]
+    records[4]["speaker_embedding"] = [0.0, -0.3, 1.0]  # another voice
+    judge(records, DEFAULT_LIMITS, 1.0, 20.0)
+    assert [r["reasons"] for r in records] == [[]] * 4 + [["speaker_distance above 0.5"]] + [[]]
 
 
 def test_an_unknown_limit_is_one_clear_error():
