@@ -4,8 +4,9 @@ words that its ASR transcript matches best, so the clip's text is the book's, wo
 The book is cut into as many consecutive spans as there are clips by dynamic programming. A span scores by how
 closely its letters match the clip's transcript, by how well its length fits the clip's speech time (the
 recording's own reading rate), and by ending where the book has punctuation (people pause there). Cuts are looked
-for near where the reading rate puts them, so a chapter of thousands of words stays quick. The match score kept
-for each clip is the letter similarity of its transcript and its span (1.0: identical).
+for near where the reading rate puts them. The match score kept
+for each clip is the letter similarity of its transcript and its span (1.0: identical). Only the `BEAM` best cuts
+after each clip go on, so the cost grows with the number of clips, not with the square of the text.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from higgs_train.evaluate.judges import normalize_for_wer
 
 PAUSE_PUNCTUATION = re.compile(r"[.!?;:,\"')\]]$")
 BAND_WORDS = 60  # how far from the reading-rate estimate a cut is looked for
+LENGTH_SLACK = 2.5  # a span's letters are within this factor of what the clip's speech time holds
+BEAM = 12  # cuts kept after each clip
 TEXT_WEIGHT, LENGTH_WEIGHT, PUNCTUATION_BONUS = 1.0, 0.5, 0.3
 
 
@@ -50,7 +53,8 @@ def align(book: str, transcripts: list[str], speech_seconds: list[float]) -> lis
                 if start >= end:
                     continue
                 span_letters = letters[end] - letters[start]
-                if span_letters > 4 * max(speech_seconds[k] * rate, 1) + 20:
+                expected = max(speech_seconds[k] * rate, 1)
+                if not expected / LENGTH_SLACK - 10 <= span_letters <= expected * LENGTH_SLACK + 10:
                     continue
                 text = " ".join(words[start:end])
                 fit = -abs(np.log(max(span_letters, 1) / max(speech_seconds[k] * rate, 1)))
@@ -60,7 +64,8 @@ def align(book: str, transcripts: list[str], speech_seconds: list[float]) -> lis
                     row[end], choice[end] = score, start
         if not row:
             raise ValueError("the known text is too short for the recording's clips")
-        best.append(row)
+        kept = sorted(row, key=row.get, reverse=True)[:BEAM]  # the most likely cuts go on
+        best.append({end: row[end] for end in kept})
         choices.append(choice)
     spans, end = [], len(words)
     for k in range(clips, 0, -1):
