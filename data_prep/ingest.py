@@ -215,6 +215,8 @@ def _run_share(recordings: list[Recording], keys: list[str], work: Path, setting
     for recording, _ in todo:
         with contextlib.suppress(Exception):
             hours += sf.info(str(recording.path)).duration / 3600
+    for stale in atomic.remove_stale_partials(work / "clips" / "*"):
+        logger.info(f"removed {stale}, left by an ingest that did not finish")
     workers = _Workers(settings) if todo else None
     progress = tqdm(total=round(hours, 4), disable=not show_progress, desc="ingesting",
                     bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.3f}/{total:.3f} h of audio "
