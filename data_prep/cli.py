@@ -148,7 +148,7 @@ def _scoring_arguments(command, asr_default: str | None) -> None:
     command.add_argument("--max-seconds", type=float, default=20.0, help="longer speech is cut at its quietest "
                          "point; longer clips are rejected (default 20; Whisper reads 30 s at most)")
     command.add_argument("--asr", default=asr_default, help="pocketsphinx, or a Whisper checkpoint (folder or hub "
-                         f"id in the local cache){'' if asr_default else '; default: no transcription'}")
+                         f"id in the local cache); default: {asr_default or 'no transcription'}")
     command.add_argument("--language", default=None, help="the speech's language for Whisper (default: detected)")
     command.add_argument("--batch-size", type=int, default=8, help="clips per Whisper batch")
     command.add_argument("--limit", action="append", default=[], metavar="SCORE=VALUE",
