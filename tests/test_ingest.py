@@ -334,3 +334,20 @@ def test_score_filters_a_converted_dataset_the_same_way_and_only_reads_it(tmp_pa
     assert sorted(r["id"] for r in load_rows(tmp_path / "scored")) == ["0", "1", "3", "4", "5"]
     assert len(list((tmp_path / "scored" / "rejected").glob("*.flac"))) == 2
     assert before == {p: p.read_bytes() for p in (tmp_path / "converted").rglob("*") if p.is_file()}
+
+
+def test_a_folder_without_audio_or_a_foreign_output_is_one_line_and_nothing_is_touched(tmp_path, capsys):
+    from data_prep.cli import main
+
+    (tmp_path / "raw").mkdir()
+    (tmp_path / "raw" / "notes.txt").write_text("no audio\n")
+    with pytest.raises(SystemExit) as exit_code:
+        main(["ingest", "--input", str(tmp_path / "raw"), "--output", str(tmp_path / "out")])
+    error = capsys.readouterr().err.strip()
+    assert exit_code.value.code == 2 and "\n" not in error and "raw: no audio files" in error
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "keep.txt").write_text("the user's\n")
+    sf.write(tmp_path / "raw" / "a.wav", np.zeros(24000, np.float32), 24000)
+    with pytest.raises(SystemExit):
+        main(["ingest", "--input", str(tmp_path / "raw"), "--output", str(tmp_path / "mine"), "--overwrite"])
+    assert "did not write" in capsys.readouterr().err and (tmp_path / "mine" / "keep.txt").is_file()
