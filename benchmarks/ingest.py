@@ -49,12 +49,15 @@ def _finish(process: subprocess.Popen) -> int:
 
 
 def _repeat(source: Path, out: Path, minutes: float) -> Path:
-    """`source` written again and again into `out` until it lasts `minutes`, block by block."""
+    """`source` written again and again into `out` until it lasts `minutes`, block by block, each time at another
+    gain, so no clip's audio repeats (a repeated clip would be transcribed once: work is keyed by content)."""
     info = sf.info(str(source))
     with sf.SoundFile(str(out), "w", info.samplerate, 1, subtype="PCM_16") as handle:
+        repeat = 0
         while handle.frames < minutes * 60 * info.samplerate:
             for block in sf.blocks(str(source), blocksize=info.samplerate * 30, dtype="float32"):
-                handle.write(block)
+                handle.write(block * (1 - 0.002 * repeat))
+            repeat += 1
     return out
 
 
