@@ -203,7 +203,9 @@ def _result_path(work: Path, key: str) -> Path:
 
 
 def _recording_key(recording: Recording, settings: Settings) -> str:
-    return hashlib.sha1(f"{content_key(recording.path)}\0{settings.cutting_key()}".encode()).hexdigest()[:24]
+    """The recording's bytes, its known text's bytes and the settings its result depends on."""
+    text = content_key(recording.text_path) if recording.text_path is not None else ""
+    return hashlib.sha1(f"{content_key(recording.path)}\0{text}\0{settings.cutting_key()}".encode()).hexdigest()[:24]
 
 
 def _run_share(recordings: list[Recording], keys: list[str], work: Path, settings: Settings, rank: int,
