@@ -49,16 +49,24 @@ def _finish(process: subprocess.Popen) -> int:
 
 
 def _repeat(source: Path, out: Path, minutes: float) -> Path:
-    """`source` written again and again into `out` until it lasts `minutes`, block by block, each time at another
-    gain, so no clip's audio repeats (a repeated clip would be transcribed once: work is keyed by content)."""
+    """`source` written again and again into `out` until it lasts `minutes`, block by block, each time with other
+    faint noise, so no clip's audio repeats (a repeated clip would be transcribed once: work is keyed by content)."""
     info = sf.info(str(source))
     with sf.SoundFile(str(out), "w", info.samplerate, 1, subtype="PCM_16") as handle:
         repeat = 0
         while handle.frames < minutes * 60 * info.samplerate:
             for block in sf.blocks(str(source), blocksize=info.samplerate * 30, dtype="float32"):
-                handle.write(block * (1 - 0.002 * repeat))
-            repeat += 1
+                handle.write(_distinct(block, repeat))
+                repeat += 1
     return out
+
+
+def _distinct(samples, seed: int):
+    """The samples with faint noise (-70 dBFS) of their own: other audio after loudness normalisation too (a mere
+    gain would be normalised away)."""
+    import numpy as np
+
+    return samples + np.random.default_rng(seed).normal(0, 3e-4, len(samples)).astype(np.float32)
 
 
 def main() -> None:
@@ -72,7 +80,7 @@ def main() -> None:
     audio.mkdir()
     samples, rate = sf.read(str(base), dtype="float32")
     for index in range(4):  # the same work for each process, but four contents (work is keyed by content)
-        sf.write(str(audio / f"{index}.wav"), samples * (1 - 0.01 * index), rate, subtype="PCM_16")
+        sf.write(str(audio / f"{index}.wav"), _distinct(samples, index), rate, subtype="PCM_16")
     seconds = 4 * sf.info(str(base)).duration
     started = time.perf_counter()
     _finish(_ingest(audio, scratch / "one" / "out", whisper))
