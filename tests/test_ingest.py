@@ -138,13 +138,19 @@ def test_bad_inputs_are_one_line_each_counted_and_nothing_is_lost(raw, ingested)
 
 
 @pytest.mark.slow
-def test_the_dataset_is_training_data_as_convert_writes_it(ingested):
+def test_the_dataset_is_training_data_as_convert_writes_it(ingested, tiny_checkpoint, tmp_path):
+    from data_prep.encode import encode_dataset
+    from higgs_train.model.loading import load_audio_tokenizer
+
     out, recording, result = ingested
     rows = load_rows(out)
     assert len(rows) == len(recording.sentences) - 1  # the clipped one is rejected
     audio = rows[0]["messages"][-1]["content"][0]
     assert Path(audio["path"]).is_file() and sf.info(audio["path"]).samplerate == 24000
     assert f"higgs-prep encode --input {out}" in result.stdout
+    copy = shutil.copytree(out, tmp_path / "voice")  # encode writes its cache inside the dataset
+    report = encode_dataset(copy, load_audio_tokenizer(str(tiny_checkpoint)), show_progress=False)
+    assert report["encoded"] == len(rows) and not report["unreadable"]
 
 
 @pytest.mark.slow
