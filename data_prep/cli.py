@@ -12,6 +12,7 @@ from higgs_train.logs import log_to_console
 
 DESCRIPTION = """Prepare data and checkpoints for higgs-train. Typical flow:
   higgs-prep convert ljspeech --input LJSpeech-1.1 --output data/lj     # checked 24 kHz clips + conversations
+  higgs-prep ingest --input recordings/ --output data/lj                # (or: raw recordings -> sliced, transcribed)
   higgs-prep encode --input data/lj --model eustlb/higgs-v2             # audio codes cached once
   higgs-train recipe=voice_clone_lora data.path=data/lj"""
 
@@ -56,6 +57,41 @@ def _parser() -> argparse.ArgumentParser:
     encode.add_argument("--shard-size", type=int, default=256, help="clips per committed shard")
     encode.add_argument("--device", default="cpu", help="torch device for the tokenizer (cpu, cuda, cuda:1, ...); "
                         "cuda under a launcher: each process its LOCAL_RANK's GPU")
+
+    ingest = commands.add_parser(
+        "ingest", help="raw recordings of any length -> sliced, transcribed, scored clips in convert's format",
+        description="Each recording (a folder, searched recursively, or a list file; any container the project "
+                    "decodes) is decoded to 24 kHz mono in blocks, cut into clips at pauses by silero-vad, each clip "
+                    "normalised to --target-lufs, transcribed (--asr: a Whisper folder or hub id in the local "
+                    "cache, or pocketsphinx, English, CPU) and scored; a NAME.txt beside NAME.wav is its known text "
+                    "(an audiobook chapter): each clip then gets the span of it that its transcript matches. "
+                    "Speaker: --speaker, else the first subfolder, else the folder's name. Every clip is kept or "
+                    "rejected with its reasons (rejected/ keeps them listenable; see report.html). Resumable and "
+                    "content-keyed in OUTPUT.work (or --work): a re-run transcribes nothing twice. Many processes: "
+                    "`torchrun --nproc_per_node N -m data_prep.cli ingest ...`: each takes every N-th recording.")
+    ingest.add_argument("--input", required=True, help="a folder of recordings, or a text file listing them")
+    ingest.add_argument("--output", required=True, help="the dataset folder to write (use it as data.path)")
+    ingest.add_argument("--work", default=None, help="where resumable work is kept (default OUTPUT.work)")
+    ingest.add_argument("--speaker", default=None, help="one speaker name for every recording")
+    _scoring_arguments(ingest, asr_default="openai/whisper-large-v3-turbo")
+    ingest.add_argument("--pad-seconds", type=float, default=0.1, help="context kept around the speech (default "
+                        "0.1; at most half the pause to the next clip)")
+    ingest.add_argument("--min-pause", type=float, default=0.3, help="shorter pauses never end a clip (default 0.3)")
+    ingest.add_argument("--target-lufs", type=float, default=-23.0, help="each clip's loudness (default -23 LUFS)")
+    ingest.add_argument("--peak-dbfs", type=float, default=-1.0, help="the peak ceiling of the gain (default -1)")
+    ingest.add_argument("--speaker-model", default=None, help="speaker-embedding checkpoint (e.g. a local "
+                        "microsoft/wavlm-base-plus-sv): scores each clip's distance from its speaker's centroid")
+    ingest.add_argument("--overwrite", action="store_true", help="replace OUTPUT if an earlier run wrote it")
+
+    score = commands.add_parser(
+        "score", help="the ingest quality scores and filtering on a dataset convert wrote",
+        description="Writes OUTPUT: the kept rows (clips copied), rejects under rejected/, scores.jsonl, "
+                    "rejected.jsonl, report.json and report.html. --asr adds each clip's ASR confidence and CER "
+                    "against its transcript. The input is only read.")
+    score.add_argument("--input", required=True, help="a higgs-prep convert (or ingest) folder")
+    score.add_argument("--output", required=True, help="the filtered dataset folder to write")
+    _scoring_arguments(score, asr_default=None)
+    score.add_argument("--overwrite", action="store_true", help="replace OUTPUT if an earlier run wrote it")
 
     pairs = commands.add_parser(
         "pairs", help="preference pairs for objective=dpo from the model's own judged samples",
@@ -108,6 +144,42 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _scoring_arguments(command, asr_default: str | None) -> None:
+    from data_prep.quality import DEFAULT_LIMITS
+
+    command.add_argument("--min-seconds", type=float, default=1.0, help="shorter clips are rejected (default 1)")
+    command.add_argument("--max-seconds", type=float, default=20.0, help="longer speech is cut at its quietest "
+                         "point; longer clips are rejected (default 20; Whisper reads 30 s at most)")
+    command.add_argument("--asr", default=asr_default, help="pocketsphinx, or a Whisper checkpoint (folder or hub "
+                         f"id in the local cache); default: {asr_default or 'no transcription'}")
+    command.add_argument("--language", default=None, help="the speech's language for Whisper (default: detected)")
+    command.add_argument("--batch-size", type=int, default=8, help="clips per Whisper batch")
+    command.add_argument("--limit", action="append", default=[], metavar="SCORE=VALUE",
+                         help="change a score's limit; defaults: " + ", ".join(f"{k}={v:g}" for k, v in
+                                                                             DEFAULT_LIMITS.items()))
+
+
+def _settings(args: argparse.Namespace):
+    from data_prep.ingest import Settings
+    from data_prep.quality import parse_limits
+
+    return Settings(min_seconds=args.min_seconds, max_seconds=args.max_seconds,
+                    pad=getattr(args, "pad_seconds", 0.1), min_pause=getattr(args, "min_pause", 0.3),
+                    target_lufs=getattr(args, "target_lufs", -23.0), peak_dbfs=getattr(args, "peak_dbfs", -1.0),
+                    asr=args.asr, language=args.language, batch_size=args.batch_size,
+                    speaker_model=getattr(args, "speaker_model", None), limits=parse_limits(args.limit))
+
+
+def _print_outcome(report: dict, output: str) -> None:
+    why = ", ".join(f"{n} {reason}" for reason, n in report["rejected_by_reason"].items()) or "none"
+    bad = f"; {report['bad_inputs']} bad inputs ({', '.join(report['bad_inputs_by_reason'])})" \
+        if report["bad_inputs"] else ""
+    print(f"higgs-prep: kept {report['kept']} clips ({report['audio_seconds'] / 3600:.2f} h), rejected "
+          f"{report['rejected']} ({why}){bad}; listenable in {output}/rejected, listed in {output}/rejected.jsonl\n"
+          f"higgs-prep: the dataset is in {output}; look at {output}/report.html to choose the limits\n"
+          f"higgs-prep: next: higgs-prep encode --input {output} --model MODEL (the checkpoint to train)")
+
+
 def _run(args: argparse.Namespace) -> None:
     if args.command == "convert":
         from data_prep.convert import convert
@@ -122,6 +194,19 @@ def _run(args: argparse.Namespace) -> None:
         print(f"higgs-prep: kept {report['kept']} of {total} rows ({audio}){rejected}\n"
               f"higgs-prep: the dataset is in {args.output} (numbers in {args.output}/report.json)\n"
               f"higgs-prep: next: higgs-prep encode --input {args.output} --model MODEL (the checkpoint to train)")
+    elif args.command == "ingest":
+        from data_prep.ingest import ingest
+
+        counts = ingest(args.input, args.output, _settings(args), args.speaker, args.work, args.overwrite)
+        if "report" in counts:
+            _print_outcome(counts["report"], args.output)
+        else:
+            print(f"higgs-prep: process {counts['process']} finished its recordings ({counts['transcribed_now']} "
+                  "clips transcribed now); the last process to finish writes the dataset")
+    elif args.command == "score":
+        from data_prep.score import score_dataset
+
+        _print_outcome(score_dataset(args.input, args.output, _settings(args), args.overwrite), args.output)
     elif args.command == "encode":
         from data_prep.encode import encode_dataset
         from higgs_train import assets

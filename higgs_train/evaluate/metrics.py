@@ -3,7 +3,8 @@ measured), used by periodic evaluation, `higgs-eval`, report.html, the A/B table
 GRPO rewards. A metric's value for one sample is a number or missing (its judge is not there); its summary over
 samples is their mean, and a metric may add a corpus-level figure (WER: all errors over all words).
 
-Adding a metric: one `Metric(...)` in `METRICS` and its test.
+Adding a metric: one `Metric(...)` in `METRICS` and its test. Training-data metrics (`higgs-prep ingest` and
+`score`) are `CLIP_METRICS`, read from a `Clip` instead of a generated `Sample`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import numpy as np
 import torch
 
 from higgs_train.data.audio import TARGET_SAMPLE_RATE
-from higgs_train.evaluate.judges import EmptyReference, Judges, word_errors
+from higgs_train.evaluate.clip_metrics import clipping_share, silence_facts, snr_db
+from higgs_train.evaluate.judges import EmptyReference, Judges, normalize_for_wer, word_errors
 from higgs_train.evaluate.sample_metrics import (
     duration_ratio,
     loop_share,
@@ -158,3 +160,65 @@ def direction(name: str) -> bool | None:
     if name not in by_summary:
         raise KeyError(name)
     return by_summary[name].higher_is_better
+
+
+@dataclass
+class Clip:
+    """What the data-quality metrics read of one training clip (`higgs-prep ingest` and `higgs-prep score`)."""
+
+    waveform: np.ndarray  # as it will be trained on (24 kHz, loudness-normalised by ingest)
+    recorded: np.ndarray | None  # as it was recorded, before any gain: clipping is read here (None: not measured)
+    text: str
+    asr_text: str | None = None
+    asr_confidence: float | None = None
+    known_text: str | None = None  # the recording's own text for this clip, when it came with one
+
+
+def _clip_cer(clip: Clip, judges: Judges) -> dict | None:
+    if clip.known_text is None or clip.asr_text is None:
+        return None
+    import jiwer
+
+    truth, heard = normalize_for_wer(clip.known_text), normalize_for_wer(clip.asr_text)
+    return {"cer": float(jiwer.cer(truth, heard)) if truth else float(bool(heard))}
+
+
+def _speech_rate(clip: Clip, judges: Judges) -> dict | None:
+    spoken = "".join(normalize_for_wer(clip.text).split())
+    seconds = len(clip.waveform) / TARGET_SAMPLE_RATE - sum(silence_facts(clip.waveform)[k]
+                                                           for k in ("leading_silence", "trailing_silence"))
+    return {"chars_per_second": len(spoken) / max(seconds, 1e-3)} if spoken else None
+
+
+# Data-quality metrics of training clips: each has a configurable limit in `higgs-prep ingest/score --limit`.
+CLIP_METRICS = {m.name: m for m in (
+    Metric("seconds", "seconds", None, lambda c, j: {"seconds": len(c.waveform) / TARGET_SAMPLE_RATE},
+           "clip duration in seconds (limits: --min-seconds / --max-seconds)"),
+    Metric("snr_db", "snr_db", True, lambda c, j: {"snr_db": snr_db(c.waveform)},
+           "estimated signal-to-noise ratio in dB (quietest tenth of 20 ms frames as the noise)"),
+    Metric("clipping_share", "clipping_share", False,
+           lambda c, j: {"clipping_share": clipping_share(c.recorded)} if c.recorded is not None else None,
+           "share of samples at full scale as recorded (over-driven input)"),
+    Metric("silent_share", "silent_share", False, lambda c, j: {"silent_share": silence_facts(c.waveform)[
+        "silent_share"]}, "share of 20 ms frames 40 dB or more below the clip's loudest"),
+    Metric("leading_silence", "leading_silence", False,
+           lambda c, j: {"leading_silence": silence_facts(c.waveform)["leading_silence"]},
+           "seconds of silence before the first sound"),
+    Metric("trailing_silence", "trailing_silence", False,
+           lambda c, j: {"trailing_silence": silence_facts(c.waveform)["trailing_silence"]},
+           "seconds of silence after the last sound"),
+    Metric("chars_per_second", "chars_per_second", None, _speech_rate,
+           "speech rate: letters of the text per second of sound (outliers against the run's median are flagged)"),
+    Metric("asr_confidence", "asr_confidence", True,
+           lambda c, j: {"asr_confidence": c.asr_confidence} if c.asr_confidence is not None else None,
+           "the recogniser's mean token probability for its transcript (Whisper)", needs="--asr"),
+    Metric("cer", "cer", False, _clip_cer, "character error rate of the ASR transcript against the known text"),
+)}
+
+
+def measure_clip(clip: Clip, judges: Judges | None = None) -> dict:
+    """Every data-quality metric this clip can be measured by."""
+    record = {}
+    for metric in CLIP_METRICS.values():
+        record.update(metric.measure(clip, judges or Judges()) or {})
+    return record
