@@ -295,7 +295,7 @@ def _assemble(recordings: list[Recording], keys: list[str], source: Path, work: 
                   "inputs_key": hashlib.sha1("".join(keys).encode()).hexdigest()}
         (folder / "report.json").write_text(json.dumps(report, indent=2))
         write_data_report(folder, clips, stretches, bad, report)
-        ownership.mark(folder, "prepared-dataset", source=str(source), format="ingest")
+        ownership.mark(folder, "prepared-dataset", record_files=True, source=str(source), format="ingest")
     return report
 
 
@@ -319,8 +319,8 @@ def ingest(source: str | Path, output: str | Path, settings: Settings, speaker: 
     work = Path(work) if work else default_work_folder(output)
     if output.exists() and not overwrite and (not output.is_dir() or any(output.iterdir())):
         raise IngestError(f"{output}: already exists and is not empty; choose another --output or add --overwrite")
-    ownership.check_replaceable(output, "prepared-dataset", "--output")
-    ownership.check_replaceable(work, "ingest-work", "--work")
+    ownership.check_replaceable(output, "prepared-dataset", "--output", also_ours=("codes/*",))  # encode's cache
+    ownership.check_resumable(work, "ingest-work", "--work")
     if output.resolve() in (source.resolve(), *source.resolve().parents):
         raise IngestError(f"--output {output} holds the input {source}; write the dataset to a folder of its own")
     recordings, empty_folders = find_recordings(source, speaker)

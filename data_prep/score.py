@@ -34,7 +34,7 @@ def score_dataset(source: str | Path, output: str | Path, settings, overwrite: b
         raise UserError(f"{source}: not a dataset written by higgs-prep convert or ingest; convert it first")
     if output.exists() and not overwrite and (not output.is_dir() or any(output.iterdir())):
         raise UserError(f"{output}: already exists and is not empty; choose another --output or add --overwrite")
-    ownership.check_replaceable(output, "prepared-dataset", "--output")
+    ownership.check_replaceable(output, "prepared-dataset", "--output", also_ours=("codes/*",))  # encode's cache
     rows = datasets.load_from_disk(str(source)).to_list()
     transcriber = load_transcriber(settings.asr, settings.language, settings.batch_size) if settings.asr else None
     clips, bad = [], []
@@ -78,6 +78,6 @@ def score_dataset(source: str | Path, output: str | Path, settings, overwrite: b
                   **write_listings(folder, clips, [], bad, settings.limits)}
         (folder / "report.json").write_text(json.dumps(report, indent=2))
         write_data_report(folder, clips, [], bad, report)
-        ownership.mark(folder, "prepared-dataset", source=str(source), format="score")
+        ownership.mark(folder, "prepared-dataset", record_files=True, source=str(source), format="score")
     return report
 

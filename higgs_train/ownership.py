@@ -61,6 +61,17 @@ def not_ours(folder: Path, also_ours: tuple[str, ...] = ()) -> list[str] | None:
             and not any(fnmatch.fnmatch(name, pattern) for pattern in also_ours)]
 
 
+def check_resumable(folder: Path, kind: str, setting: str) -> None:
+    """Raises unless `folder` is missing, empty or marked as `kind`: for a working folder a tool adds to and resumes
+    from, file by file, and never replaces whole (so files beside its own are left alone, not refused)."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise NotOursError(f"{folder} is a file, not a folder; choose another {setting}")
+    if folder.is_dir() and any(folder.iterdir()) and kind_of(folder) != kind:
+        raise NotOursError(f"{folder} holds files that higgs-train did not write (no {MARKER} marking it as a {kind}); "
+                           f"choose another {setting} or empty the folder yourself")
+
+
 def check_replaceable(folder: Path, kind: str, setting: str, also_ours: tuple[str, ...] = ()) -> None:
     """Raises unless `folder` is missing, empty or an earlier output of `kind` holding only the files it was written
     with; `setting` is the option to change."""
