@@ -108,11 +108,11 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"data.max_seconds={cfg.data.max_seconds} is below data.min_seconds={cfg.data.min_seconds}")
     warmup = cfg.optim.warmup_steps
     if warmup != "auto" and (not isinstance(warmup, int) or isinstance(warmup, bool) or warmup < 0):
-        raise ConfigError(f"optim.warmup_steps={warmup!r} must be an integer >= 0, or auto (5% of trainer.max_steps)")
+        raise ConfigError(f"optim.warmup_steps={warmup!r} must be an integer >= 0, or auto (10% of trainer.max_steps)")
     if warmup != "auto" and warmup >= cfg.trainer.max_steps:
         logger.log(NOTICE, f"optim.warmup_steps={warmup} is not shorter than the run (trainer.max_steps="
                            f"{cfg.trainer.max_steps}): the lr climbs all run long and never reaches optim.lr="
-                           f"{cfg.optim.lr:g}; optim.warmup_steps=auto warms up for 5% of the run")
+                           f"{cfg.optim.lr:g}; optim.warmup_steps=auto warms up for 10% of the run")
     if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool) or not 0 <= cfg.seed < 2**32:
         raise ConfigError(f"seed={cfg.seed!r} must be an integer in [0, 2**32)")
     max_examples = cfg.data.max_examples

@@ -17,7 +17,8 @@ TRAIN_PER_SPEAKER, PROMPTS_PER_SPEAKER, HELD_OUT_PER_SPEAKER, TWICE = 4, 10, 4, 
 TOKEN_LIMIT = 100  # delayed steps an answer may take: a clip spoken twice (~90-110 frames) does not fit
 BASE = ["trainer.batch_size=4", "trainer.max_steps=400", "trainer.save_every_n_steps=null", "eval.num_samples=0",
         "eval.every_n_steps=null", "eval.val_size=0", "peft=lora_audio", "peft.r=16", "peft.alpha=32",
-        "peft.modules_to_save=[audio_lm_head]", "trainer.log_every_n_steps=50"]
+        "peft.modules_to_save=[audio_lm_head]", "trainer.log_every_n_steps=50",
+        "optim.betas=[0.9,0.999]", "optim.max_grad_norm=1.0"]  # the optimizer the runaway base was measured with
 TUNING = ["trainer.precision=fp32", "trainer.device=cpu", "eval.every_n_steps=null", "eval.num_samples=0",
           "eval.val_size=0", "trainer.save_every_n_steps=null", "peft.modules_to_save=[audio_lm_head]",
           "trainer.log_every_n_steps=5"]

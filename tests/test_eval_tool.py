@@ -9,9 +9,9 @@ import sys
 
 import pytest
 from browser import open_in_chromium
+from learns_to_stop_setups import COMMON, LORA
 from omegaconf import OmegaConf
 from safetensors.torch import load_file
-from test_learns_to_stop import COMMON, LORA
 from transformers import AutoConfig
 
 from higgs_train.assets import resolve
