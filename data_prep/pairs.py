@@ -206,9 +206,9 @@ def check_options(options) -> None:
         if not 0 <= value <= 1:
             raise PairsError(f"{name} {value}: a share, must be in [0, 1]")
     low, high = options.duration_band
-    if not (math.isfinite(low) and math.isfinite(high) and 0 < low < 1 < high):
-        raise PairsError(f"--duration-band {low} {high}: the duration ratios a candidate may have, LOW below 1 and "
-                         "HIGH above 1 (default 0.8 1.25)")
+    if not (math.isfinite(low) and math.isfinite(high) and 0 <= low < 1 < high):
+        raise PairsError(f"--duration-band {low} {high}: the duration ratios a candidate may have, LOW from 0 (no "
+                         "lower bound) to below 1 and HIGH above 1 (default 0.8 1.25)")
 
 
 def build_pairs(options, show_progress: bool = True) -> dict:
