@@ -454,30 +454,26 @@ class StopRequests:
     def _interrupt(signum, frame) -> None:
         raise KeyboardInterrupt
 
-    @contextlib.contextmanager
     def raising(self):
         """SIGTERM and SIGINT interrupt at once (where nothing is left to save at a step boundary)."""
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-        previous = {sig: signal.signal(sig, self._interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
-        try:
-            yield
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+        return self._handled_by(self._interrupt)
 
-    @contextlib.contextmanager
     def installed(self):
+        """SIGTERM and SIGINT ask the loop to stop at its next step boundary."""
+        return self._handled_by(self._ask)
+
+    @staticmethod
+    @contextlib.contextmanager
+    def _handled_by(handler):
         if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
             yield
             return
-        previous = {sig: signal.signal(sig, self._ask) for sig in (signal.SIGTERM, signal.SIGINT)}
+        previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
             yield
         finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+            for sig, before in previous.items():
+                signal.signal(sig, before)
 
 
 def train(cfg: DictConfig, run_dir: Path) -> dict:
