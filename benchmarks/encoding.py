@@ -18,7 +18,7 @@ from transformers import HiggsAudioV2TokenizerConfig, HiggsAudioV2TokenizerModel
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from higgs_train.assets import ensure_builtin  # noqa: E402
+from higgs_train.builtins.assets import ensure_builtin  # noqa: E402
 from higgs_train.data.audio import load_audio  # noqa: E402
 from higgs_train.data.audio_codes import encode_files, encode_waveform  # noqa: E402
 from higgs_train.model.loading import load_processor  # noqa: E402

@@ -18,13 +18,13 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
-from higgs_train.assets import resolve
-from higgs_train.config_files import CONFIG_DIR
+from higgs_train.builtins.assets import resolve
+from higgs_train.commands.eval import evaluate_model
 from higgs_train.data.audio_codes import attach_codes
-from higgs_train.eval_tool import evaluate_model
+from higgs_train.evaluate.eval_lists import load_test_list
 from higgs_train.evaluate.judges import Judges
-from higgs_train.evaluate.test_lists import load_test_list
 from higgs_train.model.loading import load_for_inference
+from higgs_train.runtime.config_files import CONFIG_DIR
 
 
 def batched_against_one_at_a_time(model, processor, utterances: list[dict], settings, folder: Path, batch_size: int,
@@ -48,7 +48,7 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=60)
     parser.add_argument("--model", default="builtin:tiny")
     args = parser.parse_args()
-    model, processor = load_for_inference(args.model, None, torch.device("cpu"))
+    model, processor = load_for_inference(resolve(args.model), None, torch.device("cpu"))
     utterances = load_test_list(resolve("builtin:demo-eval"))
     started = time.perf_counter()
     attach_codes(utterances, processor.audio_tokenizer, show_progress=False)

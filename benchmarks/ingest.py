@@ -25,8 +25,8 @@ import soundfile as sf
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from higgs_train.kit.long_recording import make_recording  # noqa: E402
-from higgs_train.kit.tiny_whisper import write_tiny_whisper  # noqa: E402
+from higgs_train.builtins.long_recording import make_recording  # noqa: E402
+from higgs_train.builtins.tiny_whisper import write_tiny_whisper  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 # Runs the command line in a child that reports its own peak RSS (KiB on Linux) on its last line.

@@ -58,7 +58,7 @@ PREFERENCE = {
 
 
 def _compose(overrides: list[str]):
-    from higgs_train.config_files import compose_config
+    from higgs_train.runtime.config_files import compose_config
 
     return compose_config(overrides)
 
@@ -75,7 +75,7 @@ def estimate() -> None:
     """The 28-layer plan per target row, from the real config alone (meta device, no checkpoint needed)."""
     import tempfile
 
-    from higgs_train.kit.random_checkpoint import MODEL_PRESETS
+    from higgs_train.builtins.random_checkpoint import MODEL_PRESETS
     from higgs_train.model.memory import GIB
 
     with tempfile.TemporaryDirectory() as folder:
@@ -145,8 +145,8 @@ def one(checkpoint: str, setup: str, run_dir: str) -> None:
 
 
 def _checkpoint(layers: int) -> Path:
-    from higgs_train.assets import cache_root
-    from higgs_train.kit.random_checkpoint import write_random_checkpoint
+    from higgs_train.builtins.random_checkpoint import write_random_checkpoint
+    from higgs_train.runtime.cache import cache_root
 
     folder = cache_root() / "bench" / f"real-{layers}-layers"
     if not (folder / ".complete").is_file():

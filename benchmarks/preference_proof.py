@@ -28,9 +28,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 from runaway_base import BASE, DPO, GRPO, TOKEN_LIMIT, TUNING, data_paths, make_data, measure  # noqa: E402
 
-from higgs_train.assets import ensure_builtin  # noqa: E402
-from higgs_train.config_files import compose_config  # noqa: E402
-from higgs_train.export import export  # noqa: E402
+from higgs_train.builtins.assets import ensure_builtin  # noqa: E402
+from higgs_train.commands.export import export  # noqa: E402
+from higgs_train.runtime.config_files import compose_config  # noqa: E402
 from higgs_train.train.recipe import train  # noqa: E402
 
 
@@ -49,7 +49,7 @@ def _clear(*folders: Path) -> None:
 def dpo_run(work: Path, data: dict, base: str, seed: int, temperature: float, pair_options: list[str],
             extra: list[str]) -> dict:
     from data_prep.cli import _parser
-    from data_prep.pairs import build_pairs
+    from data_prep.judged_pairs import build_pairs
 
     _clear(*(work / f"{name}-{seed}" for name in ("pairs", "dpo", "after-dpo")))
     started = time.time()

@@ -65,7 +65,8 @@ def _env(checkout: Path) -> dict:
 
 def time_to_first_step(checkout: Path, data: Path, run_dir: Path) -> float:
     shutil.rmtree(run_dir, ignore_errors=True)
-    command = [sys.executable, "-m", "higgs_train.cli", "recipe=smoke", "task=voice_clone", f"data.path={data}",
+    command = [sys.executable, "-m", "higgs_train.commands.train", "recipe=smoke", "task=voice_clone",
+               f"data.path={data}",
                "trainer.max_steps=1", "eval.val_size=0", "eval.num_samples=0", "eval.every_n_steps=null",
                f"hydra.run.dir={run_dir}"]
     started = time.time()
@@ -92,10 +93,10 @@ def child(data: str) -> None:
     from transformers import AutoConfig
 
     import higgs_train
-    from higgs_train import assets
-    from higgs_train.config_files import compose_config
+    from higgs_train.builtins import assets
     from higgs_train.data.loader import build_training_data
     from higgs_train.model.loading import load_processor
+    from higgs_train.runtime.config_files import compose_config
 
     cfg = compose_config(["recipe=smoke", "task=voice_clone", f"data.path={data}", "eval.val_size=0"])
     model = assets.resolve(cfg.model.name_or_path)
@@ -123,7 +124,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         return child(args.child)
-    from higgs_train.assets import ensure_builtin
+    from higgs_train.builtins.assets import ensure_builtin
 
     demo = ensure_builtin("demo")
     loaders = {"training table": ROOT, **({"in-memory (07560ca)": args.baseline} if args.baseline else {})}

@@ -18,7 +18,7 @@ from transformers import AutoConfig, HiggsAudioV2ForConditionalGeneration
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from higgs_train.assets import ensure_builtin  # noqa: E402
+from higgs_train.builtins.assets import ensure_builtin  # noqa: E402
 from higgs_train.data.audio import load_audio  # noqa: E402
 from higgs_train.data.audio_codes import attach_codes  # noqa: E402
 from higgs_train.data.collator import ConversationCollator  # noqa: E402

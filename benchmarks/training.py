@@ -25,13 +25,13 @@ from transformers import AutoConfig, HiggsAudioV2ForConditionalGeneration
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from higgs_train.assets import ensure_builtin  # noqa: E402
-from higgs_train.config_files import CONFIG_DIR  # noqa: E402
+from higgs_train.builtins.assets import ensure_builtin  # noqa: E402
 from higgs_train.data.collator import ConversationCollator  # noqa: E402
 from higgs_train.data.sampler import FixedSizeBatchSampler, TokenBudgetBatchSampler  # noqa: E402
 from higgs_train.model.loading import load_processor  # noqa: E402
 from higgs_train.model.loss import audio_loss_terms  # noqa: E402
 from higgs_train.model.peft_setup import apply_peft  # noqa: E402
+from higgs_train.runtime.config_files import CONFIG_DIR  # noqa: E402
 
 CONVERSATIONS, LR = 96, 3e-3
 
@@ -105,7 +105,7 @@ MID_SIZE = dict(hidden_size=768, intermediate_size=2048, num_hidden_layers=8, nu
 
 def mid_size_model():
     """(text tokenizer, config, randomly initialised model) of MID_SIZE, with the tiny kit's tokenizer."""
-    from higgs_train.kit.random_checkpoint import build_model_config, build_text_tokenizer
+    from higgs_train.builtins.random_checkpoint import build_model_config, build_text_tokenizer
 
     tokenizer = build_text_tokenizer()
     config = build_model_config(tokenizer, num_codebooks=8)

@@ -7,8 +7,8 @@ import os
 import sys
 
 from data_prep.sources import FORMATS
-from higgs_train.errors import UserError, environment_fault
-from higgs_train.logs import log_to_console
+from higgs_train.runtime.errors import UserError, environment_fault
+from higgs_train.runtime.logs import log_to_console
 
 DESCRIPTION = """Prepare data and checkpoints for higgs-train. Typical flow:
   higgs-prep convert ljspeech --input LJSpeech-1.1 --output data/lj     # checked 24 kHz clips + conversations
@@ -98,7 +98,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Samples --candidates answers per prompt of --data (its --task conversations) from --model "
                     "(+ --adapter), judges each (stop, duration, trailing silence, loops; WER / speaker similarity "
                     "with --asr-model / --speaker-model) and keeps at most one chosen/rejected pair per prompt by "
-                    "--rule (see data_prep/pairs.py). Candidates are cached under the data's code cache: an "
+                    "--rule (see data_prep/judged_pairs.py). Candidates are cached under the data's code cache: an "
                     "interrupted run goes on, a repeated one samples nothing. Writes OUT (use it as data.pairs).")
     pairs.add_argument("--model", required=True, help="the model being tuned (a hub id or folder, a merged export)")
     pairs.add_argument("--adapter", default=None, help="a PEFT adapter on --model (e.g. an SFT run's export)")
@@ -209,7 +209,7 @@ def _run(args: argparse.Namespace) -> None:
         _print_outcome(score_dataset(args.input, args.output, _settings(args), args.overwrite), args.output)
     elif args.command == "encode":
         from data_prep.encode import encode_dataset
-        from higgs_train import assets
+        from higgs_train.builtins import assets
         from higgs_train.model.loading import load_audio_tokenizer
 
         device = args.device
@@ -224,8 +224,8 @@ def _run(args: argparse.Namespace) -> None:
               f"higgs-prep: next: higgs-train recipe=voice_clone_lora data.path={args.input} "
               f"model.name_or_path={args.model}")
     elif args.command == "pairs":
-        from data_prep.pairs import build_pairs
-        from higgs_train.run_lock import hold_output
+        from data_prep.judged_pairs import build_pairs
+        from higgs_train.runtime.run_lock import hold_output
 
         with hold_output(args.out, "--out"):  # two runs into one --out would replace each other's half-written pairs
             info = build_pairs(args)
@@ -235,15 +235,15 @@ def _run(args: argparse.Namespace) -> None:
               f"higgs-prep: next: higgs-train recipe=dpo_lora model.name_or_path={args.model} "
               f"data.pairs={info['out']}")
     elif args.command == "demo":
-        from higgs_train.kit.demo_data import write_demo_dataset
+        from higgs_train.builtins.demo_data import write_demo_dataset
 
         print(write_demo_dataset(args.out) / "train.jsonl")
     elif args.command == "tiny-checkpoint":
-        from higgs_train.kit.random_checkpoint import write_random_checkpoint
+        from higgs_train.builtins.random_checkpoint import write_random_checkpoint
 
         print(write_random_checkpoint(args.out, "tiny", seed=args.seed))
     else:
-        from higgs_train.kit.random_checkpoint import write_random_checkpoint
+        from higgs_train.builtins.random_checkpoint import write_random_checkpoint
 
         print(write_random_checkpoint(args.out, args.preset, args.num_layers, args.seed, args.device))
 
@@ -267,7 +267,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def console() -> None:
     """The `higgs-prep` command: no preparation quantizes, so bitsandbytes stays hidden (`hide_bitsandbytes`)."""
-    from higgs_train.key_value_args import hide_bitsandbytes
+    from higgs_train.runtime.key_value_args import hide_bitsandbytes
 
     hide_bitsandbytes()
     main()

@@ -18,14 +18,14 @@ import soundfile as sf
 from tqdm.auto import tqdm
 
 from data_prep.sources import SourceRow, count_rows, read_source
-from higgs_train import atomic, ownership
 from higgs_train.data.audio import TARGET_SAMPLE_RATE
 from higgs_train.data.audio_checks import BadRow, checked_clip
 from higgs_train.data.conversations import DataError, validate
 from higgs_train.data.row_checks import audio_items, check_text
 from higgs_train.data.tasks.layout import last_user_text
-from higgs_train.errors import UserError
-from higgs_train.logs import NOTICE, logger
+from higgs_train.runtime import atomic, ownership
+from higgs_train.runtime.errors import UserError
+from higgs_train.runtime.logs import NOTICE, logger
 
 
 class ConvertError(UserError):

@@ -11,8 +11,8 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from data_prep.quality import HIGHER_IS_BETTER, reason_kind
-from higgs_train import atomic
 from higgs_train.evaluate.report import CHECK, STYLE, _png
+from higgs_train.runtime import atomic
 
 HISTOGRAMS = (("seconds", "duration (s)"), ("snr_db", "estimated SNR (dB)"),
               ("chars_per_second", "speech rate (letters/s)"), ("cer", "CER against the known text"),

@@ -15,11 +15,11 @@ import json
 import os
 from pathlib import Path
 
-from higgs_train import atomic
 from higgs_train.data.audio_codes import encode_files
 from higgs_train.data.code_cache import CodeCache, clip_identity, tokenizer_fingerprint
 from higgs_train.data.conversations import dataset_root, load_rows
-from higgs_train.logs import logger
+from higgs_train.runtime import atomic
+from higgs_train.runtime.logs import logger
 
 
 def encode_dataset(data_path: str | Path, audio_tokenizer, batch_size: int = 8, shard_size: int = 256,

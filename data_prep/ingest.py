@@ -35,13 +35,13 @@ from data_prep.loudness import loudness, normalize
 from data_prep.quality import DEFAULT_LIMITS, audio_hash, judge
 from data_prep.recordings import AudioReader, BadRecording, Recording, content_key, find_recordings
 from data_prep.slicing import FRAME_SECONDS, FrameReader, plan_clips
-from higgs_train import atomic, ownership
+from higgs_train.builtins.demo_data import SCENE
 from higgs_train.data.audio import TARGET_SAMPLE_RATE
 from higgs_train.data.tasks.layout import basic_messages
-from higgs_train.errors import UserError
 from higgs_train.evaluate.metrics import Clip, measure_clip
-from higgs_train.kit.demo_data import SCENE
-from higgs_train.logs import logger
+from higgs_train.runtime import atomic, ownership
+from higgs_train.runtime.errors import UserError
+from higgs_train.runtime.logs import logger
 
 SILENCE_DBFS = -60.0  # a stretch whose loudest 32 ms frame is below this is silence, not noise
 WORK_VERSION = 1  # part of every recording key: a change of how recordings are cut invalidates cached work

@@ -10,9 +10,9 @@ from collections import defaultdict
 
 import numpy as np
 
-from higgs_train.errors import UserError
 from higgs_train.evaluate.judges import normalize_for_wer
 from higgs_train.evaluate.metrics import CLIP_METRICS
+from higgs_train.runtime.errors import UserError
 
 DEFAULT_LIMITS = {
     "snr_db": 15.0,  # at least

@@ -12,12 +12,12 @@ from pathlib import Path
 import datasets
 
 from data_prep.quality import audio_hash, judge
-from higgs_train import atomic, ownership
 from higgs_train.data.audio import load_audio
 from higgs_train.data.conversations import is_prepared_dataset
-from higgs_train.errors import UserError
 from higgs_train.evaluate.metrics import Clip, measure_clip
-from higgs_train.logs import logger
+from higgs_train.runtime import atomic, ownership
+from higgs_train.runtime.errors import UserError
+from higgs_train.runtime.logs import logger
 
 
 def _audio_paths(messages: list[dict]) -> list[str]:

@@ -9,9 +9,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from higgs_train.builtins.demo_data import SCENE
 from higgs_train.data.audio_checks import BadRow
 from higgs_train.data.tasks.layout import basic_messages
-from higgs_train.kit.demo_data import SCENE
 
 FORMATS = ("ljspeech", "audiofolder", "libritts", "hf", "jsonl")
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a")

@@ -14,7 +14,7 @@ import torch
 from transformers.models.whisper.tokenization_whisper import LANGUAGES
 
 from higgs_train.data.audio import TARGET_SAMPLE_RATE, load_audio
-from higgs_train.errors import UserError
+from higgs_train.runtime.errors import UserError
 
 ASR_RATE = 16000
 

@@ -10,10 +10,10 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from higgs_train.data.tasks import TASKS
-from higgs_train.errors import UserError
-from higgs_train.logs import NOTICE, logger
 from higgs_train.model.hub import go_offline_unless_reachable
 from higgs_train.objectives import OBJECTIVES, READS_DATA_PATH, check_objective_config
+from higgs_train.runtime.errors import UserError
+from higgs_train.runtime.logs import NOTICE, logger
 
 CHOICES = {
     "model.attn_implementation": ("auto", "flash_attention_2", "flex_attention", "sdpa", "eager"),

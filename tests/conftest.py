@@ -37,7 +37,7 @@ def fresh_accelerate_state():
 
 @pytest.fixture(scope="session")
 def tiny_checkpoint(private_cache):
-    from higgs_train.assets import ensure_builtin
+    from higgs_train.builtins.assets import ensure_builtin
 
     return ensure_builtin("tiny")
 
@@ -47,7 +47,7 @@ def demo_dir(private_cache, tiny_checkpoint):
     """The demo data with every clip's codes already cached for the tiny kit, so the tests that train on it only
     read this shared folder (tests that write copy it first)."""
     from data_prep.encode import encode_dataset
-    from higgs_train.assets import ensure_builtin
+    from higgs_train.builtins.assets import ensure_builtin
     from higgs_train.model.loading import load_audio_tokenizer
 
     folder = ensure_builtin("demo")
@@ -81,7 +81,7 @@ def data_cfg_factory():
     """A `data` config node like configs/data/jsonl.yaml for `path`, with overrides."""
     from omegaconf import OmegaConf
 
-    from higgs_train.config_files import CONFIG_DIR
+    from higgs_train.runtime.config_files import CONFIG_DIR
 
     def make(path, **overrides):
         return OmegaConf.merge(OmegaConf.load(CONFIG_DIR / "data" / "jsonl.yaml"), {"path": str(path), **overrides})
@@ -111,7 +111,7 @@ def eval_cfg_factory():
     """An `eval` config node like configs/eval/default.yaml, with overrides."""
     from omegaconf import OmegaConf
 
-    from higgs_train.config_files import CONFIG_DIR
+    from higgs_train.runtime.config_files import CONFIG_DIR
 
     def make(**overrides):
         return OmegaConf.merge(OmegaConf.load(CONFIG_DIR / "eval" / "default.yaml"), overrides)
@@ -122,7 +122,7 @@ def eval_cfg_factory():
 @pytest.fixture
 def compose_config():
     """The config `higgs-train` would run for these command-line overrides."""
-    from higgs_train.config_files import compose_config as compose
+    from higgs_train.runtime.config_files import compose_config as compose
 
     return lambda *overrides: compose(overrides)
 

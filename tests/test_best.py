@@ -12,7 +12,7 @@ from accelerate import Accelerator
 from peft import PeftModel
 from transformers import HiggsAudioV2ForConditionalGeneration
 
-from higgs_train.assets import resolve
+from higgs_train.builtins.assets import resolve
 from higgs_train.data.loader import build_training_data
 from higgs_train.evaluate import evaluation as evaluation_module
 from higgs_train.evaluate.validation import validation_metrics

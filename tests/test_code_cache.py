@@ -16,12 +16,12 @@ import torch
 from omegaconf import OmegaConf
 
 from data_prep.encode import encode_dataset
+from higgs_train.builtins.random_checkpoint import build_audio_tokenizer
 from higgs_train.data.audio import load_audio
 from higgs_train.data.audio_codes import attach_codes, encode_files, encode_waveform
 from higgs_train.data.code_cache import CodeCache, tokenizer_fingerprint
 from higgs_train.data.conversations import load_rows
 from higgs_train.data.table import open_table
-from higgs_train.kit.random_checkpoint import build_audio_tokenizer
 
 
 @pytest.fixture

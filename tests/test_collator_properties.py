@@ -5,7 +5,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from higgs_train.data.collator import ConversationCollator
-from higgs_train.data.delay_pattern import IGNORE_INDEX, revert_delay
+from higgs_train.data.delay_pattern import revert_delay
+from higgs_train.model.loss import IGNORE_INDEX
 
 K = 8
 

@@ -12,7 +12,7 @@ import soundfile as sf
 from data_prep.cli import main as prep_main
 from data_prep.convert import ConvertError, convert
 from higgs_train.data.conversations import load_rows
-from higgs_train.errors import UserError
+from higgs_train.runtime.errors import UserError
 
 
 @pytest.fixture(scope="module")

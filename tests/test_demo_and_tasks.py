@@ -8,9 +8,9 @@ import pytest
 import soundfile as sf
 import torch
 
+from higgs_train.builtins import demo_data as demo
 from higgs_train.data.conversations import load_rows
 from higgs_train.data.tasks import choose_references, task_conversation
-from higgs_train.kit import demo_data as demo
 
 
 def test_demo_is_real_short_speech_in_two_voices(demo_rows):

@@ -53,7 +53,7 @@ def _run(command, env=None):
 def one_process(tmp_path_factory, tiny_checkpoint, demo_dir):
     """The reference: one process, batches of 2, accumulating 2 per step (global batch 4)."""
     run_dir = tmp_path_factory.mktemp("dist") / "one"
-    _run([sys.executable, "-m", "higgs_train.cli", *RUN, "trainer.batch_size=2",
+    _run([sys.executable, "-m", "higgs_train.commands.train", *RUN, "trainer.batch_size=2",
           "trainer.gradient_accumulation_steps=2", f"hydra.run.dir={run_dir}"])
     return run_dir
 
@@ -61,7 +61,7 @@ def one_process(tmp_path_factory, tiny_checkpoint, demo_dir):
 def test_two_ddp_processes_give_the_one_process_loss_curve(one_process, tmp_path):
     run_dir = tmp_path / "ddp"
     result = _run([*ACCELERATE, "--multi_gpu", "--num_processes", "2", "--main_process_port", str(_free_port()),
-                   "-m", "higgs_train.cli", *RUN, "trainer.batch_size=2", "trainer.device=cpu",
+                   "-m", "higgs_train.commands.train", *RUN, "trainer.batch_size=2", "trainer.device=cpu",
                    f"hydra.run.dir={run_dir}"])
     assert "2 process(es)" in result.stdout
     assert _losses(run_dir) == pytest.approx(_losses(one_process), rel=1e-4)
@@ -77,7 +77,7 @@ def test_two_nodes_on_localhost_complete_a_run(one_process, tmp_path):
     run_dir, port = tmp_path / "nodes", _free_port()
     nodes = [subprocess.Popen([*LAUNCH, "--multi_gpu", "--num_machines", "2", "--num_processes", "2", "--machine_rank",
                                str(rank), "--main_process_ip", "127.0.0.1", "--main_process_port", str(port),
-                               "-m", "higgs_train.cli", *RUN, "trainer.batch_size=2", "trainer.device=cpu",
+                               "-m", "higgs_train.commands.train", *RUN, "trainer.batch_size=2", "trainer.device=cpu",
                                f"hydra.run.dir={run_dir}"],
                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for rank in (0, 1)]
@@ -95,7 +95,8 @@ def test_deepspeed_on_cpu_trains_and_its_adapter_loads_back(stage, one_process, 
     pytest.importorskip("deepspeed")
     run_dir = tmp_path / stage
     result = _run([*ACCELERATE, "--use_deepspeed", "--deepspeed_config_file", str(LAUNCH_DIR / f"{stage}.json"),
-                   "--num_processes", "2", "--main_process_port", str(_free_port()), "-m", "higgs_train.cli", *RUN,
+                   "--num_processes", "2", "--main_process_port", str(_free_port()), "-m",
+                       "higgs_train.commands.train", *RUN,
                    "trainer.batch_size=2", "trainer.device=auto", f"hydra.run.dir={run_dir}", "eval.num_samples=2",
                    "eval.max_new_tokens=20"],
                   env={"DS_ACCELERATOR": "cpu"})
@@ -130,9 +131,9 @@ def test_two_ddp_processes_train_dpo_as_one_process_does(tmp_path, demo_dir):
     run = ["recipe=dpo_smoke", "trainer.max_steps=4", "eval.num_samples=0", "eval.every_n_steps=null",
            "trainer.save_every_n_steps=null", "trainer.device=cpu"]
     one, ddp = tmp_path / "one", tmp_path / "ddp"
-    _run([sys.executable, "-m", "higgs_train.cli", *run, "trainer.batch_size=2", f"hydra.run.dir={one}"])
+    _run([sys.executable, "-m", "higgs_train.commands.train", *run, "trainer.batch_size=2", f"hydra.run.dir={one}"])
     _run([*ACCELERATE, "--multi_gpu", "--num_processes", "2", "--main_process_port", str(_free_port()), "-m",
-          "higgs_train.cli", *run, "trainer.batch_size=1", f"hydra.run.dir={ddp}"])
+          "higgs_train.commands.train", *run, "trainer.batch_size=1", f"hydra.run.dir={ddp}"])
     records = [[json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
                for run_dir in (one, ddp)]
     for key in ("loss", "reward_margin", "preference_accuracy"):  # 1e-3: two pairs padded together, or one alone

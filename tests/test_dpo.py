@@ -19,9 +19,8 @@ from transformers import HiggsAudioV2ForConditionalGeneration
 from higgs_train.config import ConfigError, validate
 from higgs_train.data.collator import ConversationCollator
 from higgs_train.data.conversations import DataError
-from higgs_train.data.delay_pattern import IGNORE_INDEX
-from higgs_train.data.pairs import PairCollator, PairDataset, open_pairs, pairs_from_jsonl
-from higgs_train.model.loss import MODEL_INPUTS, audio_loss_terms, sequence_logprobs
+from higgs_train.data.pair_table import PairCollator, PairDataset, open_pairs, pairs_from_jsonl
+from higgs_train.model.loss import IGNORE_INDEX, MODEL_INPUTS, audio_loss_terms, sequence_logprobs
 from higgs_train.objectives import build_objective
 
 
@@ -201,7 +200,8 @@ def test_a_dpo_recipe_without_pairs_is_one_line(compose_config):
 def test_dpo_smoke_runs_end_to_end_and_its_adapter_reference_is_the_base(tmp_path, tiny_checkpoint, demo_dir,
                                                                         pair_batch, model_config):
     run_dir = tmp_path / "run"
-    result = subprocess.run([sys.executable, "-m", "higgs_train.cli", "recipe=dpo_smoke", f"hydra.run.dir={run_dir}"],
+    result = subprocess.run([sys.executable, "-m", "higgs_train.commands.train", "recipe=dpo_smoke",
+                             f"hydra.run.dir={run_dir}"],
                             capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, result.stderr[-3000:]
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from higgs_train.dry_run import dry_run
+from higgs_train.commands.dry_run import dry_run
 from higgs_train.model.trainable import build_trainable_model
 
 
@@ -15,7 +15,8 @@ from higgs_train.model.trainable import build_trainable_model
 def test_dry_run_shows_the_first_batch_and_writes_nothing(tmp_path, tiny_checkpoint, demo_dir):
     run_dir, scratch = tmp_path / "run", tmp_path / "tmp"
     scratch.mkdir()
-    result = subprocess.run([sys.executable, "-m", "higgs_train.cli", "recipe=voice_clone_lora", "model=tiny",
+    result = subprocess.run([sys.executable, "-m", "higgs_train.commands.train", "recipe=voice_clone_lora",
+                             "model=tiny",
                              "data=demo", "dry_run=true", f"hydra.run.dir={run_dir}"],
                             capture_output=True, text=True, timeout=300, env={**os.environ, "TMPDIR": str(scratch)})
     assert result.returncode == 0, result.stderr[-2000:]

@@ -14,17 +14,17 @@ from omegaconf import OmegaConf
 from safetensors.torch import load_file
 from transformers import AutoConfig
 
-from higgs_train.assets import resolve
+from higgs_train.builtins.assets import resolve
+from higgs_train.commands.eval import COLUMNS, EVAL_KEYS, _defaults, check_lengths, evaluate_model, variants
+from higgs_train.commands.eval import main as eval_main
+from higgs_train.commands.eval import run as run_eval
+from higgs_train.commands.export import export
 from higgs_train.data.conversations import DataError
-from higgs_train.eval_tool import COLUMNS, EVAL_KEYS, _defaults, check_lengths, evaluate_model, variants
-from higgs_train.eval_tool import main as eval_main
-from higgs_train.eval_tool import run as run_eval
+from higgs_train.evaluate.eval_lists import load_test_list
 from higgs_train.evaluate.judges import Judges
-from higgs_train.evaluate.test_lists import load_test_list
-from higgs_train.export import export
-from higgs_train.key_value_args import ArgumentError
 from higgs_train.model.loading import load_processor
 from higgs_train.model.trainable import build_trainable_model
+from higgs_train.runtime.key_value_args import ArgumentError
 from higgs_train.train.checkpoint import complete_checkpoints
 from higgs_train.train.recipe import train
 

@@ -21,8 +21,8 @@ from higgs_train.evaluate.judges import AsrJudge, SpeakerJudge, word_error_rate
 from higgs_train.evaluate.metrics import summarize
 from higgs_train.evaluate.sample_metrics import duration_ratio, expected_frames_from_text, silent_share
 from higgs_train.evaluate.validation import validation_metrics
-from higgs_train.logs import ToolFormatter
 from higgs_train.model.loss import audio_loss_terms
+from higgs_train.runtime.logs import ToolFormatter
 from higgs_train.train.recipe import train
 
 BOS, EOS = 1024, 1025

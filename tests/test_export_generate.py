@@ -11,12 +11,12 @@ from peft import PeftModel
 from safetensors.torch import load_file
 from transformers import AutoProcessor, HiggsAudioV2ForConditionalGeneration
 
+from higgs_train.commands.export import ExportError, export
+from higgs_train.commands.export import main as export_main
+from higgs_train.commands.generate import _defaults, generate
+from higgs_train.commands.generate import main as generate_main
 from higgs_train.data.audio_codes import attach_codes
 from higgs_train.data.collator import ConversationCollator
-from higgs_train.export import ExportError, export
-from higgs_train.export import main as export_main
-from higgs_train.generate import _defaults, generate
-from higgs_train.generate import main as generate_main
 from higgs_train.model.loading import load_model, load_processor
 from higgs_train.model.peft_setup import apply_peft
 from higgs_train.model.trainable import build_trainable_model
@@ -128,7 +128,7 @@ def test_generate_cli_takes_a_prompts_file_and_an_adapter(tmp_path, demo_dir, ti
     prompts.write_text('{"id": "one", "text": "One."}\n'
                        f'{{"id": "two", "text": "Two.", "reference_audio": "{demo_dir}/clips/alice_01.wav", '
                        '"reference_text": "Hello."}\n{"text": "Three."}\n')
-    result = subprocess.run([sys.executable, "-m", "higgs_train.generate", f"model={tiny_checkpoint}",
+    result = subprocess.run([sys.executable, "-m", "higgs_train.commands.generate", f"model={tiny_checkpoint}",
                              f"adapter={run_dir / 'adapter'}", f"prompts={prompts}", f"out_dir={tmp_path / 'wavs'}",
                              "max_new_tokens=20", "batch_size=2"], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]

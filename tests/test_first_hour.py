@@ -13,8 +13,8 @@ import soundfile as sf
 
 from data_prep.cli import main as prep_main
 from data_prep.convert import convert
-from higgs_train.export import ExportError, export
-from higgs_train.generate import main as generate_main
+from higgs_train.commands.export import ExportError, export
+from higgs_train.commands.generate import main as generate_main
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -76,11 +76,11 @@ def test_export_of_a_missing_checkpoint_folder_says_it_does_not_exist(tmp_path):
 
 
 @pytest.mark.parametrize(("module", "arguments", "says"), [
-    ("higgs_train.export", ["run_dir=x", "format=onnx"], "format='onnx' is not known"),
-    ("higgs_train.generate", ["model=builtin:tiny", "text=Hi", "speakers=[feminine, calm]"],
+    ("higgs_train.commands.export", ["run_dir=x", "format=onnx"], "format='onnx' is not known"),
+    ("higgs_train.commands.generate", ["model=builtin:tiny", "text=Hi", "speakers=[feminine, calm]"],
      'speakers=[feminine, calm] is ambiguous (one description with a comma, or one per speaker?); write '
      'speakers="feminine, calm" for one speaker, or speakers="feminine|calm" for one description per speaker'),
-    ("higgs_train.eval_tool", ["model=builtin:tiny"], "list must be given"),
+    ("higgs_train.commands.eval", ["model=builtin:tiny"], "list must be given"),
 ])
 def test_a_bad_argument_is_answered_before_any_heavy_library_loads(module, arguments, says):
     """Each small tool checks its arguments first: torch, Transformers, PEFT and bitsandbytes are not imported."""
@@ -150,7 +150,8 @@ def test_a_failed_start_leaves_no_empty_dated_run_folder(tmp_path, overrides, sa
     outputs/DATE/TIME is left for the user to wonder about."""
     import subprocess
 
-    result = subprocess.run([sys.executable, "-m", "higgs_train.cli", *overrides], cwd=tmp_path, capture_output=True,
+    result = subprocess.run([sys.executable, "-m", "higgs_train.commands.train", *overrides], cwd=tmp_path,
+                            capture_output=True,
                             text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert result.returncode == 2 and says in result.stderr, result.stderr[-2000:]
     assert not (tmp_path / "outputs").exists()

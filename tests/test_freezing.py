@@ -35,7 +35,7 @@ def test_a_freeze_entry_that_names_nothing_is_refused(tiny_checkpoint):
 
 
 def test_freeze_with_lora_is_one_line_before_loading_anything(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "higgs_train.cli", "recipe=smoke", "freeze=text_path",
+    result = subprocess.run([sys.executable, "-m", "higgs_train.commands.train", "recipe=smoke", "freeze=text_path",
                              f"hydra.run.dir={tmp_path}"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith(

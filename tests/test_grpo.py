@@ -10,7 +10,7 @@ import pytest
 import torch
 from accelerate import Accelerator
 
-from higgs_train.assets import resolve
+from higgs_train.builtins.assets import resolve
 from higgs_train.config import ConfigError, validate
 from higgs_train.model.loss import MODEL_INPUTS, per_conversation, target_logprobs
 from higgs_train.model.trainable import build_trainable_model
@@ -137,7 +137,8 @@ def test_grpo_config_mistakes_are_one_line(compose_config):
 @pytest.mark.slow
 def test_grpo_smoke_runs_end_to_end(tmp_path):
     run_dir = tmp_path / "run"
-    result = subprocess.run([sys.executable, "-m", "higgs_train.cli", "recipe=grpo_smoke", f"hydra.run.dir={run_dir}"],
+    result = subprocess.run([sys.executable, "-m", "higgs_train.commands.train", "recipe=grpo_smoke",
+                             f"hydra.run.dir={run_dir}"],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]

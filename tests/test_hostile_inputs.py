@@ -19,7 +19,8 @@ pytestmark = pytest.mark.slow  # end-to-end runs in subprocesses
      "raise data.max_positions to at least"),
 ])
 def test_each_mistake_is_one_clear_line(overrides, says, tmp_path, tiny_checkpoint, demo_dir):
-    result = subprocess.run([sys.executable, "-m", "higgs_train.cli", "recipe=smoke", f"hydra.run.dir={tmp_path}",
+    result = subprocess.run([sys.executable, "-m", "higgs_train.commands.train", "recipe=smoke",
+                             f"hydra.run.dir={tmp_path}",
                              *overrides], capture_output=True, text=True, timeout=300)
     assert result.returncode == 2, result.stderr[-2000:]
     last = result.stderr.strip().splitlines()[-1]
@@ -35,7 +36,8 @@ def test_a_training_row_whose_audio_cannot_be_read_is_one_line_or_a_counted_skip
     rows = (demo_dir / "train.jsonl").read_text().splitlines()
     bad = rows[2].replace(json.loads(rows[2])["messages"][-1]["content"][0]["path"], clip)
     (tmp_path / "train.jsonl").write_text("\n".join(rows[:2] + [bad] + rows[3:8]) + "\n")
-    command = [sys.executable, "-m", "higgs_train.cli", "recipe=smoke", f"data.path={tmp_path / 'train.jsonl'}",
+    command = [sys.executable, "-m", "higgs_train.commands.train", "recipe=smoke",
+               f"data.path={tmp_path / 'train.jsonl'}",
                "trainer.max_steps=1", "eval.num_samples=0", "eval.val_size=0"]
     failed = subprocess.run([*command, f"hydra.run.dir={tmp_path / 'fail'}"], capture_output=True, text=True,
                             timeout=300)

@@ -1,5 +1,5 @@
 """`higgs-prep ingest` and `score` on recordings made here: espeak-ng speaks known sentences between pauses, with
-silence, loud noise, an over-driven and a quiet sentence in it (higgs_train/kit/long_recording.py). Real models:
+silence, loud noise, an over-driven and a quiet sentence in it (higgs_train/builtins/long_recording.py). Real models:
 silero-vad's own, pocketsphinx's English recogniser for real transcripts, and a tiny random Whisper for the
 Transformers code path."""
 
@@ -22,10 +22,10 @@ from data_prep.ingest import Settings, ingest
 from data_prep.loudness import loudness
 from data_prep.quality import DEFAULT_LIMITS, parse_limits
 from data_prep.slicing import FRAME_SECONDS, Frames, plan_clips
+from higgs_train.builtins.long_recording import SENTENCES, compressed_stereo_copy, make_recording
+from higgs_train.builtins.tiny_whisper import write_tiny_whisper
 from higgs_train.data.conversations import load_rows
-from higgs_train.errors import UserError
-from higgs_train.kit.long_recording import SENTENCES, compressed_stereo_copy, make_recording
-from higgs_train.kit.tiny_whisper import write_tiny_whisper
+from higgs_train.runtime.errors import UserError
 
 EDGE_TOLERANCE = 0.25  # seconds between a clip's edge and the speech it holds
 POCKETSPHINX_CER_BOUND = 0.70  # measured: mean CER 0.59 over the 20 espeak-ng sentences (pocketsphinx 5.1.1)
@@ -317,7 +317,7 @@ def test_an_unknown_limit_is_one_clear_error():
 def test_score_filters_a_converted_dataset_the_same_way_and_only_reads_it(tmp_path):
     from data_prep.convert import convert
     from data_prep.score import score_dataset
-    from higgs_train.kit.long_recording import speak
+    from higgs_train.builtins.long_recording import speak
 
     source = tmp_path / "audiofolder"
     source.mkdir()

@@ -7,8 +7,8 @@ import json
 import pytest
 from huggingface_hub import ModelCard
 
-from higgs_train.config_files import compose_config
-from higgs_train.export import export
+from higgs_train.commands.export import export
+from higgs_train.runtime.config_files import compose_config
 from higgs_train.train.recipe import train
 
 RUN = ["recipe=smoke", "trainer.max_steps=4", "eval.every_n_steps=2", "eval.num_samples=1", "eval.max_new_tokens=20",
@@ -42,7 +42,7 @@ def test_the_export_has_a_model_card_and_says_what_it_replaces(tmp_path, demo_di
 def test_a_hub_base_is_the_cards_base_model(tmp_path):
     from omegaconf import OmegaConf
 
-    from higgs_train.model_card import write_model_card
+    from higgs_train.commands.model_card import write_model_card
 
     cfg = OmegaConf.merge(compose_config(["recipe=dpo_smoke"]), {"model": {"name_or_path": "eustlb/higgs-v2"}})
     write_model_card(tmp_path, cfg, tmp_path / "run", "merged", None, tmp_path / "merged")

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from higgs_train.cli import composition_error, user_config_dir
-from higgs_train.config_files import CONFIG_DIR, RECIPES_DIR
+from higgs_train.commands.train import composition_error, user_config_dir
 from higgs_train.launch import LAUNCH_DIR, launch_files, resolve_deepspeed_config_file
+from higgs_train.runtime.config_files import CONFIG_DIR, RECIPES_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
 LIBRARY = ROOT / "higgs_train"
@@ -51,8 +51,8 @@ def _imported_by(folder: Path) -> dict[str, set[str]]:
 @pytest.mark.parametrize(("folder", "forbidden"), [
     ("", ("data_prep",)),  # the library never imports its own prep tool
     ("evaluate", ("higgs_train.train",)),
-    ("data", ("higgs_train.model", "higgs_train.train", "higgs_train.evaluate")),
-    ("model", ("higgs_train.train", "higgs_train.evaluate")),
+    ("data", ("higgs_train.train", "higgs_train.evaluate", "higgs_train.builtins", "higgs_train.objectives")),
+    ("model", ("higgs_train.train", "higgs_train.evaluate", "higgs_train.data", "higgs_train.builtins")),
 ])
 def test_imports_run_one_way(folder, forbidden):
     wrong = {file: sorted(m for m in modules if m.split(".")[0] in forbidden or m.startswith(forbidden))
@@ -71,13 +71,14 @@ def test_the_configs_and_recipes_are_the_top_level_folders_and_every_package_shi
 
 def test_the_cli_starts_without_torch_or_the_trainer():
     heavy = ("torch", "transformers", "higgs_train.train.recipe")
-    code = f"import sys, higgs_train.cli; print(sorted(m for m in {heavy} if m in sys.modules))"
+    code = f"import sys, higgs_train.commands.train; print(sorted(m for m in {heavy} if m in sys.modules))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert result.stdout.strip() == "[]"
 
 
 def test_help_lists_the_recipes(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "higgs_train.cli", "--help"], capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-m", "higgs_train.commands.train", "--help"], capture_output=True,
+                            text=True,
                             timeout=60, cwd=tmp_path)
     assert result.returncode == 0
     [line] = [line for line in result.stdout.splitlines() if line.startswith("recipe:")]

@@ -13,7 +13,7 @@ import pytest
 import torch
 from runaway_base import BASE, DPO, GRPO, TOKEN_LIMIT, TUNING, make_data, measure
 
-from higgs_train.export import export
+from higgs_train.commands.export import export
 from higgs_train.train.recipe import train
 
 pytestmark = pytest.mark.slow
@@ -31,7 +31,7 @@ def two_threads():
 def runaway(two_threads, tmp_path_factory, demo_dir):
     from accelerate.state import AcceleratorState
 
-    from higgs_train.config_files import compose_config
+    from higgs_train.runtime.config_files import compose_config
 
     work = tmp_path_factory.mktemp("proof")
     data = make_data(work, demo_dir)
@@ -53,7 +53,7 @@ def _assert_fixed(before: dict, after: dict) -> None:
 
 def test_dpo_on_its_own_judged_samples_makes_a_runaway_base_stop(runaway, compose_config):
     from data_prep.cli import _parser
-    from data_prep.pairs import build_pairs
+    from data_prep.judged_pairs import build_pairs
 
     work, data, base, before = runaway
     options = _parser().parse_args(["pairs", "--model", base, "--data", str(data["prompts"]), "--out",

@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-TOOLS = {"higgs-prep": "data_prep.cli", "higgs-train": "higgs_train.cli", "higgs-export": "higgs_train.export",
-         "higgs-generate": "higgs_train.generate", "higgs-eval": "higgs_train.eval_tool"}
+TOOLS = {"higgs-prep": "data_prep.cli", "higgs-train": "higgs_train.commands.train", "higgs-export":
+"higgs_train.commands.export",
+         "higgs-generate": "higgs_train.commands.generate", "higgs-eval": "higgs_train.commands.eval"}
 TINY_RUN = ["model=tiny", "trainer.device=cpu", "trainer.precision=fp32", "trainer.max_steps=3",
             "eval.max_new_tokens=40"]
 

@@ -154,7 +154,7 @@ def test_the_memory_plan_of_the_real_architecture(overrides, weights, total, com
 
 
 def test_the_real_preset_has_the_hub_checkpoints_widths():
-    from higgs_train.kit.random_checkpoint import build_model_config, build_text_tokenizer
+    from higgs_train.builtins.random_checkpoint import build_model_config, build_text_tokenizer
 
     config = build_model_config(build_text_tokenizer(), 8, "real")
     with torch.device("meta"):

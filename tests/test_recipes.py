@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from higgs_train.config import ConfigError, validate
-from higgs_train.config_files import RECIPES_DIR, compose_config
+from higgs_train.runtime.config_files import RECIPES_DIR, compose_config
 
 RECIPES = sorted(p.stem for p in RECIPES_DIR.glob("*.yaml"))
 
@@ -24,7 +24,7 @@ def test_recipe_composes_and_validates(recipe, tmp_path):
                          [f"recipe={recipe}"])
     validate(cfg)
     header = (RECIPES_DIR / f"{recipe}.yaml").read_text().splitlines()[:6]
-    assert any("higgs-train recipe=" in line or "-m higgs_train.cli recipe=" in line for line in header), \
+    assert any("higgs-train recipe=" in line or "-m higgs_train.commands.train recipe=" in line for line in header), \
         "each recipe states its launch command in its header comment"
 
 
@@ -50,7 +50,8 @@ def test_bad_value_names_the_key_and_the_choices():
 
 
 def _cli(tmp_path, *args):
-    return subprocess.run([sys.executable, "-m", "higgs_train.cli", *args, f"hydra.run.dir={tmp_path / 'run'}"],
+    return subprocess.run([sys.executable, "-m", "higgs_train.commands.train", *args,
+                           f"hydra.run.dir={tmp_path / 'run'}"],
                           capture_output=True, text=True, timeout=120)
 
 

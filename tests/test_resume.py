@@ -14,8 +14,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from higgs_train.errors import TrainingError
 from higgs_train.objectives import sft as sft_module
+from higgs_train.runtime.errors import TrainingError
 from higgs_train.train import checkpoint as checkpoint_module
 from higgs_train.train.recipe import train
 
@@ -26,7 +26,7 @@ RUN = ["recipe=smoke", "trainer.max_steps=24", "trainer.save_every_n_steps=4", "
 
 
 def _cli(run_dir, *extra, wait=True):
-    command = [sys.executable, "-m", "higgs_train.cli", *RUN, f"hydra.run.dir={run_dir}", *extra]
+    command = [sys.executable, "-m", "higgs_train.commands.train", *RUN, f"hydra.run.dir={run_dir}", *extra]
     if wait:
         return subprocess.run(command, capture_output=True, text=True, timeout=300)
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -193,7 +193,7 @@ def test_metrics_logged_after_the_checkpoint_are_dropped_on_resume_even_a_half_w
 def test_preemption_saves_at_the_next_step_and_resume_gives_the_same_losses(sig, uninterrupted, tmp_path):
     stop_after = random.Random(11).randint(5, 19)
     run_dir = tmp_path / "preempted"
-    process = subprocess.Popen([sys.executable, "-m", "higgs_train.cli", *RUN, f"hydra.run.dir={run_dir}"],
+    process = subprocess.Popen([sys.executable, "-m", "higgs_train.commands.train", *RUN, f"hydra.run.dir={run_dir}"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     while _logged_steps(run_dir) < stop_after and process.poll() is None:
         time.sleep(0.002)
@@ -261,7 +261,7 @@ def replace(src, dst, *args, **kwargs):
     return real(src, dst, *args, **kwargs)
 os.replace = replace
 sys.argv = ["higgs-train", *sys.argv[1:]]
-from higgs_train.cli import main
+from higgs_train.commands.train import main
 main()
 """
 
@@ -276,7 +276,7 @@ def test_a_full_disk_is_one_line_in_train_and_export(uninterrupted, tmp_path, mo
     assert last.startswith("higgs-train: error: cannot write ") and "No space left on device" in last, last
     assert not (run_dir / "checkpoints" / "step_00000004").exists()
 
-    from higgs_train.export import main as export_main
+    from higgs_train.commands.export import main as export_main
 
     def no_space(src, dst, *args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device", str(dst))

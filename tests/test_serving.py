@@ -19,9 +19,9 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
+from higgs_train.commands.export import ExportError, export
+from higgs_train.commands.generate import _defaults, generate
 from higgs_train.evaluate.samples import _trimmed
-from higgs_train.export import ExportError, export
-from higgs_train.generate import _defaults, generate
 from higgs_train.model.boson_layout import DROPPED_BY_THE_CONVERSION, boson_config
 from higgs_train.model.loading import load_processor
 from higgs_train.train.recipe import train
@@ -125,7 +125,7 @@ def test_the_boson_config_holds_every_key_bosons_loader_reads(tiny_checkpoint):
 def lora_run(tmp_path_factory, demo_dir):
     from accelerate.state import AcceleratorState
 
-    from higgs_train.config_files import compose_config
+    from higgs_train.runtime.config_files import compose_config
 
     run_dir = tmp_path_factory.mktemp("serving") / "run"
     train(compose_config([*RUN, "task=voice_clone"]), run_dir)

@@ -20,7 +20,8 @@ pytestmark = pytest.mark.slow  # end-to-end runs in subprocesses
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory, tiny_checkpoint, demo_dir):
     run_dir = tmp_path_factory.mktemp("smoke") / "run"
-    result = subprocess.run([sys.executable, "-m", "higgs_train.cli", "recipe=smoke", f"hydra.run.dir={run_dir}"],
+    result = subprocess.run([sys.executable, "-m", "higgs_train.commands.train", "recipe=smoke",
+                             f"hydra.run.dir={run_dir}"],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     return run_dir, result

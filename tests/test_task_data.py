@@ -126,14 +126,14 @@ def test_edited_data_gets_a_new_table_and_the_outdated_one_is_removed(tmp_path, 
 
 
 def test_data_on_a_read_only_mount_gets_its_table_in_the_user_cache(tmp_path, demo_dir, processor, monkeypatch):
-    from higgs_train import assets
     from higgs_train.data import table as table_module
+    from higgs_train.runtime.cache import cache_root
 
     data = tmp_path / "train.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in _fresh_demo_rows(demo_dir)[:2]))
     monkeypatch.setattr(table_module, "_writable", lambda folder: False)  # as on a read-only mount (root ignores modes)
     table = open_table(_data_cfg(data), processor.audio_tokenizer, show_progress=False)
-    assert table.folder.is_relative_to(assets.cache_root() / "tables") and len(table) == 2
+    assert table.folder.is_relative_to(cache_root() / "tables") and len(table) == 2
     assert not (tmp_path / "codes").exists()
     assert open_table(_data_cfg(data), processor.audio_tokenizer, show_progress=False).folder == table.folder
 

@@ -6,10 +6,10 @@ import soundfile as sf
 import torch
 from transformers import AutoProcessor, HiggsAudioV2ForConditionalGeneration, HiggsAudioV2TokenizerModel
 
+from higgs_train.builtins.random_checkpoint import write_random_checkpoint
 from higgs_train.data.audio_codes import attach_codes
 from higgs_train.data.collator import ConversationCollator
 from higgs_train.evaluate.samples import write_samples
-from higgs_train.kit.random_checkpoint import write_random_checkpoint
 from higgs_train.model.loss import audio_loss_terms
 
 

@@ -23,16 +23,16 @@ from omegaconf import OmegaConf
 from data_prep.cli import main as prep_main
 from data_prep.convert import ConvertError, convert
 from data_prep.encode import encode_dataset
-from higgs_train import ownership
+from higgs_train.commands.export import export
 from higgs_train.config import ConfigError, validate
-from higgs_train.config_files import CONFIG_DIR
 from higgs_train.data.code_cache import CodeCache, tokenizer_fingerprint
 from higgs_train.data.collator import ConversationCollator
 from higgs_train.data.conversations import DataError, load_rows
 from higgs_train.data.loader import task_conversations
-from higgs_train.errors import TrainingError, UserError
-from higgs_train.export import export
-from higgs_train.run_lock import hold_run_dir
+from higgs_train.runtime import ownership
+from higgs_train.runtime.config_files import CONFIG_DIR
+from higgs_train.runtime.errors import TrainingError, UserError
+from higgs_train.runtime.run_lock import hold_run_dir
 from higgs_train.train.checkpoint import damage, newest_intact_checkpoint
 from higgs_train.train.resumable import ResumeError, check_resumable, resume_record, run_signature
 from higgs_train.train.run_dir import RunDirError, RunFinished, claim_run_dir
@@ -274,7 +274,7 @@ def test_08_15_values_that_cannot_train_are_refused_before_any_weight_loads(comp
 
 
 def test_15_no_data_path_is_one_line(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "higgs_train.cli", f"hydra.run.dir={tmp_path}"],
+    result = subprocess.run([sys.executable, "-m", "higgs_train.commands.train", f"hydra.run.dir={tmp_path}"],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("higgs-train: error: data.path is not set")
@@ -283,12 +283,13 @@ def test_15_no_data_path_is_one_line(tmp_path):
 # ---- 6: one run per directory --------------------------------------------------------------------------------------
 def test_06_a_second_run_on_a_busy_run_dir_is_refused_and_a_dead_run_frees_it(tmp_path):
     with hold_run_dir(tmp_path):
-        result = subprocess.run([sys.executable, "-m", "higgs_train.cli", "recipe=smoke", f"hydra.run.dir={tmp_path}"],
+        result = subprocess.run([sys.executable, "-m", "higgs_train.commands.train", "recipe=smoke",
+                                 f"hydra.run.dir={tmp_path}"],
                                 capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert f"{tmp_path} is in use by another higgs-train run (pid {os.getpid()}" in result.stderr
     assert not (tmp_path / ".hydra").exists() and not (tmp_path / "metrics.jsonl").exists()
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from higgs_train.run_lock import "
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from higgs_train.runtime.run_lock import "
                                "hold_run_dir\nwith hold_run_dir(sys.argv[1]): print('held', flush=True); "
                                "time.sleep(60)", str(tmp_path)], stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "held"

@@ -14,20 +14,20 @@ import pytest
 import soundfile as sf
 
 from data_prep.cli import main as prep_main
-from higgs_train import ownership
+from higgs_train.commands.eval import main as eval_main
+from higgs_train.commands.export import export
+from higgs_train.commands.generate import main as generate_main
 from higgs_train.config import ConfigError, validate
 from higgs_train.data.collator import ConversationCollator
 from higgs_train.data.conversations import DataError
-from higgs_train.data.pairs import PairTable, fitting_pairs, pairs_from_jsonl
-from higgs_train.eval_tool import main as eval_main
+from higgs_train.data.pair_table import PairTable, fitting_pairs, pairs_from_jsonl
+from higgs_train.evaluate.eval_lists import load_test_list
 from higgs_train.evaluate.judges import AsrJudge
 from higgs_train.evaluate.prompts import load_prompts
 from higgs_train.evaluate.sample_files import OutputError, sample_file_name
-from higgs_train.evaluate.test_lists import load_test_list
-from higgs_train.export import export
-from higgs_train.generate import main as generate_main
 from higgs_train.model.loading import warn_if_other_base
-from higgs_train.run_lock import hold_output
+from higgs_train.runtime import ownership
+from higgs_train.runtime.run_lock import hold_output
 from higgs_train.train.resumable import ResumeError, check_resumable, resume_record, run_signature
 
 
@@ -248,8 +248,8 @@ def test_bad_pairs_are_counted_and_named_never_trained_on(harm, says, tmp_path, 
 
 def test_pairs_longer_than_max_positions_are_never_trained_on_silently(demo_dir, processor, model_config,
                                                                        data_cfg_factory):
-    from higgs_train.assets import resolve
-    from higgs_train.data.pairs import open_pairs
+    from higgs_train.builtins.assets import resolve
+    from higgs_train.data.pair_table import open_pairs
 
     path = resolve("builtin:demo-pairs")
     table = open_pairs(path, processor.audio_tokenizer, data_cfg_factory(path), show_progress=False)
@@ -267,8 +267,8 @@ def test_pairs_longer_than_max_positions_are_never_trained_on_silently(demo_dir,
 
 
 def test_a_damaged_pairs_folder_is_one_line(tmp_path, demo_dir, processor, data_cfg_factory):
-    from higgs_train.assets import resolve
-    from higgs_train.data.pairs import open_pairs
+    from higgs_train.builtins.assets import resolve
+    from higgs_train.data.pair_table import open_pairs
 
     path = resolve("builtin:demo-pairs")
     source = open_pairs(path, processor.audio_tokenizer, data_cfg_factory(path), show_progress=False).folder
@@ -310,7 +310,6 @@ def test_an_adapter_put_on_another_base_is_said(tmp_path, tiny_checkpoint, caplo
     adapter = tmp_path / "adapter"
     adapter.mkdir()
     (adapter / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": str(tiny_checkpoint)}))
-    warn_if_other_base("builtin:tiny", str(adapter))
     warn_if_other_base(str(tiny_checkpoint), str(adapter))
     assert "was trained on" not in caplog.text
     warn_if_other_base("someone/another-base", str(adapter))

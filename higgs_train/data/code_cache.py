@@ -19,8 +19,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import torch
 
-from higgs_train import atomic
-from higgs_train.logs import logger
+from higgs_train.runtime import atomic
+from higgs_train.runtime.logs import logger
 
 SHARD_GLOB = "shard-*.arrow"
 # `bytes` and `mtime_ns`: the clip's size and modification time when it was encoded, so an edited clip is seen.

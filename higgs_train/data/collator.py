@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from higgs_train.data.delay_pattern import IGNORE_INDEX, delayed_audio_ids, delayed_audio_labels, delayed_length
+from higgs_train.data.delay_pattern import delayed_audio_ids, delayed_audio_labels, delayed_length
+from higgs_train.model.loss import IGNORE_INDEX
 
 AUDIO_BLOCK = "<|audio_out_bos|><|AUDIO_OUT|><|audio_eos|>"
 GENERATION_PROMPT = "<|start_header_id|>assistant<|end_header_id|>\n\n<|audio_out_bos|>"

@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-from higgs_train.errors import UserError
+from higgs_train.runtime.errors import UserError
 
 ROLES = {"system", "scene", "user", "assistant"}
 

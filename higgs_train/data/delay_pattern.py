@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-IGNORE_INDEX = -100
+from higgs_train.model.loss import IGNORE_INDEX
 
 
 def delayed_length(code_frames: int, num_codebooks: int) -> int:

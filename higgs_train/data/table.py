@@ -27,14 +27,15 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from higgs_train import assets, atomic
 from higgs_train.data.audio import load_audio
 from higgs_train.data.audio_checks import BadRow
 from higgs_train.data.audio_codes import encode_files, encode_waveform
 from higgs_train.data.code_cache import CodeCache, clip_identity, tokenizer_fingerprint
 from higgs_train.data.conversations import DataError, dataset_root, is_prepared_dataset, load_rows
 from higgs_train.data.row_checks import check_audio, check_text
-from higgs_train.logs import logger
+from higgs_train.runtime import atomic
+from higgs_train.runtime.cache import cache_root
+from higgs_train.runtime.logs import logger
 
 FORMAT = 1
 ROWS_SCHEMA = pa.schema([("id", pa.string()), ("speaker", pa.string()), ("messages", pa.string())])
@@ -159,7 +160,7 @@ def _table_folder(cache: CodeCache, key: str) -> Path:
     if _writable(cache.folder):
         return cache.folder / f"table-{key}"
     place = hashlib.sha256(f"{cache.root}\0{cache.folder.name}".encode()).hexdigest()[:16]
-    folder = assets.cache_root() / "tables" / place / f"table-{key}"
+    folder = cache_root() / "tables" / place / f"table-{key}"
     logger.info(f"{cache.root} is read-only: the training table lives in {folder}")
     return folder
 

@@ -15,11 +15,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from higgs_train import atomic
 from higgs_train.data.conversations import DataError
 from higgs_train.data.table import TrainingTable
 from higgs_train.data.tasks import NO_REFERENCE, choose_references, needs_reference, task_conversation
-from higgs_train.logs import logger
+from higgs_train.runtime import atomic
+from higgs_train.runtime.logs import logger
 
 
 def text_tokenizer_fingerprint(tokenizer) -> str:

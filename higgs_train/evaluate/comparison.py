@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from higgs_train.errors import UserError
 from higgs_train.evaluate.metrics import METRICS
+from higgs_train.runtime.errors import UserError
 
 MIN_UTTERANCES = 10
 FLIPS = 4000

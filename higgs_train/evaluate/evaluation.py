@@ -20,7 +20,7 @@ from higgs_train.evaluate.prompts import load_prompts
 from higgs_train.evaluate.report import write_report
 from higgs_train.evaluate.samples import generate_in_batches, write_samples
 from higgs_train.evaluate.validation import validation_metrics
-from higgs_train.logs import logger
+from higgs_train.runtime.logs import logger
 
 
 def log_audio(accelerator, logger_name: str, records: list[dict], waveforms: list[np.ndarray], step: int) -> None:

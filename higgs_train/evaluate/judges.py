@@ -26,7 +26,7 @@ import torch
 
 from higgs_train.data.audio import TARGET_SAMPLE_RATE, load_audio
 from higgs_train.data.tasks.layout import SPEAKER_TAG
-from higgs_train.logs import NOTICE, logger
+from higgs_train.runtime.logs import NOTICE, logger
 
 LANGUAGES = ("en", "zh")
 _PROBE = (0.1 * np.random.RandomState(0).randn(TARGET_SAMPLE_RATE)).astype(np.float32)  # 1 s of quiet noise

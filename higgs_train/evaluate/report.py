@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from higgs_train import atomic
+from higgs_train.runtime import atomic
 
 COLUMNS = ("val_loss", "val_accuracy", "stop_rate", "duration_ratio", "trailing_silence", "loop_share", "wer",
            "speaker_similarity")

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from higgs_train.errors import UserError
+from higgs_train.runtime.errors import UserError
 
 TAG = "higgs-train"
 UNSAFE = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]')

@@ -1,5 +1,6 @@
 """`python -m higgs_train.launch [NAME]`: the path of a shipped launch file, for
-`accelerate launch --config_file "$(python -m higgs_train.launch zero2)" -m higgs_train.cli ...`; without NAME, all."""
+`accelerate launch --config_file "$(python -m higgs_train.launch zero2)" -m higgs_train.commands.train ...`; without
+NAME, all."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@ module names (e.g. the audio DualFFN path and the audio head), keep the rest as 
 
 from __future__ import annotations
 
-from higgs_train.errors import UserError
+from higgs_train.runtime.errors import UserError
 
 
 class FreezeConfigError(UserError):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from higgs_train.errors import UserError
+from higgs_train.runtime.errors import UserError
 
 HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 PROBE_TIMEOUT_S = 5.0

@@ -10,10 +10,9 @@ from pathlib import Path
 import torch
 from transformers import AutoProcessor, HiggsAudioV2ForConditionalGeneration
 
-from higgs_train.assets import resolve
-from higgs_train.errors import UserError
-from higgs_train.logs import NOTICE, logger
 from higgs_train.model.hub import go_offline_unless_reachable
+from higgs_train.runtime.errors import UserError
+from higgs_train.runtime.logs import NOTICE, logger
 
 
 class ModelLoadError(UserError):
@@ -97,15 +96,15 @@ def load_audio_tokenizer(name_or_path: str):
     return load_processor(name_or_path).audio_tokenizer
 
 
-def load_for_inference(model: str, adapter: str | None, device: torch.device):
-    """(model in eval mode on `device`, processor); bf16 on CUDA, fp32 elsewhere."""
-    path = resolve(model)
+def load_for_inference(path: str, adapter: str | None, device: torch.device):
+    """(model in eval mode on `device`, processor); bf16 on CUDA, fp32 elsewhere. `path`: a folder or hub id (a
+    `builtin:` name is resolved by the command that was given it)."""
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     loaded = load_model(path, resolve_attn_implementation("auto", device), dtype, use_text_head=False)
     if adapter:
         from peft import PeftModel
 
-        warn_if_other_base(model, adapter)
+        warn_if_other_base(path, adapter)
         loaded = PeftModel.from_pretrained(loaded, adapter)
     processor = load_processor(path)
     processor.audio_tokenizer.to(device)
@@ -116,7 +115,7 @@ def _base_names(value: str) -> set[str]:
     """The names one checkpoint goes by: as given, its real folder, and the hub id of a hub-cache snapshot folder
     (.../models--org--name/snapshots/<hash>)."""
     names = {value}
-    path = Path(resolve(value))
+    path = Path(value)
     if path.exists():
         names.add(str(path.resolve()))
         cached = next((part for part in path.resolve().parts if part.startswith("models--")), None)
@@ -144,7 +143,7 @@ def checkpoint_identity(*folders: str | None) -> list:
     size and modification time of its weight files; a hub id stands for itself."""
     identity = []
     for folder in (f for f in folders if f):
-        path = Path(resolve(folder))
+        path = Path(folder)
         files = sorted(path.glob("*.safetensors*")) + sorted(path.glob("*.bin")) if path.is_dir() else []
         identity.append([str(path), [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files]])
     return identity

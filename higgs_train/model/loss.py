@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from higgs_train.data.delay_pattern import IGNORE_INDEX
-
+# The label value the loss skips: a position with no target. The collator writes it; the loss defines it.
+IGNORE_INDEX = -100
 MODEL_INPUTS = ("input_ids", "attention_mask", "position_ids", "audio_input_ids", "audio_input_ids_mask")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from peft import LoraConfig, get_peft_model
 
-from higgs_train.errors import UserError
+from higgs_train.runtime.errors import UserError
 
 
 class PeftConfigError(UserError):

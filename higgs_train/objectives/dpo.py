@@ -34,16 +34,18 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from higgs_train import assets, atomic
+from higgs_train.builtins import assets
 from higgs_train.data.collator import ConversationCollator
 from higgs_train.data.loader import TrainingData
-from higgs_train.data.pairs import PairCollator, PairDataset, fitting_pairs, open_pairs
+from higgs_train.data.pair_table import PairCollator, PairDataset, fitting_pairs, open_pairs
 from higgs_train.data.sampler import FixedSizeBatchSampler
 from higgs_train.data.task_data import held_out
-from higgs_train.logs import logger
 from higgs_train.model.loading import checkpoint_identity
 from higgs_train.model.loss import MODEL_INPUTS, sequence_logprobs, target_counts
 from higgs_train.objectives import Window
+from higgs_train.runtime import atomic
+from higgs_train.runtime.cache import cache_root
+from higgs_train.runtime.logs import logger
 
 
 def check_config(cfg) -> None:
@@ -104,12 +106,12 @@ class DirectPreference:
         in the user cache), named after what decides them: the model's files, how it computes, and which pairs
         (when some were left out for their length)."""
         table_folder = pairs.table.folder
-        identity = [checkpoint_identity(self.cfg.model.name_or_path), self.cfg.model.weights_dtype,
+        identity = [checkpoint_identity(assets.resolve(self.cfg.model.name_or_path)), self.cfg.model.weights_dtype,
                     self.cfg.model.quantization, self.cfg.trainer.precision]
         if len(pairs) < len(pairs.table):
             identity.append(hashlib.sha256(pairs.rows.astype(np.int64).tobytes()).hexdigest())
         key = hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:16]
-        folder = table_folder if os.access(table_folder, os.W_OK) else assets.cache_root() / "pair-references" / \
+        folder = table_folder if os.access(table_folder, os.W_OK) else cache_root() / "pair-references" / \
             hashlib.sha256(str(table_folder).encode()).hexdigest()[:16]
         return folder / f"reference-{key}.npy"
 

@@ -34,9 +34,9 @@ from higgs_train.evaluate.judges import Judges
 from higgs_train.evaluate.metrics import Sample, measure
 from higgs_train.evaluate.sample_metrics import expected_frames_from_text
 from higgs_train.evaluate.samples import generate_codes, reference_voice
-from higgs_train.logs import logger
-from higgs_train.model.loss import MODEL_INPUTS, per_conversation, target_logprobs
+from higgs_train.model.loss import IGNORE_INDEX, MODEL_INPUTS, per_conversation, target_logprobs
 from higgs_train.objectives import Window
+from higgs_train.runtime.logs import logger
 
 REWARDS = ("stop", "duration", "silence", "loops", "wer", "similarity")
 
@@ -190,8 +190,8 @@ class GroupRelativePolicy:
         model.train(was_training)
         rewards = torch.cat([info["reward"] for _, info in sampled])
         spreads = torch.cat([info["spread"] for _, info in sampled])
-        local = [len(rewards), sum(int((b["audio_labels"] != -100).sum()) for b, _ in sampled),
-                 sum(int((b["audio_labels"][..., 0] != -100).sum()) for b, _ in sampled), float(rewards.sum()),
+        local = [len(rewards), sum(int((b["audio_labels"] != IGNORE_INDEX).sum()) for b, _ in sampled),
+                 sum(int((b["audio_labels"][..., 0] != IGNORE_INDEX).sum()) for b, _ in sampled), float(rewards.sum()),
                  float(spreads.sum()), len(spreads),
                  *(float(sum(info["terms"][k].sum() for _, info in sampled)) for k in self.weights)]
         totals = self.accelerator.reduce(torch.tensor(local, dtype=torch.float64, device=self.accelerator.device),

@@ -12,7 +12,7 @@ import math
 from accelerate.utils import broadcast_object_list
 
 from higgs_train.evaluate.metrics import direction
-from higgs_train.logs import NOTICE, logger
+from higgs_train.runtime.logs import NOTICE, logger
 
 AUTO_MIN_STEPS = 50  # `auto` never evaluates more often than this: a short run trains, and is evaluated at its end
 

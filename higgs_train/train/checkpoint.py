@@ -19,9 +19,9 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from higgs_train import atomic
-from higgs_train.errors import TrainingError
-from higgs_train.logs import logger
+from higgs_train.runtime import atomic
+from higgs_train.runtime.errors import TrainingError
+from higgs_train.runtime.logs import logger
 from higgs_train.train.resumable import ResumeError
 
 CHECKPOINTS = "checkpoints"

@@ -21,20 +21,21 @@ from omegaconf import DictConfig
 from tqdm.auto import tqdm
 from transformers import get_scheduler
 
-from higgs_train import assets, atomic
+from higgs_train.builtins import assets
 from higgs_train.data.table import longest_clip_frames
-from higgs_train.errors import TrainingError
 from higgs_train.evaluate.evaluation import Evaluator
-from higgs_train.logs import NOTICE, is_main_process, logger, quiet_other_ranks
 from higgs_train.model.loading import load_processor, resolve_attn_implementation
 from higgs_train.model.trainable import build_trainable_model
 from higgs_train.objectives import build_objective
-from higgs_train.run_lock import hold_run_dir
+from higgs_train.runtime import atomic
+from higgs_train.runtime.errors import TrainingError
+from higgs_train.runtime.logs import NOTICE, is_main_process, logger, quiet_other_ranks
+from higgs_train.runtime.run_lock import hold_run_dir
 from higgs_train.train.accelerator import build_accelerator, init_trackers, whole_weights
 from higgs_train.train.batches import BatchStream
 from higgs_train.train.best import KeepBest, eval_every
 from higgs_train.train.checkpoint import load_checkpoint, save_checkpoint
-from higgs_train.train.metrics import JsonlMetrics
+from higgs_train.train.metrics_file import JsonlMetrics
 from higgs_train.train.optimizer import build_optimizer, warmup_steps
 from higgs_train.train.resumable import resume_record, run_signature
 from higgs_train.train.run_dir import RunFinished, claim_for_all_processes, truncate_metrics

@@ -15,8 +15,8 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from higgs_train.data.table import data_files
-from higgs_train.errors import UserError
-from higgs_train.logs import NOTICE, logger
+from higgs_train.runtime.errors import UserError
+from higgs_train.runtime.logs import NOTICE, logger
 
 APPLIED = ("trainer.max_steps", "trainer.save_every_n_steps", "trainer.keep_last_n", "trainer.log_every_n_steps",
            "trainer.max_bad_steps", "trainer.early_stopping_patience", "trainer.num_workers", "trainer.peak_tflops",

@@ -1,7 +1,8 @@
 """Claiming the run directory: never train over another run or the user's files by accident, and find the
-checkpoint `resume=` points at (the lock that gives a run its directory is `higgs_train.run_lock`).
+checkpoint `resume=` points at (the lock that gives a run its directory is `higgs_train.runtime.run_lock`).
 
-The deletion rule (`higgs_train.ownership`): `overwrite=true` and a fresh start under `resume=auto` only replace what
+The deletion rule (`higgs_train.runtime.ownership`): `overwrite=true` and a fresh start under `resume=auto` only
+replace what
 a higgs-train run left in a directory it marked as its own."""
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from higgs_train import ownership
-from higgs_train.errors import TrainingError, UserError
-from higgs_train.logs import NOTICE, logger
+from higgs_train.runtime import ownership
+from higgs_train.runtime.errors import TrainingError, UserError
+from higgs_train.runtime.logs import NOTICE, logger
 from higgs_train.train.checkpoint import (
     CHECKPOINTS,
     STATE_FILE,

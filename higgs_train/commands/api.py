@@ -16,7 +16,7 @@ from pathlib import Path
 
 
 def _override(key: str, value) -> str:
-    from higgs_train.cli import _hydra_value
+    from higgs_train.commands.train import _hydra_value
 
     if value is None:
         return f"{key}=null"
@@ -28,7 +28,7 @@ def _override(key: str, value) -> str:
 
 
 def _console() -> None:
-    from higgs_train.logs import log_to_console, logger
+    from higgs_train.runtime.logs import log_to_console, logger
 
     if not any(isinstance(h, logging.StreamHandler) for h in logger.handlers):
         log_to_console("higgs-train")
@@ -39,7 +39,7 @@ def finetune(recipe: str | None = "smoke", overrides: dict | list[str] | None = 
     """Trains as `higgs-train recipe=RECIPE key=value ...` does; `overrides` as a dict ({"optim.lr": 1e-4}) or the
     command line's strings; the run goes to `run_dir` (default outputs/DATE/TIME). Returns the run summary."""
     from higgs_train.config import validate
-    from higgs_train.config_files import compose_config
+    from higgs_train.runtime.config_files import compose_config
     from higgs_train.train.recipe import train
 
     given = list(overrides) if isinstance(overrides, (list, tuple)) else \
@@ -59,7 +59,7 @@ def finetune(recipe: str | None = "smoke", overrides: dict | list[str] | None = 
 @contextlib.contextmanager
 def _train_log(run_dir: Path):
     """`train.log` in the run directory, as higgs-train writes it (every line of ours, timestamped)."""
-    from higgs_train.logs import logger
+    from higgs_train.runtime.logs import logger
 
     handler = logging.FileHandler(run_dir / "train.log", delay=True)  # opened at the first line, once the run
     handler.setFormatter(logging.Formatter("[%(asctime)s][%(levelname)s] %(message)s"))  # has claimed the folder
@@ -76,9 +76,9 @@ def speak(model: str, text: str | None = None, adapter: str | None = None, promp
     """Speaks as `higgs-generate` does (`settings`: scene, speakers as a list of descriptions, reference_audio,
     reference_text, max_new_tokens, do_sample, ...). Returns one record per clip with its `audio` (float32 at
     24 kHz), `sampling_rate`, `path` and measurements."""
+    from higgs_train.commands.generate import _defaults, synthesize
     from higgs_train.data.audio import TARGET_SAMPLE_RATE
-    from higgs_train.generate import _defaults, synthesize
-    from higgs_train.key_value_args import ArgumentError
+    from higgs_train.runtime.key_value_args import ArgumentError
 
     args = _defaults()
     unknown = sorted(set(settings) - set(args))

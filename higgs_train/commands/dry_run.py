@@ -5,14 +5,15 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from higgs_train import assets
+from higgs_train.builtins import assets
 from higgs_train.data.collator import ConversationCollator
-from higgs_train.data.delay_pattern import IGNORE_INDEX, delayed_length
-from higgs_train.logs import logger
+from higgs_train.data.delay_pattern import delayed_length
 from higgs_train.model.loading import load_processor
+from higgs_train.model.loss import IGNORE_INDEX
 from higgs_train.model.memory import available_memory_gib, estimate_training_memory
 from higgs_train.model.trainable import build_trainable_model
 from higgs_train.objectives import build_objective
+from higgs_train.runtime.logs import logger
 
 
 def describe_example(collator: ConversationCollator, conversation: dict) -> str:

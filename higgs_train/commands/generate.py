@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from higgs_train.generation_settings import check_generation_settings
-from higgs_train.key_value_args import ArgumentError, hide_bitsandbytes, parse, run_tool
+from higgs_train.evaluate.generation_settings import check_generation_settings
+from higgs_train.runtime.key_value_args import ArgumentError, hide_bitsandbytes, parse, run_tool
 
 USAGE = """usage: higgs-generate model=NAME_OR_DIR [adapter=DIR] text="..." [scene="..."] [speakers="d0|d1"]
                       [reference_audio=FILE|[F0,F1] reference_text="..."] [out=out.wav]
@@ -31,7 +31,7 @@ GENERATION_KEYS = ("max_new_tokens", "do_sample", "temperature", "ras_win_len", 
 def _defaults() -> dict:
     from omegaconf import OmegaConf
 
-    from higgs_train.config_files import CONFIG_DIR
+    from higgs_train.runtime.config_files import CONFIG_DIR
 
     eval_defaults = OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / "eval" / "default.yaml"))
     return {"model": None, "adapter": None, "text": None, "scene": None, "speakers": None, "reference_audio": None,
@@ -87,7 +87,7 @@ def check_outputs(args: dict) -> None:
 
 def generate(args: dict) -> list[dict]:
     """Writes one wav per prompt, says what each is; returns the sample records (path, frames, stopped, ...)."""
-    from higgs_train.logs import logger
+    from higgs_train.runtime.logs import logger
 
     records, _ = synthesize(args)
     for record in records:
@@ -105,18 +105,19 @@ def synthesize(args: dict) -> tuple[list[dict], list]:
     import torch
     from omegaconf import OmegaConf
 
+    from higgs_train.builtins import assets
     from higgs_train.data.audio_codes import attach_codes
     from higgs_train.data.collator import ConversationCollator
     from higgs_train.evaluate.samples import write_samples
     from higgs_train.model.loading import load_for_inference
 
-    if "conversations" not in args:  # called as a library (higgs_train.api.speak), not through `check`
+    if "conversations" not in args:  # called as a library (higgs_train.commands.api.speak), not through `check`
         check_generation_settings(args)
         check_outputs(args)
     conversations, out_dir = args["conversations"], Path(args["out_dir"])
     device = torch.device(args["device"] if args["device"] != "auto" else "cuda" if torch.cuda.is_available()
                           else "cpu")
-    model, processor = load_for_inference(args["model"], args["adapter"], device)
+    model, processor = load_for_inference(assets.resolve(args["model"]), args["adapter"], device)
     attach_codes(conversations, processor.audio_tokenizer, show_progress=False)
     collator = ConversationCollator(processor.tokenizer, model.config)
     eval_cfg = OmegaConf.create({key: args[key] for key in GENERATION_KEYS})

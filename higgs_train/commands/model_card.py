@@ -61,7 +61,7 @@ def _data_summary(cfg, run_dir: Path) -> str:
 def _base_in_python(base: str) -> dict:
     """A built-in checkpoint is a folder higgs-train makes: Python asks for it by its name."""
     if base.startswith("builtin:"):
-        return {"builtin": "from higgs_train.assets import resolve\n\n", "base_path": f'resolve("{base}")'}
+        return {"builtin": "from higgs_train.builtins.assets import resolve\n\n", "base_path": f'resolve("{base}")'}
     return {"builtin": "", "base_path": f'"{base}"'}
 
 

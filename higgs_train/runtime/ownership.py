@@ -9,8 +9,8 @@ import fnmatch
 import json
 from pathlib import Path
 
-from higgs_train import atomic
-from higgs_train.errors import UserError
+from higgs_train.runtime import atomic
+from higgs_train.runtime.errors import UserError
 
 MARKER = ".higgs-train.json"
 

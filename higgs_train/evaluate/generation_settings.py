@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import re
 
-from higgs_train.key_value_args import ArgumentError
+from higgs_train.runtime.key_value_args import ArgumentError
 
 POSITIVE_INTEGERS = ("max_new_tokens", "batch_size", "ras_win_len", "ras_win_max_num_repeat")
 POSITIVE_NUMBERS = ("temperature", "chars_per_second")

@@ -7,8 +7,8 @@ import sys
 
 import yaml
 
-from higgs_train.errors import UserError, environment_fault
-from higgs_train.logs import log_to_console
+from higgs_train.runtime.errors import UserError, environment_fault
+from higgs_train.runtime.logs import log_to_console
 
 
 class ArgumentError(UserError):

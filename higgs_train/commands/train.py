@@ -17,11 +17,11 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from higgs_train.config import validate
-from higgs_train.config_files import CONFIG_DIR, compose_config, register_recipes
-from higgs_train.errors import TrainingError, UserError, environment_fault
-from higgs_train.key_value_args import hide_bitsandbytes
-from higgs_train.logs import is_main_process, logger, quiet_libraries
-from higgs_train.run_lock import hold_run_dir
+from higgs_train.runtime.config_files import CONFIG_DIR, compose_config, register_recipes
+from higgs_train.runtime.errors import TrainingError, UserError, environment_fault
+from higgs_train.runtime.key_value_args import hide_bitsandbytes
+from higgs_train.runtime.logs import is_main_process, logger, quiet_libraries
+from higgs_train.runtime.run_lock import hold_run_dir
 
 USER_CONFIG_FLAGS = ("--config-dir", "-cd")
 
@@ -33,7 +33,7 @@ def _run(cfg: DictConfig) -> None:
         quiet_libraries(cfg.verbose)
         run_dir = Path(HydraConfig.get().runtime.output_dir)
         if cfg.dry_run:
-            from higgs_train.dry_run import dry_run
+            from higgs_train.commands.dry_run import dry_run
 
             dry_run(cfg)
             return

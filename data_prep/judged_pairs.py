@@ -39,20 +39,21 @@ import torch
 from omegaconf import OmegaConf
 from tqdm.auto import tqdm
 
-from higgs_train import assets, atomic, ownership
-from higgs_train.config_files import CONFIG_DIR
+from higgs_train.builtins import assets
 from higgs_train.data.code_cache import tokenizer_fingerprint
 from higgs_train.data.collator import ConversationCollator, prompt_messages
 from higgs_train.data.conversations import dataset_root
 from higgs_train.data.loader import task_conversations
-from higgs_train.data.pairs import REFERENCE_FILES, write_pairs
+from higgs_train.data.pair_table import REFERENCE_FILES, write_pairs
 from higgs_train.data.tasks.layout import last_user_text, target_audio
-from higgs_train.errors import UserError
 from higgs_train.evaluate.judges import Judges
 from higgs_train.evaluate.metrics import Sample, measure
 from higgs_train.evaluate.sample_metrics import expected_frames_from_text
 from higgs_train.evaluate.samples import generate_codes, reference_voice
 from higgs_train.model.loading import checkpoint_identity, load_for_inference
+from higgs_train.runtime import atomic, ownership
+from higgs_train.runtime.config_files import CONFIG_DIR
+from higgs_train.runtime.errors import UserError
 
 RULES = ("hard-then-soft", "pareto")
 
@@ -217,7 +218,8 @@ def build_pairs(options, show_progress: bool = True) -> dict:
     out = Path(options.out)
     ownership.check_replaceable(out, "pairs", "--out", also_ours=REFERENCE_FILES)
     device = torch.device(options.device)
-    model, processor = load_for_inference(options.model, options.adapter, device)
+    model_path = assets.resolve(options.model)
+    model, processor = load_for_inference(model_path, options.adapter, device)
     audio_tokenizer = processor.audio_tokenizer
     collator = ConversationCollator(processor.tokenizer, model.config)
     data_path = Path(assets.resolve(options.data))
@@ -230,7 +232,7 @@ def build_pairs(options, show_progress: bool = True) -> dict:
     cache = CandidateCache(dataset_root(data_path) / "codes" / tokenizer_fingerprint(audio_tokenizer) / "candidates")
     frame_rate = audio_tokenizer.config.frame_rate
     settings = OmegaConf.to_container(sampling)
-    identity = [checkpoint_identity(options.model, options.adapter),
+    identity = [checkpoint_identity(model_path, options.adapter),
                 {k: settings[k] for k in ("do_sample", "temperature", "max_new_tokens", "ras_win_len",
                                           "ras_win_max_num_repeat", "batch_size")}, options.seed, options.with_greedy]
     pairs, clips, reasons, sampled = [], [], {}, 0

@@ -11,7 +11,7 @@ import socket
 from collections.abc import Iterator
 from pathlib import Path
 
-from higgs_train.errors import UserError
+from higgs_train.runtime.errors import UserError
 
 LOCK_FILE = ".higgs-train.lock"
 _held: dict[Path, int] = {}  # run directories this process holds the lock of -> nesting depth

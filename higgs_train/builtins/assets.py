@@ -3,11 +3,11 @@ complete."""
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
-from higgs_train.logs import logger
+from higgs_train.runtime.cache import cache_root
+from higgs_train.runtime.logs import logger
 
 BUILTIN_PREFIX = "builtin:"
 COMPLETE_MARKER = ".complete"
@@ -15,17 +15,13 @@ COMPLETE_MARKER = ".complete"
 BUILDERS = {"tiny": "tiny-checkpoint-v1", "demo": "demo-data-v2"}
 
 
-def cache_root() -> Path:
-    return Path(os.environ.get("HIGGS_TRAIN_CACHE", Path.home() / ".cache" / "higgs-train"))
-
-
 def _build(name: str, folder: Path) -> None:
     if name == "tiny":
-        from higgs_train.kit.random_checkpoint import write_random_checkpoint
+        from higgs_train.builtins.random_checkpoint import write_random_checkpoint
 
         write_random_checkpoint(folder, "tiny")
     else:
-        from higgs_train.kit.demo_data import write_demo_dataset
+        from higgs_train.builtins.demo_data import write_demo_dataset
 
         write_demo_dataset(folder)
 

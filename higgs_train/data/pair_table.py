@@ -23,7 +23,6 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from higgs_train import atomic, ownership
 from higgs_train.data.audio_checks import BadRow
 from higgs_train.data.audio_codes import encode_files
 from higgs_train.data.code_cache import clip_identity, tokenizer_fingerprint
@@ -31,7 +30,8 @@ from higgs_train.data.conversations import DataError, jsonl_objects, validate
 from higgs_train.data.row_checks import check_audio
 from higgs_train.data.table import CLIPS_SCHEMA, clip_codes, codes_tensor, with_codes, write_arrow
 from higgs_train.data.tasks.layout import last_user_text
-from higgs_train.logs import NOTICE, logger
+from higgs_train.runtime import atomic, ownership
+from higgs_train.runtime.logs import NOTICE, logger
 
 PAIRS_SCHEMA = pa.schema([("id", pa.string()), ("prompt", pa.string()), ("chosen", pa.int32()),
                           ("rejected", pa.int32()), ("chosen_stopped", pa.bool_()), ("rejected_stopped", pa.bool_()),

@@ -13,8 +13,8 @@ import librosa
 import numpy as np
 import soundfile as sf
 
+from higgs_train.builtins.demo_data import espeak_binary
 from higgs_train.data.audio import TARGET_SAMPLE_RATE, load_audio
-from higgs_train.kit.demo_data import espeak_binary
 
 SENTENCES = [
     "The sun rises in the east every morning.",

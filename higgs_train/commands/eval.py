@@ -15,8 +15,8 @@ import csv
 import json
 from pathlib import Path
 
-from higgs_train.generation_settings import check_generation_settings
-from higgs_train.key_value_args import ArgumentError, hide_bitsandbytes, parse, run_tool
+from higgs_train.evaluate.generation_settings import check_generation_settings
+from higgs_train.runtime.key_value_args import ArgumentError, hide_bitsandbytes, parse, run_tool
 
 USAGE = """usage: higgs-eval model=NAME_OR_DIR|[M0,M1] [adapter=DIR|[A0,A1]] list=META.lst|ROWS.jsonl|builtin:demo-eval
                   [out=DIR] [asr_model=...] [speaker_model=...] [language=en|zh] [limit=N]
@@ -44,7 +44,7 @@ COLUMNS = ("variant", "id", "text", "frames", "stopped", "duration_ratio", "dura
 def _defaults() -> dict:
     from omegaconf import OmegaConf
 
-    from higgs_train.config_files import CONFIG_DIR
+    from higgs_train.runtime.config_files import CONFIG_DIR
 
     eval_defaults = OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / "eval" / "default.yaml"))
     return {"model": None, "adapter": None, "list": None, "out": "eval_out", "limit": 0, "device": "auto",
@@ -107,7 +107,7 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
 
 def run(args: dict) -> dict:
     """Evaluates every variant, writes the outputs, returns the summary; one evaluation at a time writes an out."""
-    from higgs_train.run_lock import hold_output
+    from higgs_train.runtime.run_lock import hold_output
 
     with hold_output(args["out"], "out="):
         return _run(args)
@@ -117,16 +117,17 @@ def _run(args: dict) -> dict:
     import torch
     from omegaconf import OmegaConf
 
-    from higgs_train import assets, atomic, ownership
+    from higgs_train.builtins import assets
     from higgs_train.data.audio_codes import attach_codes
     from higgs_train.data.code_cache import tokenizer_fingerprint
     from higgs_train.evaluate.comparison import compare
+    from higgs_train.evaluate.eval_lists import load_test_list
     from higgs_train.evaluate.eval_page import write_eval_page
     from higgs_train.evaluate.judges import Judges
     from higgs_train.evaluate.metrics import METRICS, not_measured, summarize
-    from higgs_train.evaluate.test_lists import load_test_list
-    from higgs_train.logs import logger
     from higgs_train.model.loading import load_for_inference
+    from higgs_train.runtime import atomic, ownership
+    from higgs_train.runtime.logs import logger
 
     out = Path(args["out"])
     ownership.check_replaceable(out, "eval", "out=")
@@ -148,7 +149,7 @@ def _run(args: dict) -> dict:
         for variant in found:
             logger.info(f"{variant['name']}: {variant['model']}" + (f" + {variant['adapter']}" if variant["adapter"]
                                                                     else "") + f", {len(utterances)} utterances")
-            model, processor = load_for_inference(variant["model"], variant["adapter"], device)
+            model, processor = load_for_inference(assets.resolve(variant["model"]), variant["adapter"], device)
             fingerprint = tokenizer_fingerprint(processor.audio_tokenizer)
             if fingerprint not in encoded:
                 encoded[fingerprint] = copy.deepcopy(utterances)
@@ -177,7 +178,7 @@ def _run(args: dict) -> dict:
 
 
 def _say(summary: dict, out: Path) -> None:
-    from higgs_train.logs import logger
+    from higgs_train.runtime.logs import logger
 
     shown = ("stop_rate", "duration_error", "trailing_silence", "loop_share", "wer", "speaker_similarity")
     for variant in summary["variants"]:

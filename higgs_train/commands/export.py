@@ -23,12 +23,13 @@ import json
 import math
 from pathlib import Path
 
-from higgs_train import assets, atomic, ownership
-from higgs_train.errors import UserError
-from higgs_train.key_value_args import ArgumentError, hide_bitsandbytes, parse, run_tool
-from higgs_train.logs import NOTICE, logger
-from higgs_train.model_card import write_model_card
-from higgs_train.run_lock import hold_output
+from higgs_train.builtins import assets
+from higgs_train.commands.model_card import write_model_card
+from higgs_train.runtime import atomic, ownership
+from higgs_train.runtime.errors import UserError
+from higgs_train.runtime.key_value_args import ArgumentError, hide_bitsandbytes, parse, run_tool
+from higgs_train.runtime.logs import NOTICE, logger
+from higgs_train.runtime.run_lock import hold_output
 
 USAGE = """usage: higgs-export run_dir=DIR [checkpoint=latest|best|DIR] [merge=true] [format=transformers|boson]
                     [voice_presets=true] [out=DIR]
