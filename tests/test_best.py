@@ -117,11 +117,13 @@ class _OneProcess:
 def test_best_cannot_be_won_by_stopping_early(compose_config, metric, caplog):
     """The DPO recipe ranks by stop_rate: a model that stops at 0.55 of the expected length stops "best" of all, and
     was kept. Out of eval.best_duration_band it is no candidate; the better-length evaluations are ranked."""
+    from higgs_train.evaluate.metrics import direction
     from higgs_train.train.best import KeepBest
     from higgs_train.train.recipe import TrainingProgress
 
     caplog.set_level("INFO", logger="higgs_train")
-    keep, progress = KeepBest(compose_config("recipe=dpo_lora", f"eval.best_metric={metric}"), _OneProcess()), \
+    keep, progress = KeepBest(compose_config("recipe=dpo_lora", f"eval.best_metric={metric}"), _OneProcess(),
+                              direction(metric)), \
         TrainingProgress()
     good = 1.0 if metric == "stop_rate" else 0.0
     evaluations = [{"step": 1, metric: good, "duration_ratio": 0.55},      # stops early: "perfect" on one metric
@@ -131,7 +133,7 @@ def test_best_cannot_be_won_by_stopping_early(compose_config, metric, caplog):
     kept = [keep.consider(progress, e) for e in evaluations]
     assert kept == [False, True, False, True] and progress.best_step == 4
     assert "step 1: " in caplog.text and "outside eval.best_duration_band [0.8, 1.25]" in caplog.text
-    val_loss = KeepBest(compose_config("recipe=smoke"), _OneProcess())  # no length to game: no constraint
+    val_loss = KeepBest(compose_config("recipe=smoke"), _OneProcess(), False)  # no length to game: no constraint
     assert val_loss.consider(TrainingProgress(), {"step": 1, "val_loss": 2.0, "duration_ratio": 0.3})
 
 

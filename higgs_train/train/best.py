@@ -1,8 +1,8 @@
-"""Training that keeps its best: after each evaluation, whether `eval.best_metric` improved on the best so far (its
-direction from the metric registry; a sample metric counts only while the samples' mean duration_ratio lies in
-`eval.best_duration_band`, since stop rate, silence or loops alone reward stopping early), and whether
-`trainer.early_stopping_patience` evaluations have gone by without an improvement. The state lives in the run's
-progress, so a checkpoint carries it and a resume goes on with it; the main process decides (sample metrics are
+"""Training that keeps its best: after each evaluation, whether `eval.best_metric` improved on the best so far (the
+caller says which way is better, so the keeper knows no metric; a sample metric counts only while the samples' mean
+duration_ratio lies in `eval.best_duration_band`, since stop rate, silence or loops alone reward stopping early), and
+whether `trainer.early_stopping_patience` evaluations have gone by without an improvement. The state lives in the
+run's progress, so a checkpoint carries it and a resume goes on with it; the main process decides (sample metrics are
 measured there) and every process gets its decision."""
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import math
 
 from accelerate.utils import broadcast_object_list
 
-from higgs_train.evaluate.metrics import direction
 from higgs_train.runtime.logs import NOTICE, logger
 
 AUTO_MIN_STEPS = 50  # `auto` never evaluates more often than this: a short run trains, and is evaluated at its end
@@ -28,9 +27,8 @@ def eval_every(cfg) -> int | None:
 
 
 class KeepBest:
-    def __init__(self, cfg, accelerator):
-        self.metric, self.accelerator = cfg.eval.best_metric, accelerator
-        self.higher_is_better = direction(self.metric)
+    def __init__(self, cfg, accelerator, higher_is_better: bool):
+        self.metric, self.accelerator, self.higher_is_better = cfg.eval.best_metric, accelerator, higher_is_better
         self.patience = cfg.trainer.early_stopping_patience
         band = cfg.eval.best_duration_band
         # val_loss and val_accuracy score the held-out targets, not what the model says: no length to game

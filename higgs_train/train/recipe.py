@@ -24,6 +24,7 @@ from transformers import get_scheduler
 from higgs_train.builtins import assets
 from higgs_train.data.table import longest_clip_frames
 from higgs_train.evaluate.evaluation import Evaluator
+from higgs_train.evaluate.metrics import direction
 from higgs_train.model.loading import load_processor, resolve_attn_implementation
 from higgs_train.model.trainable import build_trainable_model
 from higgs_train.objectives import build_objective
@@ -176,7 +177,7 @@ class FineTuneRecipe:
         self.metrics = JsonlMetrics(self.run_dir / "metrics.jsonl") if self.is_main else None
         init_trackers(accelerator, self.cfg, self.run_dir)
         zero3 = self.uses_deepspeed and accelerator.state.deepspeed_plugin.zero_stage == 3
-        self.keep_best, self.last_eval = KeepBest(self.cfg, accelerator), None
+        self.keep_best, self.last_eval = KeepBest(self.cfg, accelerator, direction(self.cfg.eval.best_metric)), None
         self.evaluator = Evaluator(accelerator, self.cfg, data.collator, self.processor.audio_tokenizer,
                                    data.validation, data.prompt_pool, self.run_dir, every_process_forwards=zero3)
         total = sum(parameter_size(p) for p in self.model.parameters())
