@@ -37,7 +37,7 @@ def test_dry_run_shows_the_first_batch_and_writes_nothing(tmp_path, tiny_checkpo
 def test_dry_run_counts_the_parameters_training_builds(overrides, compose_config, tmp_path, tiny_checkpoint, caplog):
     cfg = compose_config("recipe=smoke", *overrides)
     caplog.set_level("INFO", logger="higgs_train")
-    dry_run(cfg)
+    dry_run(cfg, tmp_path)
     [line] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("parameters:")]
     trained = build_trainable_model(cfg, str(tiny_checkpoint), "sdpa")
     total = sum(p.numel() for p in trained.parameters())

@@ -3,17 +3,16 @@ It writes no file: the CLI runs it in a scratch folder it removes, and the run's
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from omegaconf import DictConfig
 
-from higgs_train.builtins import assets
 from higgs_train.data.collator import ConversationCollator
 from higgs_train.data.delay_pattern import delayed_length
-from higgs_train.model.loading import load_processor
 from higgs_train.model.loss import IGNORE_INDEX
 from higgs_train.model.memory import available_memory_gib, estimate_training_memory
-from higgs_train.model.trainable import build_trainable_model
-from higgs_train.objectives import build_objective
 from higgs_train.runtime.logs import logger
+from higgs_train.train.recipe import FineTuneRecipe
 
 
 def describe_example(collator: ConversationCollator, conversation: dict) -> str:
@@ -40,17 +39,16 @@ def describe_example(collator: ConversationCollator, conversation: dict) -> str:
     return "".join(pieces)
 
 
-def dry_run(cfg: DictConfig) -> dict:
-    """The training setup's model half (on the meta device: sizes without weights) and data half, then the first
-    batch (returned, and described on the console)."""
-    model_path = assets.resolve(cfg.model.name_or_path)
-    data_path = assets.resolve(cfg.data.path) if cfg.data.path else None
-    processor = load_processor(model_path)
-    model = build_trainable_model(cfg, model_path, cfg.model.attn_implementation, on_meta=True)
+def dry_run(cfg: DictConfig, scratch_dir: Path) -> dict:
+    """The recipe's own setup, its model on the meta device (sizes without weights) and its data as training reads
+    it, then the first batch (returned, and described on the console). `scratch_dir`: where the accelerator may
+    write, removed by the caller."""
+    recipe = FineTuneRecipe(cfg, scratch_dir)
+    recipe.setup_model(on_meta=True)
+    recipe.setup_data()
+    model, processor, objective, data = recipe.model, recipe.processor, recipe.objective, recipe.data
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    objective = build_objective(cfg, None, model, model.config)
-    data = objective.training_data(data_path, processor, show_progress=True)
     batch = next(iter(data.dataloader))
     if isinstance(batch, list):  # an online objective's prompts: shown and sized with their target clips
         batch = data.collator(batch)

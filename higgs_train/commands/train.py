@@ -35,7 +35,7 @@ def _run(cfg: DictConfig) -> None:
         if cfg.dry_run:
             from higgs_train.commands.dry_run import dry_run
 
-            dry_run(cfg)
+            dry_run(cfg, run_dir)
             return
         from higgs_train.train.recipe import Preempted, train
 

@@ -110,19 +110,20 @@ class FineTuneRecipe:
     # ---- setup -------------------------------------------------------------------------------------------------
     def setup(self) -> None:
         self.run_dir, resume_from = claim_for_all_processes(self.accelerator, self.cfg, self.run_dir)
-        with self.accelerator.main_process_first():  # built-ins are made on first use, which draws random numbers
-            self.model_path = assets.resolve(self.cfg.model.name_or_path)
-            self.data_path = assets.resolve(self.cfg.data.path) if self.cfg.data.path else None
-        set_seed(self.cfg.seed)  # after them: a first run and a rerun draw the same numbers
-        self._setup_model()
-        self._setup_data()
+        self.setup_model()
+        self.setup_data()
         self._setup_optimizer()
         if resume_from is not None:
             self._resume(resume_from)
         self._setup_reporting()
 
-    def _setup_model(self) -> None:
+    def setup_model(self, on_meta: bool = False) -> None:
+        """The model half of setup; the dry run calls it `on_meta` (every parameter there to count, no weight read)."""
         cfg, accelerator = self.cfg, self.accelerator
+        with accelerator.main_process_first():  # built-ins are made on first use, which draws random numbers
+            self.model_path = assets.resolve(cfg.model.name_or_path)
+            self.data_path = assets.resolve(cfg.data.path) if cfg.data.path else None
+        set_seed(cfg.seed)  # after them: a first run and a rerun draw the same numbers
         with whole_weights(accelerator):
             self.processor = load_processor(self.model_path)
         self.attn = resolve_attn_implementation(cfg.model.attn_implementation, accelerator.device)
@@ -130,13 +131,14 @@ class FineTuneRecipe:
             logger.warning(f"trainer.packing=true with attention={self.attn}: a packed row attends over its whole "
                            "length, which is slower than bucketing (trainer.packing=false) unless FlashAttention 2 "
                            "is used")
-        self.model = build_trainable_model(cfg, self.model_path, self.attn, accelerator.device)
+        self.model = build_trainable_model(cfg, self.model_path, self.attn, accelerator.device, on_meta=on_meta)
         self.model_config = self.model.config
         self.objective = build_objective(cfg, accelerator, self.model, self.model_config)
         self.flops_per_token = flops_per_token(self.model, cfg.model.gradient_checkpointing)
         self.peak_flops = peak_flops(accelerator.device, cfg.trainer.precision, cfg.trainer.peak_tflops)
 
-    def _setup_data(self) -> None:
+    def setup_data(self) -> None:
+        """The data half of setup: the objective's training data, its first batch ready to draw."""
         self.processor.audio_tokenizer.to(self.accelerator.device)
         with self.accelerator.main_process_first():  # the main process fills the code cache's gaps first
             self.data = self.objective.training_data(self.data_path, self.processor, show_progress=self.is_main)
