@@ -81,7 +81,7 @@ def data_cfg_factory():
     """A `data` config node like configs/data/jsonl.yaml for `path`, with overrides."""
     from omegaconf import OmegaConf
 
-    from higgs_train.runtime.config_files import CONFIG_DIR
+    from higgs_train.config.files import CONFIG_DIR
 
     def make(path, **overrides):
         return OmegaConf.merge(OmegaConf.load(CONFIG_DIR / "data" / "jsonl.yaml"), {"path": str(path), **overrides})
@@ -111,7 +111,7 @@ def eval_cfg_factory():
     """An `eval` config node like configs/eval/default.yaml, with overrides."""
     from omegaconf import OmegaConf
 
-    from higgs_train.runtime.config_files import CONFIG_DIR
+    from higgs_train.config.files import CONFIG_DIR
 
     def make(**overrides):
         return OmegaConf.merge(OmegaConf.load(CONFIG_DIR / "eval" / "default.yaml"), overrides)
@@ -122,7 +122,7 @@ def eval_cfg_factory():
 @pytest.fixture
 def compose_config():
     """The config `higgs-train` would run for these command-line overrides."""
-    from higgs_train.runtime.config_files import compose_config as compose
+    from higgs_train.config.files import compose_config as compose
 
     return lambda *overrides: compose(overrides)
 

@@ -76,12 +76,12 @@ def measure(model: str, adapter: str | None, data: Path, out: Path) -> dict:
     from omegaconf import OmegaConf
 
     from higgs_train.commands.eval import evaluate_model
+    from higgs_train.config.files import CONFIG_DIR
     from higgs_train.data.collator import ConversationCollator
     from higgs_train.data.loader import task_conversations
     from higgs_train.evaluate.judges import Judges
     from higgs_train.evaluate.metrics import summarize
     from higgs_train.model.loading import load_for_inference
-    from higgs_train.runtime.config_files import CONFIG_DIR
 
     loaded, processor = load_for_inference(model, adapter, torch.device("cpu"))
     collator = ConversationCollator(processor.tokenizer, loaded.config)

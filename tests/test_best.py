@@ -137,7 +137,7 @@ def test_best_cannot_be_won_by_stopping_early(compose_config, metric, caplog):
 
 @pytest.mark.parametrize("band", ["[1.2,2]", "[0.8]", "[0,1.2]", "fast"])
 def test_a_duration_band_that_admits_no_length_is_refused(compose_config, band):
-    from higgs_train.config import ConfigError, validate
+    from higgs_train.config import ConfigError, run_config
 
     with pytest.raises(ConfigError, match=r"eval.best_duration_band=.* must be \[low, high\] around 1"):
-        validate(compose_config("recipe=smoke", f"eval.best_duration_band={band}"))
+        run_config(compose_config("recipe=smoke", f"eval.best_duration_band={band}"))

@@ -11,7 +11,7 @@ import torch
 from accelerate import Accelerator
 
 from higgs_train.builtins.assets import resolve
-from higgs_train.config import ConfigError, validate
+from higgs_train.config import ConfigError, run_config
 from higgs_train.model.loss import MODEL_INPUTS, per_conversation, target_logprobs
 from higgs_train.model.trainable import build_trainable_model
 from higgs_train.objectives import build_objective
@@ -129,9 +129,9 @@ def test_a_judge_that_raises_or_gives_nan_costs_that_answer_its_reward_and_is_co
 
 def test_grpo_config_mistakes_are_one_line(compose_config):
     with pytest.raises(ConfigError, match=r"objective.group_size=1 must be an integer >= 2"):
-        validate(compose_config("recipe=grpo_smoke", "objective.group_size=1"))
+        run_config(compose_config("recipe=grpo_smoke", "objective.group_size=1"))
     with pytest.raises(ConfigError, match=r"objective.rewards has \['style'\]"):
-        validate(compose_config("recipe=grpo_smoke", "+objective.rewards.style=1"))
+        run_config(compose_config("recipe=grpo_smoke", "+objective.rewards.style=1"))
 
 
 @pytest.mark.slow

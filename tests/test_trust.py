@@ -24,13 +24,13 @@ from data_prep.cli import main as prep_main
 from data_prep.convert import ConvertError, convert
 from data_prep.encode import encode_dataset
 from higgs_train.commands.export import export
-from higgs_train.config import ConfigError, validate
+from higgs_train.config import ConfigError, run_config
+from higgs_train.config.files import CONFIG_DIR
 from higgs_train.data.code_cache import CodeCache, tokenizer_fingerprint
 from higgs_train.data.collator import ConversationCollator
 from higgs_train.data.conversations import DataError, load_rows
 from higgs_train.data.loader import task_conversations
 from higgs_train.runtime import ownership
-from higgs_train.runtime.config_files import CONFIG_DIR
 from higgs_train.runtime.errors import TrainingError, UserError
 from higgs_train.runtime.run_lock import hold_run_dir
 from higgs_train.train.checkpoint import damage, newest_intact_checkpoint
@@ -269,7 +269,7 @@ def test_08_15_values_that_cannot_train_are_refused_before_any_weight_loads(comp
     monkeypatch.setenv("NETRC", "/nonexistent")
     monkeypatch.setenv("HOME", "/nonexistent")
     with pytest.raises(ConfigError) as raised:
-        validate(compose_config("recipe=smoke", override))
+        run_config(compose_config("recipe=smoke", override))
     assert says in str(raised.value) and "\n" not in str(raised.value)
 
 

@@ -42,38 +42,10 @@ from higgs_train.data.sampler import FixedSizeBatchSampler
 from higgs_train.data.task_data import held_out
 from higgs_train.model.loading import checkpoint_identity
 from higgs_train.model.loss import MODEL_INPUTS, sequence_logprobs, target_counts
-from higgs_train.objectives import Window
+from higgs_train.objectives.window import Window
 from higgs_train.runtime import atomic
 from higgs_train.runtime.cache import cache_root
 from higgs_train.runtime.logs import logger
-
-
-def check_config(cfg) -> None:
-    from higgs_train.config import ConfigError, number
-
-    objective = cfg.objective
-    if not cfg.data.get("pairs"):
-        raise ConfigError("objective=dpo needs data.pairs: a folder written by `higgs-prep pairs` (the model's own "
-                          "judged samples) or a pairs JSONL ({\"messages\": [prompt], \"chosen\": \"a.wav\", "
-                          "\"rejected\": \"b.wav\"} per line)")
-    if not str(cfg.data.pairs).startswith("builtin:") and not Path(cfg.data.pairs).exists():
-        raise ConfigError(f"data.pairs={cfg.data.pairs} does not exist")
-    if objective.reference not in ("live", "precomputed"):
-        raise ConfigError(f"objective.reference={objective.reference!r} is not allowed; use one of ['live', "
-                          "'precomputed']")
-    if objective.reference == "live" and cfg.peft.type == "none":
-        raise ConfigError("objective.reference=live switches the adapters off to get the reference, and full "
-                          "fine-tuning has none; use objective.reference=precomputed")
-    if objective.reference == "live" and os.environ.get("ACCELERATE_DEEPSPEED_ZERO_STAGE") == "3":
-        raise ConfigError("objective.reference=live needs a forward pass of its own per step, which ZeRO-3's "
-                          "sharded weights make every process take part in; use objective.reference=precomputed")
-    number(cfg, "objective.beta", 0, inclusive=False)
-    number(cfg, "objective.sft_weight", 0)
-    if not isinstance(objective.length_normalized, bool):
-        raise ConfigError(f"objective.length_normalized={objective.length_normalized!r} must be true or false")
-    if cfg.trainer.max_tokens_per_batch is not None or cfg.trainer.packing:
-        raise ConfigError("objective=dpo batches trainer.batch_size pairs (both answers of a pair padded together); "
-                          "set trainer.max_tokens_per_batch=null and trainer.packing=false")
 
 
 class DirectPreference:

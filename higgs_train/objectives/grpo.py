@@ -24,9 +24,10 @@ import time
 
 import numpy as np
 import torch
-from omegaconf import OmegaConf
 
 from higgs_train.config import ConfigError
+from higgs_train.config.generation import GenerationConfig
+from higgs_train.config.objectives import REWARDS
 from higgs_train.data.collator import prompt_messages
 from higgs_train.data.loader import build_dataloader, build_training_data
 from higgs_train.data.tasks.layout import last_user_text, target_audio
@@ -35,53 +36,8 @@ from higgs_train.evaluate.metrics import Sample, measure
 from higgs_train.evaluate.sample_metrics import expected_frames_from_text
 from higgs_train.evaluate.samples import generate_codes, reference_voice
 from higgs_train.model.loss import IGNORE_INDEX, MODEL_INPUTS, per_conversation, target_logprobs
-from higgs_train.objectives import Window
+from higgs_train.objectives.window import Window
 from higgs_train.runtime.logs import logger
-
-REWARDS = ("stop", "duration", "silence", "loops", "wer", "similarity")
-
-
-def check_config(cfg) -> None:
-    import os
-
-    from higgs_train.config import ConfigError, number
-
-    objective = cfg.objective
-    unknown = sorted(set(objective.rewards) - set(REWARDS))
-    if unknown:
-        raise ConfigError(f"objective.rewards has {unknown}; the rewards are {list(REWARDS)}")
-    for name in objective.rewards:
-        number(cfg, f"objective.rewards.{name}", 0)
-    if not any(objective.rewards.values()):
-        raise ConfigError("every objective.rewards weight is 0, so no answer is better than another; give at least "
-                          "one a weight above 0 (e.g. objective.rewards.stop=1.0)")
-    for name, key, example in (("wer", "asr_model", "openai/whisper-large-v3"),
-                               ("similarity", "speaker_model", "microsoft/wavlm-base-plus-sv")):
-        if objective.rewards.get(name) and not cfg.eval.get(key):
-            raise ConfigError(f"objective.rewards.{name}={objective.rewards[name]} needs a judge to measure it, and "
-                              f"eval.{key} is not set; set eval.{key} (e.g. {example}, a folder or the local cache) "
-                              f"or objective.rewards.{name}=0")
-    if isinstance(objective.max_new_tokens, bool) or not isinstance(objective.max_new_tokens, int) or \
-            objective.max_new_tokens <= 0:
-        raise ConfigError(f"objective.max_new_tokens={objective.max_new_tokens!r} must be a positive integer (the "
-                          "token limit a sampled answer may run to)")
-    if not isinstance(objective.group_size, int) or objective.group_size < 2:
-        raise ConfigError(f"objective.group_size={objective.group_size!r} must be an integer >= 2 (advantages "
-                          "compare the answers of one prompt)")
-    for key in ("objective.temperature", "objective.clip"):
-        number(cfg, key, 0, inclusive=False)
-    number(cfg, "objective.kl_beta", 0)
-    if objective.loss_type not in ("grpo", "dapo"):
-        raise ConfigError(f"objective.loss_type={objective.loss_type!r}; use grpo or dapo")
-    if objective.kl_beta > 0 and cfg.peft.type == "none":
-        raise ConfigError("objective.kl_beta > 0 compares with the policy's adapters switched off, and full "
-                          "fine-tuning has none; set objective.kl_beta=0")
-    if os.environ.get("ACCELERATE_DEEPSPEED_ZERO_STAGE") == "3":
-        raise ConfigError("objective=grpo generates a different length on each process, which ZeRO-3's sharded "
-                          "weights cannot do; use DDP or ZeRO-2")
-    if cfg.trainer.max_tokens_per_batch is not None or cfg.trainer.packing:
-        raise ConfigError("objective=grpo batches trainer.batch_size prompts (each sampled group_size times); set "
-                          "trainer.max_tokens_per_batch=null and trainer.packing=false")
 
 
 def _piecewise(value: float, points: list[tuple[float, float]]) -> float:
@@ -109,16 +65,15 @@ class GroupRelativePolicy:
     def __init__(self, cfg, accelerator, model, model_config):
         self.cfg, self.accelerator, self.model_config = cfg, accelerator, model_config
         self.objective = cfg.objective
-        self.weights = {k: float(v) for k, v in OmegaConf.to_container(cfg.objective.rewards).items() if v}
-        self.sampling = OmegaConf.create({"max_new_tokens": cfg.objective.max_new_tokens, "do_sample": True,
-                                          "temperature": cfg.objective.temperature, "ras_win_len": None,
-                                          "ras_win_max_num_repeat": 2})
+        self.weights = {k: float(v) for k, v in cfg.objective.rewards.items() if v}
+        self.sampling = GenerationConfig(max_new_tokens=cfg.objective.max_new_tokens, do_sample=True,
+                                         temperature=cfg.objective.temperature, ras_win_len=None)
         self.judges = Judges.load(cfg.eval) if {"wer", "similarity"} & set(self.weights) else Judges()
         for name, judge, key in (("wer", self.judges.asr, "asr_model"), ("similarity", self.judges.speaker,
                                                                          "speaker_model")):
             if name in self.weights and judge is None:
                 raise ConfigError(f"objective.rewards.{name}={self.weights[name]} cannot be measured: "
-                                  f"eval.{key}={cfg.eval.get(key)} did not load (the notice above says why); fix "
+                                  f"eval.{key}={getattr(cfg.eval, key)} did not load (the notice above says why); fix "
                                   f"eval.{key} or set objective.rewards.{name}=0")
         self.failed_judgements = 0
 

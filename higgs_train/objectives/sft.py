@@ -12,7 +12,7 @@ import torch
 
 from higgs_train.data.loader import build_training_data
 from higgs_train.model.loss import audio_loss_terms, target_counts
-from higgs_train.objectives import Window
+from higgs_train.objectives.window import Window
 
 
 class SupervisedFineTuning:

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import torch
 from accelerate.utils import DistributedType, set_seed
-from omegaconf import DictConfig
 from tqdm.auto import tqdm
 from transformers import get_scheduler
 
 from higgs_train.builtins import assets
+from higgs_train.config import RunConfig, as_dict
 from higgs_train.data.table import longest_clip_frames
 from higgs_train.evaluate.evaluation import Evaluator
 from higgs_train.model.loading import load_processor, resolve_attn_implementation
@@ -98,9 +98,9 @@ class ThroughputWindow:
 class FineTuneRecipe:
     """One run of `higgs-train`: call `setup()`, `train()`, `finish()`, and `cleanup()` whatever happened."""
 
-    def __init__(self, cfg: DictConfig, run_dir: Path):
+    def __init__(self, cfg: RunConfig, run_dir: Path):
         self.cfg, self.run_dir, self.started = cfg, Path(run_dir), time.time()
-        self.accelerator = build_accelerator(cfg, self.run_dir)
+        self.accelerator = build_accelerator(cfg.trainer, cfg.logger, self.run_dir)
         self.is_main = self.accelerator.is_main_process
         self.progress = TrainingProgress()
         self.saved_step: int | None = None
@@ -174,7 +174,7 @@ class FineTuneRecipe:
     def _setup_reporting(self) -> None:
         accelerator, data = self.accelerator, self.data
         self.metrics = JsonlMetrics(self.run_dir / "metrics.jsonl") if self.is_main else None
-        init_trackers(accelerator, self.cfg, self.run_dir)
+        init_trackers(accelerator, self.cfg.logger, as_dict(self.cfg), self.run_dir)
         zero3 = self.uses_deepspeed and accelerator.state.deepspeed_plugin.zero_stage == 3
         self.keep_best, self.last_eval = KeepBest(self.cfg, accelerator), None
         self.evaluator = Evaluator(accelerator, self.cfg, data.collator, self.processor.audio_tokenizer,
@@ -477,7 +477,7 @@ class StopRequests:
                 signal.signal(sig, before)
 
 
-def train(cfg: DictConfig, run_dir: Path) -> dict:
+def train(cfg: RunConfig, run_dir: Path) -> dict:
     """Runs the configured job and returns its summary (also written to `run_summary.json`); a run that already
     finished returns its summary as it is."""
     quiet_other_ranks()
