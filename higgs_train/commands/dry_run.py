@@ -3,9 +3,8 @@ It writes no file: the CLI runs it in a scratch folder it removes, and the run's
 
 from __future__ import annotations
 
-from omegaconf import DictConfig
-
 from higgs_train.builtins import assets
+from higgs_train.config import RunConfig
 from higgs_train.data.collator import ConversationCollator
 from higgs_train.data.delay_pattern import delayed_length
 from higgs_train.model.loading import load_processor
@@ -14,6 +13,7 @@ from higgs_train.model.memory import available_memory_gib, estimate_training_mem
 from higgs_train.model.trainable import build_trainable_model
 from higgs_train.objectives import build_objective
 from higgs_train.runtime.logs import logger
+from higgs_train.train.recipe import batch_line
 
 
 def describe_example(collator: ConversationCollator, conversation: dict) -> str:
@@ -40,7 +40,7 @@ def describe_example(collator: ConversationCollator, conversation: dict) -> str:
     return "".join(pieces)
 
 
-def dry_run(cfg: DictConfig) -> dict:
+def dry_run(cfg: RunConfig) -> dict:
     """The training setup's model half (on the meta device: sizes without weights) and data half, then the first
     batch (returned, and described on the console)."""
     model_path = assets.resolve(cfg.model.name_or_path)
@@ -60,6 +60,7 @@ def dry_run(cfg: DictConfig) -> dict:
     logger.info("example 0 (supervised text in «»):\n" + describe_example(data.collator, data.training[0]))
     logger.info("first batch: " + ", ".join(f"{k} {tuple(v.shape)} {str(v.dtype).removeprefix('torch.')}"
                                             for k, v in batch.items()))
+    logger.info(f"batch: {batch_line(cfg.trainer, cfg.objective)}")
     logger.info(f"parameters: {total:,} total, {trainable:,} trainable ({100 * trainable / total:.2f}%)")
     device, available = available_memory_gib(cfg.trainer.device)
     memory = estimate_training_memory(model, cfg, batch["input_ids"].numel(),

@@ -174,7 +174,13 @@ def main() -> None:
     overrides = _checkable(sys.argv[1:])
     config_dir = user_config_dir(sys.argv[1:])
     if overrides is None:  # --help, --cfg job, ...
-        _run()
+        try:
+            _run()
+        finally:  # Hydra's help ends the process; every key's type, default and help follow it
+            if any(a in ("--help", "-h") for a in sys.argv[1:]):
+                from higgs_train.config.help import fields_help
+
+                print(f"\n{fields_help()}")
         return
     error = composition_error(overrides, config_dir)
     if error:

@@ -22,6 +22,8 @@ from transformers import get_scheduler
 
 from higgs_train.builtins import assets
 from higgs_train.config import RunConfig, as_dict
+from higgs_train.config.groups import TrainerConfig
+from higgs_train.config.objectives import ObjectiveConfig
 from higgs_train.data.table import longest_clip_frames
 from higgs_train.evaluate.evaluation import Evaluator
 from higgs_train.model.loading import load_processor, resolve_attn_implementation
@@ -185,6 +187,7 @@ class FineTuneRecipe:
                     f"{data.skipped or 'none'}; clips {data.clips}); {trained:,} of {total:,} "
                     f"parameters trained; attention={self.attn}; {accelerator.num_processes} process(es); "
                     f"run dir {self.run_dir}")
+        logger.info(f"batch: {batch_line(self.cfg.trainer, self.cfg.objective)}")
         held = len(data.validation) / max(len(data.training) + len(data.validation), 1)
         if held > HELD_OUT_NOTICE_SHARE:
             logger.log(NOTICE, f"{len(data.validation)} of {len(data.training) + len(data.validation)} conversations "
@@ -475,6 +478,14 @@ class StopRequests:
         finally:
             for sig, before in previous.items():
                 signal.signal(sig, before)
+
+
+def batch_line(trainer: TrainerConfig, objective: ObjectiveConfig) -> str:
+    """What one micro-batch holds, per process ("2 rows", "2 pairs", "2 prompts x 8 samples each"), and how many
+    make a step."""
+    held = objective.batch_unit(trainer.batch_size) if trainer.max_tokens_per_batch is None else \
+        f"up to {trainer.max_tokens_per_batch} tokens{' packed' if trainer.packing else ''}"
+    return f"{held} per micro-batch and process, {trainer.gradient_accumulation_steps} micro-batch(es) per step"
 
 
 def train(cfg: RunConfig, run_dir: Path) -> dict:
