@@ -224,8 +224,8 @@ def build_pairs(options, show_progress: bool = True) -> dict:
     collator = ConversationCollator(processor.tokenizer, model.config)
     data_path = Path(assets.resolve(options.data))
     data_cfg = OmegaConf.merge(OmegaConf.load(CONFIG_DIR / "data" / "jsonl.yaml"), {"path": str(data_path)})
-    prompts, skipped = task_conversations(data_cfg, options.task, options.seed, collator, audio_tokenizer,
-                                          show_progress)
+    prompts, skipped = task_conversations(data_cfg.path, data_cfg, options.task, options.seed, collator,
+                                          audio_tokenizer, show_progress)
     count = min(options.limit or len(prompts), len(prompts))
     sampling = _sampling(options)
     judges = Judges.load(sampling)

@@ -99,8 +99,9 @@ def demo_task(demo_dir, processor, model_config, data_cfg_factory):
     collator = ConversationCollator(processor.tokenizer, model_config)
 
     def conversations(task, seed=0):
-        dataset, _ = task_conversations(data_cfg_factory(demo_dir / "train.jsonl"), task, seed, collator,
-                                        processor.audio_tokenizer, show_progress=False)
+        data = demo_dir / "train.jsonl"
+        dataset, _ = task_conversations(data, data_cfg_factory(data), task, seed, collator, processor.audio_tokenizer,
+                                        show_progress=False)
         return [dataset[i] for i in range(len(dataset))]
 
     return conversations

@@ -12,7 +12,7 @@ from accelerate import Accelerator
 from peft import PeftModel
 from transformers import HiggsAudioV2ForConditionalGeneration
 
-from higgs_train.builtins.assets import resolve
+from higgs_train.config import run_config
 from higgs_train.data.loader import build_training_data
 from higgs_train.evaluate import evaluation as evaluation_module
 from higgs_train.evaluate.validation import validation_metrics
@@ -20,6 +20,7 @@ from higgs_train.model.loading import load_processor
 from higgs_train.train import recipe as recipe_module
 from higgs_train.train.best import eval_every
 from higgs_train.train.recipe import Preempted, train
+from higgs_train.train.sources import resolve_sources
 
 # Added to the real validation loss of the evaluation at each step: it improves until step 6, then worsens.
 OFFSETS = {2: 3.0, 4: 2.0, 6: 1.0, 8: 2.0, 10: 3.0, 12: 4.0, 14: 5.0, 16: 6.0, 18: 7.0}
@@ -78,7 +79,8 @@ def test_early_stopping_stops_at_the_expected_step_and_best_reproduces_the_best_
     processor = load_processor(str(tiny_checkpoint))
     base = HiggsAudioV2ForConditionalGeneration.from_pretrained(tiny_checkpoint)
     best = PeftModel.from_pretrained(base, run_dir / "best").eval()
-    data = build_training_data(cfg, resolve(cfg.data.path), processor, base.config, show_progress=False)
+    _, plan = resolve_sources(run_config(cfg))
+    data = build_training_data(plan, processor, base.config, show_progress=False)
     size = cfg.eval.batch_size
     batches = [data.collator([data.validation[j] for j in range(i, min(i + size, len(data.validation)))])
                for i in range(0, len(data.validation), size)]

@@ -128,11 +128,11 @@ def test_a_conversation_scores_the_same_alone_and_padded_beside_a_longer_one(pai
 def _objective(cfg_overrides, compose_config, tiny_checkpoint):
     from higgs_train.model.trainable import build_trainable_model
 
-    cfg = compose_config("recipe=dpo_smoke", *cfg_overrides)
+    cfg = run_config(compose_config("recipe=dpo_smoke", *cfg_overrides))
     torch.manual_seed(0)
     model = build_trainable_model(cfg, str(tiny_checkpoint), "sdpa")
     accelerator = Accelerator(cpu=True)
-    return cfg, model, build_objective(cfg, accelerator, model, model.config)
+    return cfg, model, build_objective(cfg, accelerator, model, model.config, str(tiny_checkpoint))
 
 
 def test_at_step_0_the_loss_is_ln2_and_one_step_raises_the_margin(pair_batch, compose_config, tiny_checkpoint):

@@ -65,7 +65,7 @@ def test_pairs_are_sampled_once_and_the_greedy_candidate_is_the_greedy_answer(ti
     model, processor = load_for_inference(str(tiny_checkpoint), None, torch.device("cpu"))
     collator = ConversationCollator(processor.tokenizer, model.config)
     data_cfg = OmegaConf.merge(OmegaConf.load(CONFIG_DIR / "data" / "jsonl.yaml"), {"path": str(data / "train.jsonl")})
-    prompts, _ = task_conversations(data_cfg, "smart_voice", 0, collator, processor.audio_tokenizer,
+    prompts, _ = task_conversations(data_cfg.path, data_cfg, "smart_voice", 0, collator, processor.audio_tokenizer,
                                     show_progress=False)
     greedy = [codes.numpy() for codes, _ in generate_codes(model, collator, [prompts[0], prompts[1]],
                                                            _greedy(_sampling(options)))]

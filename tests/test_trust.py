@@ -166,14 +166,15 @@ def _data_cfg(path, **overrides):
 def test_04_training_from_jsonl_makes_the_checks_convert_makes(tmp_path, demo_dir, processor, model_config):
     folder = _bad_rows_folder(tmp_path, demo_dir)
     collator = ConversationCollator(processor.tokenizer, model_config)
-    conversations, skipped = task_conversations(_data_cfg(folder / "train.jsonl", on_bad_row="skip"), "multi_speaker",
-                                                0, collator, processor.audio_tokenizer, show_progress=False)
+    data = folder / "train.jsonl"
+    conversations, skipped = task_conversations(data, _data_cfg(data, on_bad_row="skip"), "multi_speaker", 0, collator,
+                                                processor.audio_tokenizer, show_progress=False)
     ids = [conversations[i]["id"] for i in range(len(conversations))]
     assert ids == [r["id"] for r in load_rows(folder / "train.jsonl")[:2]]
     assert skipped == {"non-finite samples (NaN or inf)": 1, "silent audio": 1, "duration out of range": 1,
                                 "empty transcript": 1, "unknown speaker": 1}
     with pytest.raises(DataError, match=r"^row nan: non-finite samples .*nan.wav.*data.on_bad_row=skip"):
-        task_conversations(_data_cfg(folder / "train.jsonl", on_bad_row="fail"), "multi_speaker", 0, collator,
+        task_conversations(data, _data_cfg(data, on_bad_row="fail"), "multi_speaker", 0, collator,
                            processor.audio_tokenizer, show_progress=False)
 
 

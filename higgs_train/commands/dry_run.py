@@ -3,8 +3,9 @@ It writes no file: the CLI runs it in a scratch folder it removes, and the run's
 
 from __future__ import annotations
 
-from higgs_train.builtins import assets
-from higgs_train.config import RunConfig
+from omegaconf import DictConfig
+
+from higgs_train.config import RunConfig, typed
 from higgs_train.data.collator import ConversationCollator
 from higgs_train.data.delay_pattern import delayed_length
 from higgs_train.model.loading import load_processor
@@ -14,6 +15,7 @@ from higgs_train.model.trainable import build_trainable_model
 from higgs_train.objectives import build_objective
 from higgs_train.runtime.logs import logger
 from higgs_train.train.recipe import batch_line
+from higgs_train.train.sources import resolve_sources
 
 
 def describe_example(collator: ConversationCollator, conversation: dict) -> str:
@@ -40,17 +42,17 @@ def describe_example(collator: ConversationCollator, conversation: dict) -> str:
     return "".join(pieces)
 
 
-def dry_run(cfg: RunConfig) -> dict:
+def dry_run(cfg: RunConfig | DictConfig) -> dict:
     """The training setup's model half (on the meta device: sizes without weights) and data half, then the first
     batch (returned, and described on the console)."""
-    model_path = assets.resolve(cfg.model.name_or_path)
-    data_path = assets.resolve(cfg.data.path) if cfg.data.path else None
+    cfg = typed(cfg)
+    model_path, plan = resolve_sources(cfg)
     processor = load_processor(model_path)
     model = build_trainable_model(cfg, model_path, cfg.model.attn_implementation, on_meta=True)
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    objective = build_objective(cfg, None, model, model.config)
-    data = objective.training_data(data_path, processor, show_progress=True)
+    objective = build_objective(cfg, None, model, model.config, model_path)
+    data = objective.training_data(plan, processor, show_progress=True)
     batch = next(iter(data.dataloader))
     if isinstance(batch, list):  # an online objective's prompts: shown and sized with their target clips
         batch = data.collator(batch)

@@ -15,7 +15,7 @@ from higgs_train.config.checks import ConfigError
 from higgs_train.config.environment import check_environment
 from higgs_train.config.run import RunConfig
 
-__all__ = ["ConfigError", "RunConfig", "run_config", "as_dict"]
+__all__ = ["ConfigError", "RunConfig", "run_config", "typed", "as_dict"]
 
 
 def run_config(composed: DictConfig) -> RunConfig:
@@ -26,6 +26,11 @@ def run_config(composed: DictConfig) -> RunConfig:
     check_environment(run.model, run.optim, run.trainer, run.logger)
     go_offline_unless_reachable(run.model.name_or_path)  # an offline hub id: one line now, not ten retries later
     return run
+
+
+def typed(cfg: DictConfig | RunConfig) -> RunConfig:
+    """A run's config as checked objects, whether it comes composed (Hydra, the tests) or already typed."""
+    return cfg if isinstance(cfg, RunConfig) else run_config(cfg)
 
 
 def as_dict(run: RunConfig) -> dict:

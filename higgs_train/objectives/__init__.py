@@ -20,12 +20,20 @@ starting from that schema, and a line below.
 
 from __future__ import annotations
 
+from higgs_train.config import RunConfig
 from higgs_train.objectives.dpo import DirectPreference
 from higgs_train.objectives.grpo import GroupRelativePolicy
 from higgs_train.objectives.sft import SupervisedFineTuning
 
-OBJECTIVES = {"sft": SupervisedFineTuning, "dpo": DirectPreference, "grpo": GroupRelativePolicy}
 
-
-def build_objective(cfg, accelerator, model, model_config):
-    return OBJECTIVES[cfg.objective.name](cfg, accelerator, model, model_config)
+def build_objective(run: RunConfig, accelerator, model, model_config, model_path: str):
+    """The run's objective, given its own settings and only the other settings it reads (`model_path`: the
+    checkpoint, resolved at the run's start)."""
+    objective = run.objective
+    if objective.name == "dpo":
+        return DirectPreference(objective, accelerator, model, model_config, model_path, run.model,
+                                run.trainer.precision)
+    if objective.name == "grpo":
+        return GroupRelativePolicy(objective, accelerator, model, model_config, run.eval, run.trainer,
+                                   run.model.gradient_checkpointing)
+    return SupervisedFineTuning(objective, accelerator, model, model_config, run.optim.text_loss_weight)

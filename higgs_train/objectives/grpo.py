@@ -26,10 +26,12 @@ import numpy as np
 import torch
 
 from higgs_train.config import ConfigError
-from higgs_train.config.generation import GenerationConfig
-from higgs_train.config.objectives import REWARDS
+from higgs_train.config.generation import EvalConfig, GenerationConfig
+from higgs_train.config.groups import TrainerConfig
+from higgs_train.config.objectives import REWARDS, GRPOConfig
 from higgs_train.data.collator import prompt_messages
 from higgs_train.data.loader import build_dataloader, build_training_data
+from higgs_train.data.source import DataPlan
 from higgs_train.data.tasks.layout import last_user_text, target_audio
 from higgs_train.evaluate.judges import Judges
 from higgs_train.evaluate.metrics import Sample, measure
@@ -62,26 +64,28 @@ class GroupRelativePolicy:
     loss_label = "GRPO, per answer"
     headline = "reward"  # the mean reward of the step's answers
 
-    def __init__(self, cfg, accelerator, model, model_config):
-        self.cfg, self.accelerator, self.model_config = cfg, accelerator, model_config
-        self.objective = cfg.objective
-        self.weights = {k: float(v) for k, v in cfg.objective.rewards.items() if v}
-        self.sampling = GenerationConfig(max_new_tokens=cfg.objective.max_new_tokens, do_sample=True,
-                                         temperature=cfg.objective.temperature, ras_win_len=None)
-        self.judges = Judges.load(cfg.eval) if {"wer", "similarity"} & set(self.weights) else Judges()
+    def __init__(self, config: GRPOConfig, accelerator, model, model_config, eval: EvalConfig, trainer: TrainerConfig,
+                 gradient_checkpointing: bool):
+        """`eval`: the judges and how they measure; `trainer` and `gradient_checkpointing`: the memory plan's."""
+        self.accelerator, self.model_config, self.eval, self.trainer = accelerator, model_config, eval, trainer
+        self.objective, self.gradient_checkpointing = config, gradient_checkpointing
+        self.weights = {k: float(v) for k, v in config.rewards.items() if v}
+        self.sampling = GenerationConfig(max_new_tokens=config.max_new_tokens, do_sample=True,
+                                         temperature=config.temperature, ras_win_len=None)
+        self.judges = Judges.load(eval) if {"wer", "similarity"} & set(self.weights) else Judges()
         for name, judge, key in (("wer", self.judges.asr, "asr_model"), ("similarity", self.judges.speaker,
                                                                          "speaker_model")):
             if name in self.weights and judge is None:
                 raise ConfigError(f"objective.rewards.{name}={self.weights[name]} cannot be measured: "
-                                  f"eval.{key}={getattr(cfg.eval, key)} did not load (the notice above says why); fix "
+                                  f"eval.{key}={getattr(eval, key)} did not load (the notice above says why); fix "
                                   f"eval.{key} or set objective.rewards.{name}=0")
         self.failed_judgements = 0
 
-    def training_data(self, data_path: str, processor, show_progress: bool):
+    def training_data(self, plan: DataPlan, processor, show_progress: bool):
         self.collator, self.audio_tokenizer = None, processor.audio_tokenizer
-        data = build_training_data(self.cfg, data_path, processor, self.model_config, show_progress)
+        data = build_training_data(plan, processor, self.model_config, show_progress)
         self.collator = data.collator
-        data.dataloader, data.sampler = build_dataloader(data.training, list, self.cfg)  # prompts, not tensors
+        data.dataloader, data.sampler = build_dataloader(data.training, list, plan.trainer, plan.seed)  # prompts
         return data
 
     # ---- sampling and judging ----------------------------------------------------------------------------------
@@ -90,15 +94,15 @@ class GroupRelativePolicy:
         text = last_user_text(conversation["messages"])
         frame_rate = self.audio_tokenizer.config.frame_rate
         expected = float(target.shape[1]) if target is not None else expected_frames_from_text(
-            text, frame_rate, self.cfg.eval.chars_per_second)
+            text, frame_rate, self.eval.chars_per_second)
         device = next(self.audio_tokenizer.parameters()).device
         needs_audio = bool({"silence", "wer", "similarity"} & set(self.weights))
         waveform = self.audio_tokenizer.decode(codes[None].to(device)).audio_values[0, 0].float().cpu().numpy() \
             if needs_audio and codes.shape[1] else np.zeros(codes.shape[1] * 960, np.float32)
         sample = Sample(codes=codes, stopped=stopped, waveform=waveform, text=text, expected_frames=expected,
-                        frame_rate=frame_rate, silence_db=self.cfg.eval.silence_db, target_codes=target,
+                        frame_rate=frame_rate, silence_db=self.eval.silence_db, target_codes=target,
                         reference=reference_voice(conversation) if self.judges.speaker is not None else None,
-                        language=self.cfg.eval.language)
+                        language=self.eval.language)
         try:
             record = measure(sample, self.judges)
             broken = [k for k, v in record.items() if isinstance(v, float) and not math.isfinite(v)]
@@ -211,11 +215,11 @@ class GroupRelativePolicy:
         from higgs_train.model.memory import GIB, activation_bytes
 
         group = self.objective.group_size
-        per_row = positions / max(self.cfg.trainer.batch_size, 1)
-        rows = self.cfg.trainer.batch_size * group
+        per_row = positions / max(self.trainer.batch_size, 1)
+        rows = self.trainer.batch_size * group
         logits_per_position = model_config.num_codebooks * model_config.codebook_size * 4
-        extras = {"the group's other answers": (group - 1) * (activation_bytes(self.cfg, model_config, positions)
-                                                              + positions * logits_per_position * 2) / GIB}
+        activations = activation_bytes(self.trainer.precision, self.gradient_checkpointing, model_config, positions)
+        extras = {"the group's other answers": (group - 1) * (activations + positions * logits_per_position * 2) / GIB}
         cache = rows * (per_row + self.objective.max_new_tokens) * model_config.num_hidden_layers * 2 * \
             model_config.num_key_value_heads * model_config.head_dim * 2
         extras["generation KV cache"] = cache / GIB

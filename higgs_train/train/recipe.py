@@ -17,11 +17,11 @@ from pathlib import Path
 
 import torch
 from accelerate.utils import DistributedType, set_seed
+from omegaconf import DictConfig
 from tqdm.auto import tqdm
 from transformers import get_scheduler
 
-from higgs_train.builtins import assets
-from higgs_train.config import RunConfig, as_dict
+from higgs_train.config import RunConfig, as_dict, typed
 from higgs_train.config.groups import TrainerConfig
 from higgs_train.config.objectives import ObjectiveConfig
 from higgs_train.data.table import longest_clip_frames
@@ -41,6 +41,7 @@ from higgs_train.train.metrics_file import JsonlMetrics
 from higgs_train.train.optimizer import build_optimizer, warmup_steps
 from higgs_train.train.resumable import resume_record, run_signature
 from higgs_train.train.run_dir import RunFinished, claim_for_all_processes, truncate_metrics
+from higgs_train.train.sources import resolve_sources
 from higgs_train.train.throughput import flops_per_token, parameter_size, peak_flops, peak_memory_gb
 
 HELD_OUT_NOTICE_SHARE = 0.2  # a larger share of the data held out for validation is said out loud
@@ -112,8 +113,7 @@ class FineTuneRecipe:
     def setup(self) -> None:
         self.run_dir, resume_from = claim_for_all_processes(self.accelerator, self.cfg, self.run_dir)
         with self.accelerator.main_process_first():  # built-ins are made on first use, which draws random numbers
-            self.model_path = assets.resolve(self.cfg.model.name_or_path)
-            self.data_path = assets.resolve(self.cfg.data.path) if self.cfg.data.path else None
+            self.model_path, self.data_plan = resolve_sources(self.cfg)
         set_seed(self.cfg.seed)  # after them: a first run and a rerun draw the same numbers
         self._setup_model()
         self._setup_data()
@@ -133,14 +133,14 @@ class FineTuneRecipe:
                            "is used")
         self.model = build_trainable_model(cfg, self.model_path, self.attn, accelerator.device)
         self.model_config = self.model.config
-        self.objective = build_objective(cfg, accelerator, self.model, self.model_config)
+        self.objective = build_objective(cfg, accelerator, self.model, self.model_config, self.model_path)
         self.flops_per_token = flops_per_token(self.model, cfg.model.gradient_checkpointing)
         self.peak_flops = peak_flops(accelerator.device, cfg.trainer.precision, cfg.trainer.peak_tflops)
 
     def _setup_data(self) -> None:
         self.processor.audio_tokenizer.to(self.accelerator.device)
         with self.accelerator.main_process_first():  # the main process fills the code cache's gaps first
-            self.data = self.objective.training_data(self.data_path, self.processor, show_progress=self.is_main)
+            self.data = self.objective.training_data(self.data_plan, self.processor, show_progress=self.is_main)
 
     def _setup_optimizer(self) -> None:
         cfg, accelerator = self.cfg, self.accelerator
@@ -488,9 +488,10 @@ def batch_line(trainer: TrainerConfig, objective: ObjectiveConfig) -> str:
     return f"{held} per micro-batch and process, {trainer.gradient_accumulation_steps} micro-batch(es) per step"
 
 
-def train(cfg: RunConfig, run_dir: Path) -> dict:
+def train(cfg: RunConfig | DictConfig, run_dir: Path) -> dict:
     """Runs the configured job and returns its summary (also written to `run_summary.json`); a run that already
-    finished returns its summary as it is."""
+    finished returns its summary as it is. A composed config is checked and typed first."""
+    cfg = typed(cfg)
     quiet_other_ranks()
     with hold_run_dir(run_dir) if is_main_process() else contextlib.nullcontext():
         recipe = FineTuneRecipe(cfg, run_dir)
