@@ -46,9 +46,13 @@ def improving_then_worsening(monkeypatch):
     monkeypatch.setattr(evaluation_module, "validation_metrics", offset_loss)
 
 
+def _every(cfg) -> int | None:
+    return eval_every(cfg.eval.every_n_steps, cfg.trainer.max_steps)
+
+
 def test_periodic_evaluation_is_on_by_default_every_tenth_of_the_run(compose_config):
-    assert eval_every(compose_config("recipe=voice_clone_lora", "data.path=x.jsonl")) == 200
-    assert eval_every(compose_config("recipe=voice_clone_lora", "data.path=x.jsonl", "trainer.max_steps=100")) == 50
+    assert _every(compose_config("recipe=voice_clone_lora", "data.path=x.jsonl")) == 200
+    assert _every(compose_config("recipe=voice_clone_lora", "data.path=x.jsonl", "trainer.max_steps=100")) == 50
 
 
 @pytest.mark.parametrize("run", [["recipe=voice_clone_lora", "data.path=x.jsonl", "trainer.max_steps=30"],
@@ -56,8 +60,8 @@ def test_periodic_evaluation_is_on_by_default_every_tenth_of_the_run(compose_con
                                  ["recipe=smoke", "trainer.max_steps=7", "eval.every_n_steps=auto"]])
 def test_a_short_run_is_evaluated_at_its_end_only(compose_config, run):
     """A 10-step DPO run evaluated at every step, a 30-step one spent a sixth of its time evaluating."""
-    assert eval_every(compose_config(*run)) is None
-    assert eval_every(compose_config("recipe=smoke", "eval.every_n_steps=null")) is None
+    assert _every(compose_config(*run)) is None
+    assert _every(compose_config("recipe=smoke", "eval.every_n_steps=null")) is None
 
 
 @pytest.mark.slow
@@ -123,8 +127,8 @@ def test_best_cannot_be_won_by_stopping_early(compose_config, metric, caplog):
     from higgs_train.train.recipe import TrainingProgress
 
     caplog.set_level("INFO", logger="higgs_train")
-    keep, progress = KeepBest(compose_config("recipe=dpo_lora", f"eval.best_metric={metric}"), _OneProcess()), \
-        TrainingProgress()
+    keep, progress = KeepBest(compose_config("recipe=dpo_lora", f"eval.best_metric={metric}").eval, None,
+                              _OneProcess()), TrainingProgress()
     good = 1.0 if metric == "stop_rate" else 0.0
     evaluations = [{"step": 1, metric: good, "duration_ratio": 0.55},      # stops early: "perfect" on one metric
                    {"step": 2, metric: 0.5, "duration_ratio": 1.0},
@@ -133,7 +137,7 @@ def test_best_cannot_be_won_by_stopping_early(compose_config, metric, caplog):
     kept = [keep.consider(progress, e) for e in evaluations]
     assert kept == [False, True, False, True] and progress.best_step == 4
     assert "step 1: " in caplog.text and "outside eval.best_duration_band [0.8, 1.25]" in caplog.text
-    val_loss = KeepBest(compose_config("recipe=smoke"), _OneProcess())  # no length to game: no constraint
+    val_loss = KeepBest(compose_config("recipe=smoke").eval, None, _OneProcess())  # no length to game: no constraint
     assert val_loss.consider(TrainingProgress(), {"step": 1, "val_loss": 2.0, "duration_ratio": 0.3})
 
 

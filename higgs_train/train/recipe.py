@@ -178,7 +178,8 @@ class FineTuneRecipe:
         self.metrics = JsonlMetrics(self.run_dir / "metrics.jsonl") if self.is_main else None
         init_trackers(accelerator, self.cfg.logger, as_dict(self.cfg), self.run_dir)
         zero3 = self.uses_deepspeed and accelerator.state.deepspeed_plugin.zero_stage == 3
-        self.keep_best, self.last_eval = KeepBest(self.cfg, accelerator), None
+        self.keep_best = KeepBest(self.cfg.eval, self.cfg.trainer.early_stopping_patience, accelerator)
+        self.last_eval = None
         self.evaluator = Evaluator(accelerator, self.cfg, data.collator, self.processor.audio_tokenizer,
                                    data.validation, data.prompt_pool, self.run_dir, every_process_forwards=zero3)
         total = sum(parameter_size(p) for p in self.model.parameters())
@@ -230,7 +231,7 @@ class FineTuneRecipe:
             self._log_step(result, window)
             self.progress.train_seconds += window.elapsed()
             window = ThroughputWindow()
-        every = eval_every(cfg)
+        every = eval_every(cfg.eval.every_n_steps, cfg.trainer.max_steps)
         if every and step % every == 0 and step < cfg.trainer.max_steps:
             eval_started = time.time()
             self._evaluate()
