@@ -33,8 +33,8 @@ USAGE = """usage: higgs-eval model=NAME_OR_DIR|[M0,M1] [adapter=DIR|[A0,A1]] lis
   limit          the first N utterances only
 
   generation: max_new_tokens, do_sample, temperature, ras_win_len, ras_win_max_num_repeat, batch_size, seed,
-  chars_per_second, silence_db, trim_silence, duration_cap, device (auto|cpu|cuda); defaults from
-  eval/default.yaml"""
+  chars_per_second, silence_db, trim_silence, duration_cap, device (auto|cpu|cuda); defaults, ranges and help:
+  the eval.* keys of `higgs-train --help`"""
 EVAL_KEYS = ("max_new_tokens", "do_sample", "temperature", "ras_win_len", "ras_win_max_num_repeat", "batch_size",
              "seed", "chars_per_second", "silence_db", "asr_model", "speaker_model", "language", "trim_silence",
              "duration_cap")

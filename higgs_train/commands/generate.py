@@ -24,7 +24,7 @@ USAGE = """usage: higgs-generate model=NAME_OR_DIR [adapter=DIR] text="..." [sce
 
   generation: max_new_tokens, do_sample, temperature, ras_win_len, ras_win_max_num_repeat, batch_size, seed,
   trim_silence (true: cut trailing silence), duration_cap (e.g. 2.0: at most twice the text's expected length),
-  device (auto|cpu|cuda); defaults from eval/default.yaml in the packaged configs"""
+  device (auto|cpu|cuda); defaults, ranges and help: the eval.* keys of `higgs-train --help`"""
 GENERATION_KEYS = ("max_new_tokens", "do_sample", "temperature", "ras_win_len", "ras_win_max_num_repeat",
                    "batch_size", "seed", "chars_per_second", "silence_db", "trim_silence", "duration_cap")
 

@@ -36,6 +36,9 @@ def _resume(key: str, value) -> None:
 
 @dataclass
 class RunConfig(Group):
+    """The whole run: one field per group (Hydra fills each from its chosen YAML), the root's own keys, and the
+    checks that span groups (`check`), run once every group has passed its own."""
+
     model: ModelConfig = MISSING
     data: DataConfig = MISSING
     task: TaskConfig = MISSING

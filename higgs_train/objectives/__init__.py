@@ -2,7 +2,8 @@
 without knowing any objective by name.
 
 An objective is built once per run (`build_objective`) and gives:
-- `training_data(data_path, processor, show_progress)`: the run's `TrainingData` (what its batches are made of);
+- `training_data(plan, processor, show_progress)`: the run's `TrainingData` (what its batches are made of), from
+  the `DataPlan` resolved at the run's start;
 - `prepare(model, window)`: the accumulation window's micro-batches as the loss needs them (an online objective
   samples here) and the global totals its loss is normalised by, as a `Window`;
 - `loss(model, batch, window)`: one micro-batch's loss (already divided by the window's totals) and the detached
@@ -14,8 +15,8 @@ An objective is built once per run (`build_objective`) and gives:
 A class may also define `memory_extras(model_config, positions)`, the GiB its step needs beyond one forward and
 backward pass. Its settings, their checks included, are its dataclass in higgs_train/config/objectives.py.
 
-Adding one: a module here with a class of that shape, its settings' dataclass, a `configs/objective/NAME.yaml`
-starting from that schema, and a line below.
+Adding one: a module here with a class of that shape, its settings' dataclass (in `OBJECTIVE_CONFIGS`), a
+`configs/objective/NAME.yaml` starting from that schema, and a branch in `build_objective`.
 """
 
 from __future__ import annotations

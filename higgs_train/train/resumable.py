@@ -12,6 +12,7 @@ import hashlib
 import json
 from pathlib import Path
 
+from higgs_train.builtins.assets import BUILTIN_PREFIX
 from higgs_train.config import RunConfig, as_dict
 from higgs_train.data.table import data_files
 from higgs_train.runtime.errors import UserError
@@ -80,11 +81,11 @@ def data_identity(data_cfg) -> str:
     Arrow and state files; `data.pairs` likewise); a built-in dataset is identified by its name, since the kit
     rebuilds it identically."""
     places = [place for _, place in _data_places(data_cfg)]
-    if len(places) == 1 and str(places[0]).startswith("builtin:"):
+    if len(places) == 1 and str(places[0]).startswith(BUILTIN_PREFIX):
         return str(places[0])
     digest = hashlib.sha256()
     for place in places:
-        if str(place).startswith("builtin:"):
+        if str(place).startswith(BUILTIN_PREFIX):
             digest.update(str(place).encode())
             continue
         for file in data_files(Path(place)):
