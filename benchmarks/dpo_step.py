@@ -23,12 +23,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from training import conversation, mid_size_model  # noqa: E402
 
+from higgs_train.config.files import compose_config  # noqa: E402
 from higgs_train.data.collator import ConversationCollator  # noqa: E402
 from higgs_train.data.pair_table import PairCollator  # noqa: E402
 from higgs_train.model.loss import sequence_logprobs  # noqa: E402
 from higgs_train.model.peft_setup import apply_peft  # noqa: E402
 from higgs_train.objectives import build_objective  # noqa: E402
-from higgs_train.runtime.config_files import compose_config  # noqa: E402
 
 
 class NoAccelerator:

@@ -20,11 +20,11 @@ from omegaconf import OmegaConf
 
 from higgs_train.builtins.assets import resolve
 from higgs_train.commands.eval import evaluate_model
+from higgs_train.config.files import CONFIG_DIR
 from higgs_train.data.audio_codes import attach_codes
 from higgs_train.evaluate.eval_lists import load_test_list
 from higgs_train.evaluate.judges import Judges
 from higgs_train.model.loading import load_for_inference
-from higgs_train.runtime.config_files import CONFIG_DIR
 
 
 def batched_against_one_at_a_time(model, processor, utterances: list[dict], settings, folder: Path, batch_size: int,

@@ -22,13 +22,13 @@ from transformers import HiggsAudioV2ForConditionalGeneration
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from higgs_train.builtins.assets import ensure_builtin  # noqa: E402
+from higgs_train.config.files import CONFIG_DIR  # noqa: E402
 from higgs_train.data.audio_codes import attach_codes  # noqa: E402
 from higgs_train.data.collator import ConversationCollator  # noqa: E402
 from higgs_train.data.conversations import load_rows  # noqa: E402
 from higgs_train.data.tasks import choose_references, task_conversation  # noqa: E402
 from higgs_train.evaluate.samples import write_samples  # noqa: E402
 from higgs_train.model.loading import load_processor  # noqa: E402
-from higgs_train.runtime.config_files import CONFIG_DIR  # noqa: E402
 
 PROMPTS, MAX_NEW_TOKENS, REPEATS = 8, 150, 3
 

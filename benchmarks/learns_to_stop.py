@@ -27,7 +27,7 @@ from learns_to_stop_setups import COMMON, LEARNING_RATES, SETUPS, passes  # noqa
 
 ONE_RUN = """
 import json, sys
-from higgs_train.runtime.config_files import compose_config
+from higgs_train.config.files import compose_config
 from higgs_train.train.recipe import train
 summary = train(compose_config(json.loads(sys.argv[1])), sys.argv[2])
 print("SUMMARY " + json.dumps(summary))

@@ -58,7 +58,7 @@ PREFERENCE = {
 
 
 def _compose(overrides: list[str]):
-    from higgs_train.runtime.config_files import compose_config
+    from higgs_train.config.files import compose_config
 
     return compose_config(overrides)
 

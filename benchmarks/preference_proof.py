@@ -30,7 +30,7 @@ from runaway_base import BASE, DPO, GRPO, TOKEN_LIMIT, TUNING, data_paths, make_
 
 from higgs_train.builtins.assets import ensure_builtin  # noqa: E402
 from higgs_train.commands.export import export  # noqa: E402
-from higgs_train.runtime.config_files import compose_config  # noqa: E402
+from higgs_train.config.files import compose_config  # noqa: E402
 from higgs_train.train.recipe import train  # noqa: E402
 
 

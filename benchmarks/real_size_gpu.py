@@ -100,7 +100,7 @@ def one(checkpoint: str, data: str, row: str, steps: int, device: str) -> dict:
     """One row in this process: setup, one warm-up step, `steps` timed steps."""
     import torch
 
-    from higgs_train.runtime.config_files import compose_config
+    from higgs_train.config.files import compose_config
     from higgs_train.train.recipe import FineTuneRecipe
     from higgs_train.train.throughput import peak_flops, peak_memory_gb
 
@@ -151,10 +151,10 @@ def eval_throughput(checkpoint: Path, folder: Path, count: int, new_tokens: int,
     from eval_throughput import batched_against_one_at_a_time
     from omegaconf import OmegaConf
 
+    from higgs_train.config.files import CONFIG_DIR
     from higgs_train.data.audio_codes import attach_codes
     from higgs_train.evaluate.eval_lists import load_test_list
     from higgs_train.model.loading import load_for_inference
-    from higgs_train.runtime.config_files import CONFIG_DIR
 
     (folder / "wavs").mkdir(parents=True, exist_ok=True)
     generator = np.random.default_rng(0)

@@ -94,9 +94,9 @@ def child(data: str) -> None:
 
     import higgs_train
     from higgs_train.builtins import assets
+    from higgs_train.config.files import compose_config
     from higgs_train.data.loader import build_training_data
     from higgs_train.model.loading import load_processor
-    from higgs_train.runtime.config_files import compose_config
 
     cfg = compose_config(["recipe=smoke", "task=voice_clone", f"data.path={data}", "eval.val_size=0"])
     model = assets.resolve(cfg.model.name_or_path)

@@ -26,12 +26,12 @@ from transformers import AutoConfig, HiggsAudioV2ForConditionalGeneration
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from higgs_train.builtins.assets import ensure_builtin  # noqa: E402
+from higgs_train.config.files import CONFIG_DIR  # noqa: E402
 from higgs_train.data.collator import ConversationCollator  # noqa: E402
 from higgs_train.data.sampler import FixedSizeBatchSampler, TokenBudgetBatchSampler  # noqa: E402
 from higgs_train.model.loading import load_processor  # noqa: E402
 from higgs_train.model.loss import audio_loss_terms  # noqa: E402
 from higgs_train.model.peft_setup import apply_peft  # noqa: E402
-from higgs_train.runtime.config_files import CONFIG_DIR  # noqa: E402
 
 CONVERSATIONS, LR = 96, 3e-3
 

@@ -40,6 +40,7 @@ from omegaconf import OmegaConf
 from tqdm.auto import tqdm
 
 from higgs_train.builtins import assets
+from higgs_train.config.files import CONFIG_DIR
 from higgs_train.data.code_cache import tokenizer_fingerprint
 from higgs_train.data.collator import ConversationCollator, prompt_messages
 from higgs_train.data.conversations import dataset_root
@@ -52,7 +53,6 @@ from higgs_train.evaluate.sample_metrics import expected_frames_from_text
 from higgs_train.evaluate.samples import generate_codes, reference_voice
 from higgs_train.model.loading import checkpoint_identity, load_for_inference
 from higgs_train.runtime import atomic, ownership
-from higgs_train.runtime.config_files import CONFIG_DIR
 from higgs_train.runtime.errors import UserError
 
 RULES = ("hard-then-soft", "pareto")
@@ -224,8 +224,8 @@ def build_pairs(options, show_progress: bool = True) -> dict:
     collator = ConversationCollator(processor.tokenizer, model.config)
     data_path = Path(assets.resolve(options.data))
     data_cfg = OmegaConf.merge(OmegaConf.load(CONFIG_DIR / "data" / "jsonl.yaml"), {"path": str(data_path)})
-    prompts, skipped = task_conversations(data_cfg, options.task, options.seed, collator, audio_tokenizer,
-                                          show_progress)
+    prompts, skipped = task_conversations(data_cfg.path, data_cfg, options.task, options.seed, collator,
+                                          audio_tokenizer, show_progress)
     count = min(options.limit or len(prompts), len(prompts))
     sampling = _sampling(options)
     judges = Judges.load(sampling)

@@ -81,7 +81,7 @@ def data_cfg_factory():
     """A `data` config node like configs/data/jsonl.yaml for `path`, with overrides."""
     from omegaconf import OmegaConf
 
-    from higgs_train.runtime.config_files import CONFIG_DIR
+    from higgs_train.config.files import CONFIG_DIR
 
     def make(path, **overrides):
         return OmegaConf.merge(OmegaConf.load(CONFIG_DIR / "data" / "jsonl.yaml"), {"path": str(path), **overrides})
@@ -99,8 +99,9 @@ def demo_task(demo_dir, processor, model_config, data_cfg_factory):
     collator = ConversationCollator(processor.tokenizer, model_config)
 
     def conversations(task, seed=0):
-        dataset, _ = task_conversations(data_cfg_factory(demo_dir / "train.jsonl"), task, seed, collator,
-                                        processor.audio_tokenizer, show_progress=False)
+        data = demo_dir / "train.jsonl"
+        dataset, _ = task_conversations(data, data_cfg_factory(data), task, seed, collator, processor.audio_tokenizer,
+                                        show_progress=False)
         return [dataset[i] for i in range(len(dataset))]
 
     return conversations
@@ -111,7 +112,7 @@ def eval_cfg_factory():
     """An `eval` config node like configs/eval/default.yaml, with overrides."""
     from omegaconf import OmegaConf
 
-    from higgs_train.runtime.config_files import CONFIG_DIR
+    from higgs_train.config.files import CONFIG_DIR
 
     def make(**overrides):
         return OmegaConf.merge(OmegaConf.load(CONFIG_DIR / "eval" / "default.yaml"), overrides)
@@ -122,7 +123,7 @@ def eval_cfg_factory():
 @pytest.fixture
 def compose_config():
     """The config `higgs-train` would run for these command-line overrides."""
-    from higgs_train.runtime.config_files import compose_config as compose
+    from higgs_train.config.files import compose_config as compose
 
     return lambda *overrides: compose(overrides)
 

@@ -76,17 +76,17 @@ def measure(model: str, adapter: str | None, data: Path, out: Path) -> dict:
     from omegaconf import OmegaConf
 
     from higgs_train.commands.eval import evaluate_model
+    from higgs_train.config.files import CONFIG_DIR
     from higgs_train.data.collator import ConversationCollator
     from higgs_train.data.loader import task_conversations
     from higgs_train.evaluate.judges import Judges
     from higgs_train.evaluate.metrics import summarize
     from higgs_train.model.loading import load_for_inference
-    from higgs_train.runtime.config_files import CONFIG_DIR
 
     loaded, processor = load_for_inference(model, adapter, torch.device("cpu"))
     collator = ConversationCollator(processor.tokenizer, loaded.config)
     data_cfg = OmegaConf.merge(OmegaConf.load(CONFIG_DIR / "data" / "jsonl.yaml"), {"path": str(data)})
-    dataset, _ = task_conversations(data_cfg, "smart_voice", 0, collator, processor.audio_tokenizer,
+    dataset, _ = task_conversations(data_cfg.path, data_cfg, "smart_voice", 0, collator, processor.audio_tokenizer,
                                     show_progress=False)
     eval_cfg = OmegaConf.merge(OmegaConf.load(CONFIG_DIR / "eval" / "default.yaml"),
                                {"max_new_tokens": TOKEN_LIMIT, "batch_size": 4})

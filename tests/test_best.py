@@ -12,7 +12,7 @@ from accelerate import Accelerator
 from peft import PeftModel
 from transformers import HiggsAudioV2ForConditionalGeneration
 
-from higgs_train.builtins.assets import resolve
+from higgs_train.config import run_config
 from higgs_train.data.loader import build_training_data
 from higgs_train.evaluate import evaluation as evaluation_module
 from higgs_train.evaluate.validation import validation_metrics
@@ -20,6 +20,7 @@ from higgs_train.model.loading import load_processor
 from higgs_train.train import recipe as recipe_module
 from higgs_train.train.best import eval_every
 from higgs_train.train.recipe import Preempted, train
+from higgs_train.train.sources import resolve_sources
 
 # Added to the real validation loss of the evaluation at each step: it improves until step 6, then worsens.
 OFFSETS = {2: 3.0, 4: 2.0, 6: 1.0, 8: 2.0, 10: 3.0, 12: 4.0, 14: 5.0, 16: 6.0, 18: 7.0}
@@ -45,9 +46,13 @@ def improving_then_worsening(monkeypatch):
     monkeypatch.setattr(evaluation_module, "validation_metrics", offset_loss)
 
 
+def _every(cfg) -> int | None:
+    return eval_every(cfg.eval.every_n_steps, cfg.trainer.max_steps)
+
+
 def test_periodic_evaluation_is_on_by_default_every_tenth_of_the_run(compose_config):
-    assert eval_every(compose_config("recipe=voice_clone_lora", "data.path=x.jsonl")) == 200
-    assert eval_every(compose_config("recipe=voice_clone_lora", "data.path=x.jsonl", "trainer.max_steps=100")) == 50
+    assert _every(compose_config("recipe=voice_clone_lora", "data.path=x.jsonl")) == 200
+    assert _every(compose_config("recipe=voice_clone_lora", "data.path=x.jsonl", "trainer.max_steps=100")) == 50
 
 
 @pytest.mark.parametrize("run", [["recipe=voice_clone_lora", "data.path=x.jsonl", "trainer.max_steps=30"],
@@ -55,8 +60,8 @@ def test_periodic_evaluation_is_on_by_default_every_tenth_of_the_run(compose_con
                                  ["recipe=smoke", "trainer.max_steps=7", "eval.every_n_steps=auto"]])
 def test_a_short_run_is_evaluated_at_its_end_only(compose_config, run):
     """A 10-step DPO run evaluated at every step, a 30-step one spent a sixth of its time evaluating."""
-    assert eval_every(compose_config(*run)) is None
-    assert eval_every(compose_config("recipe=smoke", "eval.every_n_steps=null")) is None
+    assert _every(compose_config(*run)) is None
+    assert _every(compose_config("recipe=smoke", "eval.every_n_steps=null")) is None
 
 
 @pytest.mark.slow
@@ -78,7 +83,8 @@ def test_early_stopping_stops_at_the_expected_step_and_best_reproduces_the_best_
     processor = load_processor(str(tiny_checkpoint))
     base = HiggsAudioV2ForConditionalGeneration.from_pretrained(tiny_checkpoint)
     best = PeftModel.from_pretrained(base, run_dir / "best").eval()
-    data = build_training_data(cfg, resolve(cfg.data.path), processor, base.config, show_progress=False)
+    _, plan = resolve_sources(run_config(cfg))
+    data = build_training_data(plan, processor, base.config, show_progress=False)
     size = cfg.eval.batch_size
     batches = [data.collator([data.validation[j] for j in range(i, min(i + size, len(data.validation)))])
                for i in range(0, len(data.validation), size)]
@@ -122,9 +128,8 @@ def test_best_cannot_be_won_by_stopping_early(compose_config, metric, caplog):
     from higgs_train.train.recipe import TrainingProgress
 
     caplog.set_level("INFO", logger="higgs_train")
-    keep, progress = KeepBest(compose_config("recipe=dpo_lora", f"eval.best_metric={metric}"), _OneProcess(),
-                              direction(metric)), \
-        TrainingProgress()
+    keep, progress = KeepBest(compose_config("recipe=dpo_lora", f"eval.best_metric={metric}").eval, None,
+                              direction(metric), _OneProcess()), TrainingProgress()
     good = 1.0 if metric == "stop_rate" else 0.0
     evaluations = [{"step": 1, metric: good, "duration_ratio": 0.55},      # stops early: "perfect" on one metric
                    {"step": 2, metric: 0.5, "duration_ratio": 1.0},
@@ -133,13 +138,13 @@ def test_best_cannot_be_won_by_stopping_early(compose_config, metric, caplog):
     kept = [keep.consider(progress, e) for e in evaluations]
     assert kept == [False, True, False, True] and progress.best_step == 4
     assert "step 1: " in caplog.text and "outside eval.best_duration_band [0.8, 1.25]" in caplog.text
-    val_loss = KeepBest(compose_config("recipe=smoke"), _OneProcess(), False)  # no length to game: no constraint
+    val_loss = KeepBest(compose_config("recipe=smoke").eval, None, False, _OneProcess())  # no length to game
     assert val_loss.consider(TrainingProgress(), {"step": 1, "val_loss": 2.0, "duration_ratio": 0.3})
 
 
 @pytest.mark.parametrize("band", ["[1.2,2]", "[0.8]", "[0,1.2]", "fast"])
 def test_a_duration_band_that_admits_no_length_is_refused(compose_config, band):
-    from higgs_train.config import ConfigError, validate
+    from higgs_train.config import ConfigError, run_config
 
     with pytest.raises(ConfigError, match=r"eval.best_duration_band=.* must be \[low, high\] around 1"):
-        validate(compose_config("recipe=smoke", f"eval.best_duration_band={band}"))
+        run_config(compose_config("recipe=smoke", f"eval.best_duration_band={band}"))

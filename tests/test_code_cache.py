@@ -54,7 +54,7 @@ def test_batches_join_only_equal_lengths_and_equal_one_at_a_time_codes(demo_copy
 def _table(path, tokenizer, **overrides):
     values = {"path": str(path), "max_examples": None, "min_seconds": 0.3, "max_seconds": 30.0, "on_bad_row": "fail",
               "encode_batch_size": 8}
-    return open_table(OmegaConf.create({**values, **overrides}), tokenizer, show_progress=False)
+    return open_table(path, OmegaConf.create({**values, **overrides}), tokenizer, show_progress=False)
 
 
 def _table_codes(table):

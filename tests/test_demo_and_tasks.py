@@ -59,7 +59,8 @@ def test_a_speaker_with_one_clip_is_counted_not_silently_dropped(demo_dir, tmp_p
     rows = load_rows(demo_dir / "train.jsonl")[:3]  # without the codes other tests may have put in demo_rows
     lonely = dict(rows[0], id="lonely", speaker="nobody_else")
     (tmp_path / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in [lonely] + rows))
-    conversations, skipped = task_conversations(data_cfg_factory(tmp_path / "train.jsonl"), "voice_clone", 0,
+    data = tmp_path / "train.jsonl"
+    conversations, skipped = task_conversations(data, data_cfg_factory(data), "voice_clone", 0,
                                                 ConversationCollator(processor.tokenizer, model_config),
                                                 processor.audio_tokenizer, show_progress=False)
     assert len(conversations) == 3 and skipped == {"no other clip of the same speaker to use as reference": 1}

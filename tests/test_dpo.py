@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import torch
 from accelerate import Accelerator
-from omegaconf import OmegaConf
 from peft import PeftModel
 from transformers import HiggsAudioV2ForConditionalGeneration
 
-from higgs_train.config import ConfigError, validate
+from higgs_train.config import ConfigError, run_config
+from higgs_train.config.groups import DataConfig
 from higgs_train.data.collator import ConversationCollator
 from higgs_train.data.conversations import DataError
 from higgs_train.data.pair_table import PairCollator, PairDataset, open_pairs, pairs_from_jsonl
@@ -56,8 +56,9 @@ def small_pairs(demo_dir, tmp_path_factory):
 @pytest.fixture(scope="module")
 def pair_batch(small_pairs, processor, model_config):
     """The two pairs collated as DPO collates them (chosen, rejected, chosen, rejected; right padding)."""
-    pairs = open_pairs(small_pairs / "pairs.jsonl", processor.audio_tokenizer, OmegaConf.create(
-        {"min_seconds": 0.3, "max_seconds": 30.0}), show_progress=False)
+    pairs = open_pairs(small_pairs / "pairs.jsonl", processor.audio_tokenizer, DataConfig(min_seconds=0.3,
+                                                                                           max_seconds=30.0),
+                       show_progress=False)
     dataset = PairDataset(pairs, np.arange(2))
     collator = ConversationCollator(processor.tokenizer, model_config)
     return [dataset[0], dataset[1]], PairCollator(collator)
@@ -127,11 +128,11 @@ def test_a_conversation_scores_the_same_alone_and_padded_beside_a_longer_one(pai
 def _objective(cfg_overrides, compose_config, tiny_checkpoint):
     from higgs_train.model.trainable import build_trainable_model
 
-    cfg = compose_config("recipe=dpo_smoke", *cfg_overrides)
+    cfg = run_config(compose_config("recipe=dpo_smoke", *cfg_overrides))
     torch.manual_seed(0)
     model = build_trainable_model(cfg, str(tiny_checkpoint), "sdpa")
     accelerator = Accelerator(cpu=True)
-    return cfg, model, build_objective(cfg, accelerator, model, model.config)
+    return cfg, model, build_objective(cfg, accelerator, model, model.config, str(tiny_checkpoint))
 
 
 def test_at_step_0_the_loss_is_ln2_and_one_step_raises_the_margin(pair_batch, compose_config, tiny_checkpoint):
@@ -184,16 +185,15 @@ def test_bad_pairs_are_one_clear_line(line, says, demo_dir, tmp_path, processor)
     line = {**line, "messages": prompt} if line["messages"] == "PROMPT" else line
     (folder / "pairs.jsonl").write_text(json.dumps(line) + "\n")
     with pytest.raises(DataError, match=says) as raised:
-        pairs_from_jsonl(folder / "pairs.jsonl", processor.audio_tokenizer,
-                         OmegaConf.create({"min_seconds": 0.3, "max_seconds": 30.0}), show_progress=False)
+        pairs_from_jsonl(folder / "pairs.jsonl", processor.audio_tokenizer, DataConfig(), show_progress=False)
     assert str(raised.value).startswith(f"{folder / 'pairs.jsonl'}:1: ") and len(str(raised.value).splitlines()) == 1
 
 
 def test_a_dpo_recipe_without_pairs_is_one_line(compose_config):
     with pytest.raises(ConfigError, match=r"objective=dpo needs data.pairs: a folder written by `higgs-prep pairs`"):
-        validate(compose_config("recipe=dpo_lora"))
+        run_config(compose_config("recipe=dpo_lora"))
     with pytest.raises(ConfigError, match="full fine-tuning has none; use objective.reference=precomputed"):
-        validate(compose_config("recipe=dpo_smoke", "peft=none"))
+        run_config(compose_config("recipe=dpo_smoke", "peft=none"))
 
 
 @pytest.mark.slow

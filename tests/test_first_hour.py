@@ -182,14 +182,14 @@ def test_a_hub_id_out_of_reach_is_answered_at_once_in_one_line(monkeypatch, capl
 
 
 def test_warmup_longer_than_the_run_is_said(compose_config, caplog):
-    from higgs_train.config import validate
+    from higgs_train.config import run_config
 
     caplog.set_level("INFO", logger="higgs_train")
-    validate(compose_config("recipe=smoke", "optim.warmup_steps=20"))  # the smoke run is 20 steps
+    run_config(compose_config("recipe=smoke", "optim.warmup_steps=20"))  # the smoke run is 20 steps
     assert "optim.warmup_steps=20 is not shorter than the run (trainer.max_steps=20): the lr climbs all run long" \
         in caplog.text
     caplog.clear()
-    validate(compose_config("recipe=smoke", "optim.warmup_steps=5"))
+    run_config(compose_config("recipe=smoke", "optim.warmup_steps=5"))
     assert "warmup" not in caplog.text
 
 

@@ -10,12 +10,12 @@ import pytest
 import torch
 from accelerate import Accelerator
 
-from higgs_train.builtins.assets import resolve
-from higgs_train.config import ConfigError, validate
+from higgs_train.config import ConfigError, run_config
 from higgs_train.model.loss import MODEL_INPUTS, per_conversation, target_logprobs
 from higgs_train.model.trainable import build_trainable_model
 from higgs_train.objectives import build_objective
 from higgs_train.objectives import grpo as grpo_module
+from higgs_train.train.sources import resolve_sources
 
 OVERRIDES = ["recipe=grpo_smoke", "objective.group_size=2", "trainer.batch_size=1",
              "peft.modules_to_save=[audio_lm_head]"]
@@ -26,11 +26,12 @@ def grpo(compose_config, tiny_checkpoint, processor, demo_dir):
     """(cfg, model, objective, a prompt) for GRPO on the tiny kit."""
 
     def make(*overrides):
-        cfg = compose_config(*OVERRIDES, *overrides)
+        cfg = run_config(compose_config(*OVERRIDES, *overrides))
         torch.manual_seed(0)
         model = build_trainable_model(cfg, str(tiny_checkpoint), "sdpa")
-        objective = build_objective(cfg, Accelerator(cpu=True), model, model.config)
-        data = objective.training_data(resolve(cfg.data.path), processor, show_progress=False)
+        objective = build_objective(cfg, Accelerator(cpu=True), model, model.config, str(tiny_checkpoint))
+        _, plan = resolve_sources(cfg)
+        data = objective.training_data(plan, processor, show_progress=False)
         return cfg, model, objective, data.training[0]
 
     return make
@@ -129,9 +130,9 @@ def test_a_judge_that_raises_or_gives_nan_costs_that_answer_its_reward_and_is_co
 
 def test_grpo_config_mistakes_are_one_line(compose_config):
     with pytest.raises(ConfigError, match=r"objective.group_size=1 must be an integer >= 2"):
-        validate(compose_config("recipe=grpo_smoke", "objective.group_size=1"))
+        run_config(compose_config("recipe=grpo_smoke", "objective.group_size=1"))
     with pytest.raises(ConfigError, match=r"objective.rewards has \['style'\]"):
-        validate(compose_config("recipe=grpo_smoke", "+objective.rewards.style=1"))
+        run_config(compose_config("recipe=grpo_smoke", "+objective.rewards.style=1"))
 
 
 @pytest.mark.slow

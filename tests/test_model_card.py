@@ -8,7 +8,7 @@ import pytest
 from huggingface_hub import ModelCard
 
 from higgs_train.commands.export import export
-from higgs_train.runtime.config_files import compose_config
+from higgs_train.config.files import compose_config
 from higgs_train.train.recipe import train
 
 RUN = ["recipe=smoke", "trainer.max_steps=4", "eval.every_n_steps=2", "eval.num_samples=1", "eval.max_new_tokens=20",

@@ -8,9 +8,9 @@ from types import SimpleNamespace
 import pytest
 from omegaconf import OmegaConf
 
+from higgs_train.config.files import compose_config
 from higgs_train.evaluate.evaluation import readable
 from higgs_train.evaluate.report import write_report
-from higgs_train.runtime.config_files import compose_config
 from higgs_train.train.recipe import FineTuneRecipe, StepResult
 
 STEPS = {

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from higgs_train.commands.train import composition_error, user_config_dir
+from higgs_train.config.files import CONFIG_DIR, RECIPES_DIR
 from higgs_train.launch import LAUNCH_DIR, launch_files, resolve_deepspeed_config_file
-from higgs_train.runtime.config_files import CONFIG_DIR, RECIPES_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
 LIBRARY = ROOT / "higgs_train"
@@ -51,6 +51,7 @@ def _imported_by(folder: Path) -> dict[str, set[str]]:
 @pytest.mark.parametrize(("folder", "forbidden"), [
     ("", ("data_prep",)),  # the library never imports its own prep tool
     ("evaluate", ("higgs_train.train",)),
+    ("config", ("higgs_train.objectives", "higgs_train.train", "higgs_train.commands")),  # objectives read config
     ("data", ("higgs_train.train", "higgs_train.evaluate", "higgs_train.builtins", "higgs_train.objectives")),
     ("model", ("higgs_train.train", "higgs_train.evaluate", "higgs_train.data", "higgs_train.builtins")),
 ])

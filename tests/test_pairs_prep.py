@@ -12,11 +12,11 @@ from omegaconf import OmegaConf
 from data_prep import judged_pairs as pairs_module
 from data_prep.cli import _parser
 from data_prep.judged_pairs import PairsError, _greedy, _sampling, build_pairs, pair_rule
+from higgs_train.config.files import CONFIG_DIR
 from higgs_train.data.collator import ConversationCollator
 from higgs_train.data.loader import task_conversations
 from higgs_train.evaluate.samples import generate_codes
 from higgs_train.model.loading import load_for_inference
-from higgs_train.runtime.config_files import CONFIG_DIR
 
 RULE = Namespace(rule="hard-then-soft", duration_band=(0.8, 1.25), max_loop_share=0.2, max_trailing_silence=0.3,
                  max_chosen_wer=0.1)
@@ -65,7 +65,7 @@ def test_pairs_are_sampled_once_and_the_greedy_candidate_is_the_greedy_answer(ti
     model, processor = load_for_inference(str(tiny_checkpoint), None, torch.device("cpu"))
     collator = ConversationCollator(processor.tokenizer, model.config)
     data_cfg = OmegaConf.merge(OmegaConf.load(CONFIG_DIR / "data" / "jsonl.yaml"), {"path": str(data / "train.jsonl")})
-    prompts, _ = task_conversations(data_cfg, "smart_voice", 0, collator, processor.audio_tokenizer,
+    prompts, _ = task_conversations(data_cfg.path, data_cfg, "smart_voice", 0, collator, processor.audio_tokenizer,
                                     show_progress=False)
     greedy = [codes.numpy() for codes, _ in generate_codes(model, collator, [prompts[0], prompts[1]],
                                                            _greedy(_sampling(options)))]

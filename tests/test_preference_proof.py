@@ -31,7 +31,7 @@ def two_threads():
 def runaway(two_threads, tmp_path_factory, demo_dir):
     from accelerate.state import AcceleratorState
 
-    from higgs_train.runtime.config_files import compose_config
+    from higgs_train.config.files import compose_config
 
     work = tmp_path_factory.mktemp("proof")
     data = make_data(work, demo_dir)

@@ -7,7 +7,7 @@ import pytest
 import torch
 from transformers import HiggsAudioV2Config, HiggsAudioV2ForConditionalGeneration
 
-from higgs_train.config import ConfigError, validate
+from higgs_train.config import ConfigError, run_config
 from higgs_train.model.memory import estimate_training_memory
 from higgs_train.model.peft_setup import apply_peft
 from higgs_train.model.trainable import build_trainable_model
@@ -29,14 +29,14 @@ LORA_HEAD = ("recipe=smoke", "peft.modules_to_save=[audio_lm_head]")
 ])
 def test_a_bad_combination_is_one_line_before_any_weight_loads(overrides, says, compose_config):
     with pytest.raises(ConfigError, match=says.replace("[", r"\[").replace("]", r"\]")) as raised:
-        validate(compose_config("recipe=smoke", *overrides))
+        run_config(compose_config("recipe=smoke", *overrides))
     assert "\n" not in str(raised.value)
 
 
 def test_quantization_under_deepspeed_is_refused(compose_config, monkeypatch):
     monkeypatch.setenv("ACCELERATE_USE_DEEPSPEED", "true")
     with pytest.raises(ConfigError, match="does not run under DeepSpeed"):
-        validate(compose_config("recipe=smoke", "model.quantization=nf4"))
+        run_config(compose_config("recipe=smoke", "model.quantization=nf4"))
 
 
 def _dtypes(model, trainable: bool) -> set[torch.dtype]:

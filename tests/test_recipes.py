@@ -5,8 +5,8 @@ import sys
 
 import pytest
 
-from higgs_train.config import ConfigError, validate
-from higgs_train.runtime.config_files import RECIPES_DIR, compose_config
+from higgs_train.config import ConfigError, run_config
+from higgs_train.config.files import RECIPES_DIR, compose_config
 
 RECIPES = sorted(p.stem for p in RECIPES_DIR.glob("*.yaml"))
 
@@ -22,7 +22,7 @@ def test_recipe_composes_and_validates(recipe, tmp_path):
     pairs = [f"data.pairs={data}"] if recipe.startswith("dpo") and recipe != "dpo_smoke" else []
     cfg = compose_config([f"recipe={recipe}", f"data.path={data}", *pairs] if "smoke" not in recipe else
                          [f"recipe={recipe}"])
-    validate(cfg)
+    run_config(cfg)
     header = (RECIPES_DIR / f"{recipe}.yaml").read_text().splitlines()[:6]
     assert any("higgs-train recipe=" in line or "-m higgs_train.commands.train recipe=" in line for line in header), \
         "each recipe states its launch command in its header comment"
@@ -32,7 +32,7 @@ def test_recipe_composes_and_validates(recipe, tmp_path):
 def test_recipe_runs_on_the_tiny_kit_by_override(recipe):
     pairs = ["data.pairs=builtin:demo-pairs"] if recipe.startswith("dpo") else []
     cfg = compose_config([f"recipe={recipe}", "model=tiny", "data=demo", *pairs])
-    validate(cfg)
+    run_config(cfg)
     assert cfg.model.name_or_path == "builtin:tiny"
     assert (cfg.data.pairs if recipe.startswith("dpo") else cfg.data.path).startswith("builtin:demo")
 
@@ -46,7 +46,7 @@ def test_recipe_choices_reach_the_config():
 def test_bad_value_names_the_key_and_the_choices():
     cfg = compose_config(["recipe=smoke", "trainer.precision=fp8"])
     with pytest.raises(ConfigError, match=r"trainer.precision='fp8' is not allowed; use one of \['bf16'"):
-        validate(cfg)
+        run_config(cfg)
 
 
 def _cli(tmp_path, *args):

@@ -125,7 +125,7 @@ def test_the_boson_config_holds_every_key_bosons_loader_reads(tiny_checkpoint):
 def lora_run(tmp_path_factory, demo_dir):
     from accelerate.state import AcceleratorState
 
-    from higgs_train.runtime.config_files import compose_config
+    from higgs_train.config.files import compose_config
 
     run_dir = tmp_path_factory.mktemp("serving") / "run"
     train(compose_config([*RUN, "task=voice_clone"]), run_dir)

@@ -41,7 +41,8 @@ def _recorded_form(conversation, root):
 
 @pytest.fixture(scope="module")
 def demo_table(demo_dir, processor):
-    return open_table(_data_cfg(demo_dir / "train.jsonl"), processor.audio_tokenizer, show_progress=False)
+    data = demo_dir / "train.jsonl"
+    return open_table(data, _data_cfg(data), processor.audio_tokenizer, show_progress=False)
 
 
 @pytest.mark.parametrize("task", TASKS)
@@ -70,7 +71,7 @@ def test_a_second_start_opens_no_audio_and_measures_nothing(demo_dir, processor,
 
     collator = ConversationCollator(processor.tokenizer, model_config)
     data_cfg = _data_cfg(demo_dir / "train.jsonl")
-    first = open_table(data_cfg, processor.audio_tokenizer, show_progress=False)
+    first = open_table(data_cfg.path, data_cfg, processor.audio_tokenizer, show_progress=False)
     task_dataset(first, "voice_clone", 0, collator, data_cfg, show_progress=False)
 
     def forbidden(*args, **kwargs):
@@ -79,7 +80,7 @@ def test_a_second_start_opens_no_audio_and_measures_nothing(demo_dir, processor,
     for module, name in ((soundfile, "read"), (soundfile, "info"), (audio, "load_audio"),
                          (table_module, "load_rows"), (collator, "count_positions")):
         monkeypatch.setattr(module, name, forbidden)
-    again = open_table(data_cfg, processor.audio_tokenizer, show_progress=False)
+    again = open_table(data_cfg.path, data_cfg, processor.audio_tokenizer, show_progress=False)
     dataset, _ = task_dataset(again, "voice_clone", 0, collator, data_cfg, show_progress=False)
     assert not again.built and again.folder == first.folder
     batch = collator.pad([collator.encode(dataset[i]["messages"]) for i in range(4)])
@@ -94,11 +95,11 @@ def _fresh_demo_rows(demo_dir):
 def test_a_repeated_row_id_is_a_bad_row(tmp_path, demo_dir, processor):
     demo_rows = _fresh_demo_rows(demo_dir)
     rows = [demo_rows[0], demo_rows[1], dict(demo_rows[2], id=demo_rows[0]["id"])]
-    (tmp_path / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    data = tmp_path / "train.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     with pytest.raises(DataError, match=rf"^row {demo_rows[0]['id']}: duplicate id"):
-        open_table(_data_cfg(tmp_path / "train.jsonl", on_bad_row="fail"), processor.audio_tokenizer,
-                   show_progress=False)
-    table = open_table(_data_cfg(tmp_path / "train.jsonl"), processor.audio_tokenizer, show_progress=False)
+        open_table(data, _data_cfg(data, on_bad_row="fail"), processor.audio_tokenizer, show_progress=False)
+    table = open_table(data, _data_cfg(data), processor.audio_tokenizer, show_progress=False)
     assert len(table) == 2 and table.info["skipped"] == {"duplicate id": 1}
 
 
@@ -116,10 +117,10 @@ def test_edited_data_gets_a_new_table_and_the_outdated_one_is_removed(tmp_path, 
     demo_rows = _fresh_demo_rows(demo_dir)
     data = tmp_path / "train.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in demo_rows[:3]))
-    first = open_table(_data_cfg(data), processor.audio_tokenizer, show_progress=False)
-    subset = open_table(_data_cfg(data, max_examples=2), processor.audio_tokenizer, show_progress=False)
+    first = open_table(data, _data_cfg(data), processor.audio_tokenizer, show_progress=False)
+    subset = open_table(data, _data_cfg(data, max_examples=2), processor.audio_tokenizer, show_progress=False)
     data.write_text(data.read_text() + json.dumps(demo_rows[3]) + "\n")
-    edited = open_table(_data_cfg(data), processor.audio_tokenizer, show_progress=False)
+    edited = open_table(data, _data_cfg(data), processor.audio_tokenizer, show_progress=False)
     assert edited.built and len(edited) == 4 and edited.folder != first.folder
     assert not first.folder.exists() and not subset.folder.exists()  # both were built from the file as it was
     assert sorted(p.name for p in edited.folder.parent.glob("table-*")) == [edited.folder.name]
@@ -132,10 +133,10 @@ def test_data_on_a_read_only_mount_gets_its_table_in_the_user_cache(tmp_path, de
     data = tmp_path / "train.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in _fresh_demo_rows(demo_dir)[:2]))
     monkeypatch.setattr(table_module, "_writable", lambda folder: False)  # as on a read-only mount (root ignores modes)
-    table = open_table(_data_cfg(data), processor.audio_tokenizer, show_progress=False)
+    table = open_table(data, _data_cfg(data), processor.audio_tokenizer, show_progress=False)
     assert table.folder.is_relative_to(cache_root() / "tables") and len(table) == 2
     assert not (tmp_path / "codes").exists()
-    assert open_table(_data_cfg(data), processor.audio_tokenizer, show_progress=False).folder == table.folder
+    assert open_table(data, _data_cfg(data), processor.audio_tokenizer, show_progress=False).folder == table.folder
 
 
 def test_lengths_measured_with_another_text_tokenizer_are_never_reused(demo_table, processor, model_config):

@@ -24,13 +24,13 @@ from data_prep.cli import main as prep_main
 from data_prep.convert import ConvertError, convert
 from data_prep.encode import encode_dataset
 from higgs_train.commands.export import export
-from higgs_train.config import ConfigError, validate
+from higgs_train.config import ConfigError, run_config
+from higgs_train.config.files import CONFIG_DIR
 from higgs_train.data.code_cache import CodeCache, tokenizer_fingerprint
 from higgs_train.data.collator import ConversationCollator
 from higgs_train.data.conversations import DataError, load_rows
 from higgs_train.data.loader import task_conversations
 from higgs_train.runtime import ownership
-from higgs_train.runtime.config_files import CONFIG_DIR
 from higgs_train.runtime.errors import TrainingError, UserError
 from higgs_train.runtime.run_lock import hold_run_dir
 from higgs_train.train.checkpoint import damage, newest_intact_checkpoint
@@ -166,14 +166,15 @@ def _data_cfg(path, **overrides):
 def test_04_training_from_jsonl_makes_the_checks_convert_makes(tmp_path, demo_dir, processor, model_config):
     folder = _bad_rows_folder(tmp_path, demo_dir)
     collator = ConversationCollator(processor.tokenizer, model_config)
-    conversations, skipped = task_conversations(_data_cfg(folder / "train.jsonl", on_bad_row="skip"), "multi_speaker",
-                                                0, collator, processor.audio_tokenizer, show_progress=False)
+    data = folder / "train.jsonl"
+    conversations, skipped = task_conversations(data, _data_cfg(data, on_bad_row="skip"), "multi_speaker", 0, collator,
+                                                processor.audio_tokenizer, show_progress=False)
     ids = [conversations[i]["id"] for i in range(len(conversations))]
     assert ids == [r["id"] for r in load_rows(folder / "train.jsonl")[:2]]
     assert skipped == {"non-finite samples (NaN or inf)": 1, "silent audio": 1, "duration out of range": 1,
                                 "empty transcript": 1, "unknown speaker": 1}
     with pytest.raises(DataError, match=r"^row nan: non-finite samples .*nan.wav.*data.on_bad_row=skip"):
-        task_conversations(_data_cfg(folder / "train.jsonl", on_bad_row="fail"), "multi_speaker", 0, collator,
+        task_conversations(data, _data_cfg(data, on_bad_row="fail"), "multi_speaker", 0, collator,
                            processor.audio_tokenizer, show_progress=False)
 
 
@@ -269,7 +270,7 @@ def test_08_15_values_that_cannot_train_are_refused_before_any_weight_loads(comp
     monkeypatch.setenv("NETRC", "/nonexistent")
     monkeypatch.setenv("HOME", "/nonexistent")
     with pytest.raises(ConfigError) as raised:
-        validate(compose_config("recipe=smoke", override))
+        run_config(compose_config("recipe=smoke", override))
     assert says in str(raised.value) and "\n" not in str(raised.value)
 
 

@@ -38,22 +38,21 @@ def finetune(recipe: str | None = "smoke", overrides: dict | list[str] | None = 
              run_dir: str | Path | None = None, config_dir: str | Path | None = None) -> dict:
     """Trains as `higgs-train recipe=RECIPE key=value ...` does; `overrides` as a dict ({"optim.lr": 1e-4}) or the
     command line's strings; the run goes to `run_dir` (default outputs/DATE/TIME). Returns the run summary."""
-    from higgs_train.config import validate
-    from higgs_train.runtime.config_files import compose_config
+    from higgs_train.config import run_config
+    from higgs_train.config.files import compose_config
     from higgs_train.train.recipe import train
 
     given = list(overrides) if isinstance(overrides, (list, tuple)) else \
         [_override(k, v) for k, v in (overrides or {}).items()]
     if config_dir:
         given.append(f"hydra.searchpath=[file://{Path(config_dir).resolve()}]")
-    cfg = compose_config(([f"recipe={recipe}"] if recipe else []) + given)
-    validate(cfg)
+    run = run_config(compose_config(([f"recipe={recipe}"] if recipe else []) + given))
     _console()
-    if not cfg.verbose:  # bitsandbytes' CPU-kernel notice, hidden as the command line hides it
+    if not run.verbose:  # bitsandbytes' CPU-kernel notice, hidden as the command line hides it
         logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
     run_dir = Path(run_dir) if run_dir else Path("outputs") / datetime.datetime.now().strftime("%Y-%m-%d/%H-%M-%S")
     with _train_log(run_dir):
-        return train(cfg, run_dir)
+        return train(run, run_dir)
 
 
 @contextlib.contextmanager

@@ -7,12 +7,13 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from higgs_train.config import RunConfig, typed
 from higgs_train.data.collator import ConversationCollator
 from higgs_train.data.delay_pattern import delayed_length
 from higgs_train.model.loss import IGNORE_INDEX
 from higgs_train.model.memory import available_memory_gib, estimate_training_memory
 from higgs_train.runtime.logs import logger
-from higgs_train.train.recipe import FineTuneRecipe
+from higgs_train.train.recipe import FineTuneRecipe, batch_line
 
 
 def describe_example(collator: ConversationCollator, conversation: dict) -> str:
@@ -39,10 +40,11 @@ def describe_example(collator: ConversationCollator, conversation: dict) -> str:
     return "".join(pieces)
 
 
-def dry_run(cfg: DictConfig, scratch_dir: Path) -> dict:
+def dry_run(cfg: RunConfig | DictConfig, scratch_dir: Path) -> dict:
     """The recipe's own setup, its model on the meta device (sizes without weights) and its data as training reads
     it, then the first batch (returned, and described on the console). `scratch_dir`: where the accelerator may
     write, removed by the caller."""
+    cfg = typed(cfg)
     recipe = FineTuneRecipe(cfg, scratch_dir)
     recipe.setup_model(on_meta=True)
     recipe.setup_data()
@@ -58,6 +60,7 @@ def dry_run(cfg: DictConfig, scratch_dir: Path) -> dict:
     logger.info("example 0 (supervised text in «»):\n" + describe_example(data.collator, data.training[0]))
     logger.info("first batch: " + ", ".join(f"{k} {tuple(v.shape)} {str(v.dtype).removeprefix('torch.')}"
                                             for k, v in batch.items()))
+    logger.info(f"batch: {batch_line(cfg.trainer, cfg.objective)}")
     logger.info(f"parameters: {total:,} total, {trainable:,} trainable ({100 * trainable / total:.2f}%)")
     device, available = available_memory_gib(cfg.trainer.device)
     memory = estimate_training_memory(model, cfg, batch["input_ids"].numel(),

@@ -13,9 +13,11 @@ from __future__ import annotations
 import copy
 import csv
 import json
+from dataclasses import asdict
 from pathlib import Path
 
-from higgs_train.evaluate.generation_settings import check_generation_settings
+from higgs_train.commands.tool_settings import check_tool_settings
+from higgs_train.config.generation import key_value_defaults
 from higgs_train.runtime.key_value_args import ArgumentError, hide_bitsandbytes, parse, run_tool
 
 USAGE = """usage: higgs-eval model=NAME_OR_DIR|[M0,M1] [adapter=DIR|[A0,A1]] list=META.lst|ROWS.jsonl|builtin:demo-eval
@@ -31,8 +33,8 @@ USAGE = """usage: higgs-eval model=NAME_OR_DIR|[M0,M1] [adapter=DIR|[A0,A1]] lis
   limit          the first N utterances only
 
   generation: max_new_tokens, do_sample, temperature, ras_win_len, ras_win_max_num_repeat, batch_size, seed,
-  chars_per_second, silence_db, trim_silence, duration_cap, device (auto|cpu|cuda); defaults from
-  eval/default.yaml"""
+  chars_per_second, silence_db, trim_silence, duration_cap, device (auto|cpu|cuda); defaults, ranges and help:
+  the eval.* keys of `higgs-train --help`"""
 EVAL_KEYS = ("max_new_tokens", "do_sample", "temperature", "ras_win_len", "ras_win_max_num_repeat", "batch_size",
              "seed", "chars_per_second", "silence_db", "asr_model", "speaker_model", "language", "trim_silence",
              "duration_cap")
@@ -41,14 +43,12 @@ COLUMNS = ("variant", "id", "text", "frames", "stopped", "duration_ratio", "dura
            "trailing_silence", "loop_share", "wer", "wer_error", "transcript", "speaker_similarity", "path")
 
 
+EVAL_DEFAULTS, EVAL_TYPES = key_value_defaults(EVAL_KEYS)
+
+
 def _defaults() -> dict:
-    from omegaconf import OmegaConf
-
-    from higgs_train.runtime.config_files import CONFIG_DIR
-
-    eval_defaults = OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / "eval" / "default.yaml"))
     return {"model": None, "adapter": None, "list": None, "out": "eval_out", "limit": 0, "device": "auto",
-            **{key: eval_defaults[key] for key in EVAL_KEYS}}
+            **EVAL_DEFAULTS}
 
 
 def variants(model, adapter) -> list[dict]:
@@ -115,7 +115,6 @@ def run(args: dict) -> dict:
 
 def _run(args: dict) -> dict:
     import torch
-    from omegaconf import OmegaConf
 
     from higgs_train.builtins import assets
     from higgs_train.data.audio_codes import attach_codes
@@ -134,7 +133,7 @@ def _run(args: dict) -> dict:
     utterances = load_test_list(assets.resolve(args["list"]))
     if args["limit"]:
         utterances = utterances[: args["limit"]]
-    eval_cfg = OmegaConf.create({key: args[key] for key in EVAL_KEYS})
+    eval_cfg = check_tool_settings(args, EVAL_KEYS)
     judges = Judges.load(eval_cfg)
     for key, judge in (("asr_model", judges.asr), ("speaker_model", judges.speaker)):
         if args[key] and judge is None:  # asked for by name: a run without it would not be the one asked for
@@ -162,7 +161,7 @@ def _run(args: dict) -> dict:
             del model
         summary = {"list": args["list"], "utterances": len(utterances), "judges": judges.names(),
                    "not_measured": not_measured(judges, setting_prefix=""),  # higgs-eval's keys: asr_model=
-                   "settings": OmegaConf.to_container(eval_cfg),
+                   "settings": asdict(eval_cfg),
                    "metrics": {m.summary: m.doc for m in METRICS.values()},
                    "variants": [{"name": v["name"], "model": v["model"], "adapter": v["adapter"],
                                  "summary": summarize(v["records"])} for v in found],
@@ -194,10 +193,8 @@ def _say(summary: dict, out: Path) -> None:
 
 
 def check(argv: list[str]) -> dict:
-    args = parse(argv, _defaults(), required=("model", "list"), lists=("model", "adapter"))
-    if args["language"] not in ("en", "zh"):
-        raise ArgumentError(f"language={args['language']!r}; use en or zh")
-    check_generation_settings(args)
+    args = parse(argv, _defaults(), required=("model", "list"), lists=("model", "adapter"), types=EVAL_TYPES)
+    check_tool_settings(args, EVAL_KEYS)
     return args
 
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from higgs_train.evaluate.generation_settings import check_generation_settings
+from higgs_train.commands.tool_settings import check_tool_settings
+from higgs_train.config.generation import key_value_defaults
 from higgs_train.runtime.key_value_args import ArgumentError, hide_bitsandbytes, parse, run_tool
 
 USAGE = """usage: higgs-generate model=NAME_OR_DIR [adapter=DIR] text="..." [scene="..."] [speakers="d0|d1"]
@@ -23,20 +24,18 @@ USAGE = """usage: higgs-generate model=NAME_OR_DIR [adapter=DIR] text="..." [sce
 
   generation: max_new_tokens, do_sample, temperature, ras_win_len, ras_win_max_num_repeat, batch_size, seed,
   trim_silence (true: cut trailing silence), duration_cap (e.g. 2.0: at most twice the text's expected length),
-  device (auto|cpu|cuda); defaults from eval/default.yaml in the packaged configs"""
+  device (auto|cpu|cuda); defaults, ranges and help: the eval.* keys of `higgs-train --help`"""
 GENERATION_KEYS = ("max_new_tokens", "do_sample", "temperature", "ras_win_len", "ras_win_max_num_repeat",
                    "batch_size", "seed", "chars_per_second", "silence_db", "trim_silence", "duration_cap")
 
 
+GENERATION_DEFAULTS, GENERATION_TYPES = key_value_defaults(GENERATION_KEYS)
+
+
 def _defaults() -> dict:
-    from omegaconf import OmegaConf
-
-    from higgs_train.runtime.config_files import CONFIG_DIR
-
-    eval_defaults = OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / "eval" / "default.yaml"))
     return {"model": None, "adapter": None, "text": None, "scene": None, "speakers": None, "reference_audio": None,
             "reference_text": None, "out": "out.wav", "prompts": None, "out_dir": "samples",
-            "device": "auto", **{key: eval_defaults[key] for key in GENERATION_KEYS}}
+            "device": "auto", **GENERATION_DEFAULTS}
 
 
 def speaker_descriptions(value: str | None) -> list[str] | None:
@@ -53,11 +52,11 @@ def speaker_descriptions(value: str | None) -> list[str] | None:
 
 
 def check(argv: list[str]) -> dict:
-    args = parse(argv, _defaults(), required=("model",), lists=("reference_audio",))
+    args = parse(argv, _defaults(), required=("model",), lists=("reference_audio",), types=GENERATION_TYPES)
     args["speakers"] = speaker_descriptions(args["speakers"])
     if not args["prompts"] and not args["text"]:
         raise ArgumentError("give text=\"...\" (or prompts=FILE.jsonl)")
-    check_generation_settings(args)
+    check_tool_settings(args, GENERATION_KEYS)
     check_outputs(args)
     return args
 
@@ -103,7 +102,6 @@ def generate(args: dict) -> list[dict]:
 def synthesize(args: dict) -> tuple[list[dict], list]:
     """(the sample records, the 24 kHz waveforms), one wav written per prompt."""
     import torch
-    from omegaconf import OmegaConf
 
     from higgs_train.builtins import assets
     from higgs_train.data.audio_codes import attach_codes
@@ -112,7 +110,7 @@ def synthesize(args: dict) -> tuple[list[dict], list]:
     from higgs_train.model.loading import load_for_inference
 
     if "conversations" not in args:  # called as a library (higgs_train.commands.api.speak), not through `check`
-        check_generation_settings(args)
+        check_tool_settings(args, GENERATION_KEYS)
         check_outputs(args)
     conversations, out_dir = args["conversations"], Path(args["out_dir"])
     device = torch.device(args["device"] if args["device"] != "auto" else "cuda" if torch.cuda.is_available()
@@ -120,8 +118,8 @@ def synthesize(args: dict) -> tuple[list[dict], list]:
     model, processor = load_for_inference(assets.resolve(args["model"]), args["adapter"], device)
     attach_codes(conversations, processor.audio_tokenizer, show_progress=False)
     collator = ConversationCollator(processor.tokenizer, model.config)
-    eval_cfg = OmegaConf.create({key: args[key] for key in GENERATION_KEYS})
-    return write_samples(model, processor.audio_tokenizer, collator, conversations, eval_cfg, out_dir)
+    settings = check_tool_settings(args, GENERATION_KEYS)
+    return write_samples(model, processor.audio_tokenizer, collator, conversations, settings, out_dir)
 
 
 def main() -> None:

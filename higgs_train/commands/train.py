@@ -16,8 +16,8 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from higgs_train.config import validate
-from higgs_train.runtime.config_files import CONFIG_DIR, compose_config, register_recipes
+from higgs_train.config import ConfigError, run_config
+from higgs_train.config.files import CONFIG_DIR, compose_config, register_configs
 from higgs_train.runtime.errors import TrainingError, UserError, environment_fault
 from higgs_train.runtime.key_value_args import hide_bitsandbytes
 from higgs_train.runtime.logs import is_main_process, logger, quiet_libraries
@@ -29,18 +29,18 @@ USER_CONFIG_FLAGS = ("--config-dir", "-cd")
 @hydra.main(config_path=str(CONFIG_DIR), config_name="config", version_base=None)
 def _run(cfg: DictConfig) -> None:
     try:
-        validate(cfg)
-        quiet_libraries(cfg.verbose)
+        run = run_config(cfg)
+        quiet_libraries(run.verbose)
         run_dir = Path(HydraConfig.get().runtime.output_dir)
-        if cfg.dry_run:
+        if run.dry_run:
             from higgs_train.commands.dry_run import dry_run
 
-            dry_run(cfg, run_dir)
+            dry_run(run, run_dir)
             return
         from higgs_train.train.recipe import Preempted, train
 
         try:
-            train(cfg, run_dir)
+            train(run, run_dir)
         except Preempted as stopped:
             logger.error(f"{stopped}; continue with: {resume_command(sys.argv)}")
             sys.exit(1)
@@ -87,6 +87,8 @@ def composition_error(overrides: list[str], config_dir: str | None = None) -> st
 
     try:
         _compose(overrides, config_dir)
+    except ConfigError as error:
+        return str(error)
     except MissingConfigException as error:
         group = next((o.split("=")[0] for o in overrides if error.missing_cfg_file and
                       o.startswith(error.missing_cfg_file.split("/")[0] + "=")), None)
@@ -168,11 +170,17 @@ def _checkable(argv: list[str]) -> list[str] | None:
 
 def main() -> None:
     _quiet_hydra_on_other_ranks()
-    register_recipes()
+    register_configs()
     overrides = _checkable(sys.argv[1:])
     config_dir = user_config_dir(sys.argv[1:])
     if overrides is None:  # --help, --cfg job, ...
-        _run()
+        try:
+            _run()
+        finally:  # Hydra's help ends the process; every key's type, default and help follow it
+            if any(a in ("--help", "-h") for a in sys.argv[1:]):
+                from higgs_train.config.help import fields_help
+
+                print(f"\n{fields_help()}")
         return
     error = composition_error(overrides, config_dir)
     if error:

@@ -4,30 +4,31 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
-from omegaconf import DictConfig
 from torch.utils.data import DataLoader
 
 from higgs_train.data.collator import ConversationCollator
 from higgs_train.data.sampler import FixedSizeBatchSampler, TokenBudgetBatchSampler
+from higgs_train.data.source import DataPlan
 from higgs_train.data.table import open_table
 from higgs_train.data.task_data import TaskDataset, task_dataset
 from higgs_train.data.tasks import check_task
 
 
-def build_dataloader(dataset: TaskDataset, collator, cfg: DictConfig):
-    """Random fixed-size batches, or token-budget batches (bucketed, or packed with `trainer.packing`).
-    Returns (dataloader, sampler)."""
-    if cfg.trainer.max_tokens_per_batch is None:
-        sampler = FixedSizeBatchSampler(len(dataset), cfg.trainer.batch_size, cfg.seed)
+def build_dataloader(dataset: TaskDataset, collator, trainer, seed: int):
+    """Random fixed-size batches, or token-budget batches (bucketed, or packed with `trainer.packing`), drawn from
+    `seed`. Returns (dataloader, sampler)."""
+    if trainer.max_tokens_per_batch is None:
+        sampler = FixedSizeBatchSampler(len(dataset), trainer.batch_size, seed)
     else:
-        sampler = TokenBudgetBatchSampler(dataset.lengths.tolist(), cfg.trainer.max_tokens_per_batch,
-                                          mode="pack" if cfg.trainer.packing else "bucket", seed=cfg.seed)
+        sampler = TokenBudgetBatchSampler(dataset.lengths.tolist(), trainer.max_tokens_per_batch,
+                                          mode="pack" if trainer.packing else "bucket", seed=seed)
     # A private generator: starting an epoch's iterator draws a seed from it, never from the global RNG that
     # dropout uses, so the RNG stream does not depend on where in an epoch a run was resumed.
-    loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collator, num_workers=cfg.trainer.num_workers,
-                        generator=torch.Generator().manual_seed(cfg.seed))
+    loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collator, num_workers=trainer.num_workers,
+                        generator=torch.Generator().manual_seed(seed))
     return loader, sampler
 
 
@@ -54,22 +55,23 @@ class TrainingData:
 
 
 
-def task_conversations(data_cfg: DictConfig, task: str, seed: int, collator, audio_tokenizer,
+def task_conversations(data_path: str | Path, data_cfg, task: str, seed: int, collator, audio_tokenizer,
                        show_progress: bool = True) -> tuple[TaskDataset, dict]:
-    """The task's conversations over the data's training table (built first when missing), and what was left out."""
+    """The task's conversations over the training table of the data at `data_path` (built first when missing), and
+    what was left out."""
     check_task(task)
-    return task_dataset(open_table(data_cfg, audio_tokenizer, show_progress), task, seed, collator, data_cfg,
-                        show_progress)
+    return task_dataset(open_table(data_path, data_cfg, audio_tokenizer, show_progress), task, seed, collator,
+                        data_cfg, show_progress)
 
 
-def build_training_data(cfg: DictConfig, data_path: str, processor, model_config,
-                        show_progress: bool = True) -> TrainingData:
-    """`data_path` is `cfg.data.path` resolved (built-in data made); the audio tokenizer is already on its device."""
-    collator = ConversationCollator(processor.tokenizer, model_config, packing=cfg.trainer.packing)
-    conversations, skipped = task_conversations(DictConfig({**cfg.data, "path": data_path}), cfg.task.name, cfg.seed,
-                                                collator, processor.audio_tokenizer, show_progress)
-    training, validation = conversations.split(cfg.eval.val_size, cfg.seed)
-    dataloader, sampler = build_dataloader(training, collator, cfg)
+def build_training_data(plan: DataPlan, processor, model_config, show_progress: bool = True) -> TrainingData:
+    """The conversations of `plan.source` (resolved at the run's start); the audio tokenizer is already on its
+    device."""
+    collator = ConversationCollator(processor.tokenizer, model_config, packing=plan.trainer.packing)
+    conversations, skipped = task_conversations(plan.source.path, plan.data, plan.task, plan.seed, collator,
+                                                processor.audio_tokenizer, show_progress)
+    training, validation = conversations.split(plan.val_size, plan.seed)
+    dataloader, sampler = build_dataloader(training, collator, plan.trainer, plan.seed)
     table = conversations.table  # where the codes came from: the cache or the tokenizer when built just now
     clips = table.info["codes"] if table.built else {"table": table.info["clips"]}
     return TrainingData(collator, table, training, validation, skipped, dataloader, sampler, clips)

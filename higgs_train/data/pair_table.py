@@ -210,7 +210,7 @@ def pairs_from_jsonl(path: str | Path, audio_tokenizer, data_cfg, show_progress:
     checked, refused = _checked_pairs(lines, path, data_cfg)
     clips = sorted({p for row, chosen, rejected in checked for p in (chosen, rejected, *(
         i["path"] for m in row["messages"][:-1] for i in m["content"] if i["type"] == "audio"))})
-    checks = [data_cfg.min_seconds, data_cfg.max_seconds, data_cfg.get("on_bad_row", "fail")]
+    checks = [data_cfg.min_seconds, data_cfg.max_seconds, data_cfg.on_bad_row]
     key = hashlib.sha256(json.dumps([clip_identity(path), [clip_identity(c) for c in clips], checks]).encode()
                          ).hexdigest()[:16]
     folder = path.parent / "codes" / tokenizer_fingerprint(audio_tokenizer) / f"pairs-{path.stem}-{key}"
@@ -245,7 +245,7 @@ def _checked_pairs(lines: list[tuple[str, dict]], path: Path, data_cfg) -> tuple
             checked.append(row)
         except DataError as error:
             refused.append(str(error))
-    skipping = data_cfg.get("on_bad_row", "fail") == "skip"
+    skipping = data_cfg.on_bad_row == "skip"
     if refused and (not skipping or not checked):
         skip = ", or set data.on_bad_row=skip to leave it out" if checked else ""
         if len(refused) == 1:

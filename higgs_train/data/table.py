@@ -165,10 +165,11 @@ def _table_folder(cache: CodeCache, key: str) -> Path:
     return folder
 
 
-def open_table(data_cfg, audio_tokenizer, show_progress: bool = True) -> TrainingTable:
-    """The table of `data_cfg.path` under this audio tokenizer, built first when there is none for the data as it
-    is now (for a JSONL: also when one of its clips was edited since)."""
-    path = Path(data_cfg.path)
+def open_table(data_path: str | Path, data_cfg, audio_tokenizer, show_progress: bool = True) -> TrainingTable:
+    """The table of the conversations at `data_path` (a JSONL or a prepared folder), its rows checked as `data_cfg`
+    says, under this audio tokenizer, built first when there is none for the data as it is now (for a JSONL: also
+    when one of its clips was edited since)."""
+    path = Path(data_path)
     root = dataset_root(path).resolve()
     cache = CodeCache(root, tokenizer_fingerprint(audio_tokenizer), audio_tokenizer.config.codebook_size)
     folder = _table_folder(cache, _table_key(path, data_cfg, cache))

@@ -139,8 +139,7 @@ class Judges:
 
     @classmethod
     def load(cls, eval_cfg) -> Judges:
-        language = eval_cfg.get("language", "en")
-        return cls(AsrJudge.load(eval_cfg.asr_model, language) if eval_cfg.asr_model else None,
+        return cls(AsrJudge.load(eval_cfg.asr_model, eval_cfg.language) if eval_cfg.asr_model else None,
                    SpeakerJudge.load(eval_cfg.speaker_model) if eval_cfg.speaker_model else None)
 
     def names(self) -> dict[str, str]:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from pathlib import Path
 
 import numpy as np
 import torch
-from omegaconf import OmegaConf
 from tqdm.auto import tqdm
 from transformers import GenerationConfig
 
@@ -70,9 +70,10 @@ def generate_in_batches(model, collator, conversations: list[dict], eval_cfg, to
         settings = eval_cfg
         if token_limits is not None:
             limit = min(eval_cfg.max_new_tokens, max(token_limits[start:start + eval_cfg.batch_size]))
-            settings = OmegaConf.merge(eval_cfg, {"max_new_tokens": limit})
+            settings = copy.copy(eval_cfg)
+            settings.max_new_tokens = limit
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-            torch.manual_seed(eval_cfg.get("seed", 0) + start)
+            torch.manual_seed(eval_cfg.seed + start)
             generated = generate_codes(model, collator, chunk, settings)
         for conversation, (codes, stopped) in zip(chunk, generated):
             yield conversation, codes, stopped
@@ -111,7 +112,7 @@ def _expected_frames(conversation: dict, text: str, frame_rate: float, eval_cfg)
 
 def _duration_caps(conversations: list[dict], frame_rate: float, eval_cfg) -> list[int] | None:
     """Per conversation, the most frames `eval.duration_cap` allows: that many times the text's expected length."""
-    factor = eval_cfg.get("duration_cap")
+    factor = eval_cfg.duration_cap
     if not factor:
         return None
     return [math.ceil(factor * expected_frames_from_text(last_user_text(c["messages"]), frame_rate,
@@ -155,7 +156,7 @@ def write_samples(model, audio_tokenizer, collator, conversations: list[dict], e
             waveform = audio_tokenizer.decode(codes[None].to(device)).audio_values[0, 0].float().cpu().numpy()
         else:
             waveform = np.zeros(0, dtype=np.float32)
-        if eval_cfg.get("trim_silence"):
+        if eval_cfg.trim_silence:
             codes, waveform, trimmed = _trimmed(codes, waveform, round(TARGET_SAMPLE_RATE / frame_rate),
                                                 eval_cfg.silence_db)
             if trimmed:
@@ -173,7 +174,7 @@ def write_samples(model, audio_tokenizer, collator, conversations: list[dict], e
                         expected_frames=_expected_frames(conversation, text, frame_rate, eval_cfg),
                         frame_rate=frame_rate, silence_db=eval_cfg.silence_db, target_codes=target.get("codes"),
                         reference=reference_voice(conversation) if judges.speaker is not None else None,
-                        language=eval_cfg.get("language", "en"))
+                        language=eval_cfg.language)
         record = {"id": conversation["id"], "path": str(path), "text": text, **measure(sample, judges),
                   "seconds": codes.shape[1] / frame_rate, **acted}
         heard = target.get("path") or conversation.get("target_path") or (voice or {}).get("path")

@@ -54,7 +54,7 @@ def estimate_training_memory(model, cfg, tokens: int, audio_tokenizer_params: in
             parts["quantization state"] += scales * count + (4 * parameter.shape[0] if quantization == "int8" else 0)
         else:  # k-bit preparation keeps what is not quantized in fp32
             parts["weights"] += (4 if quantization != "none" else BYTES[frozen_dtype]) * count
-    parts["activations"] = activation_bytes(cfg, config, tokens)
+    parts["activations"] = activation_bytes(cfg.trainer.precision, cfg.model.gradient_checkpointing, config, tokens)
     parts["logits"] = tokens * config.num_codebooks * config.codebook_size * 4 * 2  # fp32 logits + their gradient
     parts["audio tokenizer"] = audio_tokenizer_params * 4
     parts = {name: value / GIB for name, value in parts.items()}
@@ -63,10 +63,10 @@ def estimate_training_memory(model, cfg, tokens: int, audio_tokenizer_params: in
     return parts
 
 
-def activation_bytes(cfg, config, tokens: int) -> float:
+def activation_bytes(precision: str, gradient_checkpointing: bool, config, tokens: int) -> float:
     """What a backward pass keeps of `tokens` positions (see ACTIVATION_UNITS)."""
-    layer = tokens * config.hidden_size * (2 if cfg.trainer.precision in ("bf16", "fp16") else 4)
-    if cfg.model.gradient_checkpointing:
+    layer = tokens * config.hidden_size * (2 if precision in ("bf16", "fp16") else 4)
+    if gradient_checkpointing:
         return layer * (config.num_hidden_layers + ACTIVATION_UNITS)
     return layer * config.num_hidden_layers * ACTIVATION_UNITS
 

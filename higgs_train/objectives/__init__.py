@@ -2,7 +2,8 @@
 without knowing any objective by name.
 
 An objective is built once per run (`build_objective`) and gives:
-- `training_data(data_path, processor, show_progress)`: the run's `TrainingData` (what its batches are made of);
+- `training_data(plan, processor, show_progress)`: the run's `TrainingData` (what its batches are made of), from
+  the `DataPlan` resolved at the run's start;
 - `prepare(model, window)`: the accumulation window's micro-batches as the loss needs them (an online objective
   samples here) and the global totals its loss is normalised by, as a `Window`;
 - `loss(model, batch, window)`: one micro-batch's loss (already divided by the window's totals) and the detached
@@ -11,50 +12,29 @@ An objective is built once per run (`build_objective`) and gives:
 - `loss_label`: what the console says the loss is (e.g. "mean over codebooks");
 - `headline` (optional): the metric the console leads with where the loss says little (GRPO's surrogate loss is ~0
   by construction; its reward is what moves).
-A module may also define `check_config(cfg)`, run with the other config checks before any weight loads, and
-`memory_extras(cfg, model_config, positions)`, the GiB its step needs beyond one forward and backward pass.
+A class may also define `memory_extras(model_config, positions)`, the GiB its step needs beyond one forward and
+backward pass. Its settings, their checks included, are its dataclass in higgs_train/config/objectives.py.
 
-Adding one: a module here with a class of that shape, a `configs/objective/NAME.yaml`, and a line below.
+Adding one: a module here with a class of that shape, its settings' dataclass (in `OBJECTIVE_CONFIGS`), a
+`configs/objective/NAME.yaml` starting from that schema, and a branch in `build_objective`.
 """
 
 from __future__ import annotations
 
-import importlib
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    import torch
-
-OBJECTIVES = {
-    "sft": "higgs_train.objectives.sft:SupervisedFineTuning",
-    "dpo": "higgs_train.objectives.dpo:DirectPreference",
-    "grpo": "higgs_train.objectives.grpo:GroupRelativePolicy",
-}
-READS_DATA_PATH = ("sft", "grpo")  # checked before any heavy import (dpo reads data.pairs)
+from higgs_train.config import RunConfig
+from higgs_train.objectives.dpo import DirectPreference
+from higgs_train.objectives.grpo import GroupRelativePolicy
+from higgs_train.objectives.sft import SupervisedFineTuning
 
 
-@dataclass
-class Window:
-    """One optimizer step's work: the micro-batches the loss runs on, the totals (over every micro-batch and process)
-    its loss is divided by, the supervised frames they hold (all processes), and what the report needs besides."""
-
-    batches: list[dict]
-    totals: dict[str, torch.Tensor]
-    frames: int
-    info: dict = field(default_factory=dict)
-
-
-def objective_module(name: str):
-    return importlib.import_module(OBJECTIVES[name].partition(":")[0])
-
-
-def check_objective_config(cfg) -> None:
-    check = getattr(objective_module(cfg.objective.name), "check_config", None)
-    if check is not None:
-        check(cfg)
-
-
-def build_objective(cfg, accelerator, model, model_config):
-    module, _, name = OBJECTIVES[cfg.objective.name].partition(":")
-    return getattr(importlib.import_module(module), name)(cfg, accelerator, model, model_config)
+def build_objective(run: RunConfig, accelerator, model, model_config, model_path: str):
+    """The run's objective, given its own settings and only the other settings it reads (`model_path`: the
+    checkpoint, resolved at the run's start)."""
+    objective = run.objective
+    if objective.name == "dpo":
+        return DirectPreference(objective, accelerator, model, model_config, model_path, run.model,
+                                run.trainer.precision)
+    if objective.name == "grpo":
+        return GroupRelativePolicy(objective, accelerator, model, model_config, run.eval, run.trainer,
+                                   run.model.gradient_checkpointing)
+    return SupervisedFineTuning(objective, accelerator, model, model_config, run.optim.text_loss_weight)

@@ -34,70 +34,47 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from higgs_train.builtins import assets
+from higgs_train.config.groups import ModelConfig
+from higgs_train.config.objectives import DPOConfig
 from higgs_train.data.collator import ConversationCollator
 from higgs_train.data.loader import TrainingData
 from higgs_train.data.pair_table import PairCollator, PairDataset, fitting_pairs, open_pairs
 from higgs_train.data.sampler import FixedSizeBatchSampler
+from higgs_train.data.source import DataPlan
 from higgs_train.data.task_data import held_out
 from higgs_train.model.loading import checkpoint_identity
 from higgs_train.model.loss import MODEL_INPUTS, sequence_logprobs, target_counts
-from higgs_train.objectives import Window
+from higgs_train.objectives.window import Window
 from higgs_train.runtime import atomic
 from higgs_train.runtime.cache import cache_root
 from higgs_train.runtime.logs import logger
 
 
-def check_config(cfg) -> None:
-    from higgs_train.config import ConfigError, number
-
-    objective = cfg.objective
-    if not cfg.data.get("pairs"):
-        raise ConfigError("objective=dpo needs data.pairs: a folder written by `higgs-prep pairs` (the model's own "
-                          "judged samples) or a pairs JSONL ({\"messages\": [prompt], \"chosen\": \"a.wav\", "
-                          "\"rejected\": \"b.wav\"} per line)")
-    if not str(cfg.data.pairs).startswith("builtin:") and not Path(cfg.data.pairs).exists():
-        raise ConfigError(f"data.pairs={cfg.data.pairs} does not exist")
-    if objective.reference not in ("live", "precomputed"):
-        raise ConfigError(f"objective.reference={objective.reference!r} is not allowed; use one of ['live', "
-                          "'precomputed']")
-    if objective.reference == "live" and cfg.peft.type == "none":
-        raise ConfigError("objective.reference=live switches the adapters off to get the reference, and full "
-                          "fine-tuning has none; use objective.reference=precomputed")
-    if objective.reference == "live" and os.environ.get("ACCELERATE_DEEPSPEED_ZERO_STAGE") == "3":
-        raise ConfigError("objective.reference=live needs a forward pass of its own per step, which ZeRO-3's "
-                          "sharded weights make every process take part in; use objective.reference=precomputed")
-    number(cfg, "objective.beta", 0, inclusive=False)
-    number(cfg, "objective.sft_weight", 0)
-    if not isinstance(objective.length_normalized, bool):
-        raise ConfigError(f"objective.length_normalized={objective.length_normalized!r} must be true or false")
-    if cfg.trainer.max_tokens_per_batch is not None or cfg.trainer.packing:
-        raise ConfigError("objective=dpo batches trainer.batch_size pairs (both answers of a pair padded together); "
-                          "set trainer.max_tokens_per_batch=null and trainer.packing=false")
-
-
 class DirectPreference:
     loss_label = "DPO, per pair"
-    def __init__(self, cfg, accelerator, model, model_config):
-        self.cfg, self.accelerator, self.model, self.model_config = cfg, accelerator, model, model_config
-        self.objective = cfg.objective
+    def __init__(self, config: DPOConfig, accelerator, model, model_config, model_path: str,
+                 model_settings: ModelConfig, precision: str):
+        """`model_path`: the checkpoint `model_settings.name_or_path` names, resolved at the run's start; with the
+        weights' dtype, quantization and `precision` it names the precomputed reference."""
+        self.accelerator, self.model, self.model_config = accelerator, model, model_config
+        self.objective, self.model_path, self.model_settings, self.precision = config, model_path, model_settings, \
+            precision
 
     # ---- data ---------------------------------------------------------------------------------------------------
-    def training_data(self, data_path: str | None, processor, show_progress: bool) -> TrainingData:
-        cfg = self.cfg
+    def training_data(self, plan: DataPlan, processor, show_progress: bool) -> TrainingData:
         collator = ConversationCollator(processor.tokenizer, self.model_config)
-        table = open_pairs(assets.resolve(cfg.data.pairs), processor.audio_tokenizer, cfg.data, show_progress)
-        rows, skipped = fitting_pairs(table, collator, cfg.data)
+        table = open_pairs(plan.source.path, processor.audio_tokenizer, plan.data, show_progress)
+        rows, skipped = fitting_pairs(table, collator, plan.data)
         pairs = PairDataset(table, rows)
         if self.objective.reference == "precomputed":
-            pairs.reference = self._reference(pairs, collator, show_progress)
-        validation_mask = held_out(len(pairs), cfg.eval.val_size, cfg.seed, "pairs")
+            pairs.reference = self._reference(pairs, collator, plan.trainer.batch_size, show_progress)
+        validation_mask = held_out(len(pairs), plan.val_size, plan.seed, "pairs")
         training, validation = pairs.subset(np.flatnonzero(~validation_mask)), pairs.subset(
             np.flatnonzero(validation_mask))
-        sampler = FixedSizeBatchSampler(len(training), cfg.trainer.batch_size, cfg.seed)
+        sampler = FixedSizeBatchSampler(len(training), plan.trainer.batch_size, plan.seed)
         loader = torch.utils.data.DataLoader(training, batch_sampler=sampler, collate_fn=PairCollator(collator),
-                                             num_workers=cfg.trainer.num_workers,
-                                             generator=torch.Generator().manual_seed(cfg.seed))
+                                             num_workers=plan.trainer.num_workers,
+                                             generator=torch.Generator().manual_seed(plan.seed))
         return TrainingData(collator, table, training.chosen(), validation.chosen(), skipped, loader, sampler,
                             {"pairs": len(table), "from": str(table.folder)})
 
@@ -106,8 +83,8 @@ class DirectPreference:
         in the user cache), named after what decides them: the model's files, how it computes, and which pairs
         (when some were left out for their length)."""
         table_folder = pairs.table.folder
-        identity = [checkpoint_identity(assets.resolve(self.cfg.model.name_or_path)), self.cfg.model.weights_dtype,
-                    self.cfg.model.quantization, self.cfg.trainer.precision]
+        identity = [checkpoint_identity(self.model_path), self.model_settings.weights_dtype,
+                    self.model_settings.quantization, self.precision]
         if len(pairs) < len(pairs.table):
             identity.append(hashlib.sha256(pairs.rows.astype(np.int64).tobytes()).hexdigest())
         key = hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:16]
@@ -116,14 +93,14 @@ class DirectPreference:
         return folder / f"reference-{key}.npy"
 
     @torch.no_grad()
-    def _reference(self, pairs: PairDataset, collator, show_progress: bool) -> np.ndarray:
+    def _reference(self, pairs: PairDataset, collator, size: int, show_progress: bool) -> np.ndarray:
         """(pairs, 2, 2): for the chosen and the rejected answer, the initial model's summed log-probability and its
         number of targets. Computed with the policy before its first step (every process, in step), kept on disk."""
         path = self._reference_file(pairs)
         if path.is_file():
             return np.load(path)
         model, device = self.model, next(self.model.parameters()).device
-        collate, size = PairCollator(collator), self.cfg.trainer.batch_size
+        collate = PairCollator(collator)
         was_training = model.training
         model.eval()
         found = []

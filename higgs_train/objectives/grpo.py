@@ -24,64 +24,22 @@ import time
 
 import numpy as np
 import torch
-from omegaconf import OmegaConf
 
 from higgs_train.config import ConfigError
+from higgs_train.config.generation import EvalConfig, GenerationConfig
+from higgs_train.config.groups import TrainerConfig
+from higgs_train.config.objectives import REWARDS, GRPOConfig
 from higgs_train.data.collator import prompt_messages
 from higgs_train.data.loader import build_dataloader, build_training_data
+from higgs_train.data.source import DataPlan
 from higgs_train.data.tasks.layout import last_user_text, target_audio
 from higgs_train.evaluate.judges import Judges
 from higgs_train.evaluate.metrics import Sample, measure
 from higgs_train.evaluate.sample_metrics import expected_frames_from_text
 from higgs_train.evaluate.samples import generate_codes, reference_voice
 from higgs_train.model.loss import IGNORE_INDEX, MODEL_INPUTS, per_conversation, target_logprobs
-from higgs_train.objectives import Window
+from higgs_train.objectives.window import Window
 from higgs_train.runtime.logs import logger
-
-REWARDS = ("stop", "duration", "silence", "loops", "wer", "similarity")
-
-
-def check_config(cfg) -> None:
-    import os
-
-    from higgs_train.config import ConfigError, number
-
-    objective = cfg.objective
-    unknown = sorted(set(objective.rewards) - set(REWARDS))
-    if unknown:
-        raise ConfigError(f"objective.rewards has {unknown}; the rewards are {list(REWARDS)}")
-    for name in objective.rewards:
-        number(cfg, f"objective.rewards.{name}", 0)
-    if not any(objective.rewards.values()):
-        raise ConfigError("every objective.rewards weight is 0, so no answer is better than another; give at least "
-                          "one a weight above 0 (e.g. objective.rewards.stop=1.0)")
-    for name, key, example in (("wer", "asr_model", "openai/whisper-large-v3"),
-                               ("similarity", "speaker_model", "microsoft/wavlm-base-plus-sv")):
-        if objective.rewards.get(name) and not cfg.eval.get(key):
-            raise ConfigError(f"objective.rewards.{name}={objective.rewards[name]} needs a judge to measure it, and "
-                              f"eval.{key} is not set; set eval.{key} (e.g. {example}, a folder or the local cache) "
-                              f"or objective.rewards.{name}=0")
-    if isinstance(objective.max_new_tokens, bool) or not isinstance(objective.max_new_tokens, int) or \
-            objective.max_new_tokens <= 0:
-        raise ConfigError(f"objective.max_new_tokens={objective.max_new_tokens!r} must be a positive integer (the "
-                          "token limit a sampled answer may run to)")
-    if not isinstance(objective.group_size, int) or objective.group_size < 2:
-        raise ConfigError(f"objective.group_size={objective.group_size!r} must be an integer >= 2 (advantages "
-                          "compare the answers of one prompt)")
-    for key in ("objective.temperature", "objective.clip"):
-        number(cfg, key, 0, inclusive=False)
-    number(cfg, "objective.kl_beta", 0)
-    if objective.loss_type not in ("grpo", "dapo"):
-        raise ConfigError(f"objective.loss_type={objective.loss_type!r}; use grpo or dapo")
-    if objective.kl_beta > 0 and cfg.peft.type == "none":
-        raise ConfigError("objective.kl_beta > 0 compares with the policy's adapters switched off, and full "
-                          "fine-tuning has none; set objective.kl_beta=0")
-    if os.environ.get("ACCELERATE_DEEPSPEED_ZERO_STAGE") == "3":
-        raise ConfigError("objective=grpo generates a different length on each process, which ZeRO-3's sharded "
-                          "weights cannot do; use DDP or ZeRO-2")
-    if cfg.trainer.max_tokens_per_batch is not None or cfg.trainer.packing:
-        raise ConfigError("objective=grpo batches trainer.batch_size prompts (each sampled group_size times); set "
-                          "trainer.max_tokens_per_batch=null and trainer.packing=false")
 
 
 def _piecewise(value: float, points: list[tuple[float, float]]) -> float:
@@ -106,27 +64,28 @@ class GroupRelativePolicy:
     loss_label = "GRPO, per answer"
     headline = "reward"  # the mean reward of the step's answers
 
-    def __init__(self, cfg, accelerator, model, model_config):
-        self.cfg, self.accelerator, self.model_config = cfg, accelerator, model_config
-        self.objective = cfg.objective
-        self.weights = {k: float(v) for k, v in OmegaConf.to_container(cfg.objective.rewards).items() if v}
-        self.sampling = OmegaConf.create({"max_new_tokens": cfg.objective.max_new_tokens, "do_sample": True,
-                                          "temperature": cfg.objective.temperature, "ras_win_len": None,
-                                          "ras_win_max_num_repeat": 2})
-        self.judges = Judges.load(cfg.eval) if {"wer", "similarity"} & set(self.weights) else Judges()
+    def __init__(self, config: GRPOConfig, accelerator, model, model_config, eval: EvalConfig, trainer: TrainerConfig,
+                 gradient_checkpointing: bool):
+        """`eval`: the judges and how they measure; `trainer` and `gradient_checkpointing`: the memory plan's."""
+        self.accelerator, self.model_config, self.eval, self.trainer = accelerator, model_config, eval, trainer
+        self.objective, self.gradient_checkpointing = config, gradient_checkpointing
+        self.weights = {k: float(v) for k, v in config.rewards.items() if v}
+        self.sampling = GenerationConfig(max_new_tokens=config.max_new_tokens, do_sample=True,
+                                         temperature=config.temperature, ras_win_len=None)
+        self.judges = Judges.load(eval) if {"wer", "similarity"} & set(self.weights) else Judges()
         for name, judge, key in (("wer", self.judges.asr, "asr_model"), ("similarity", self.judges.speaker,
                                                                          "speaker_model")):
             if name in self.weights and judge is None:
                 raise ConfigError(f"objective.rewards.{name}={self.weights[name]} cannot be measured: "
-                                  f"eval.{key}={cfg.eval.get(key)} did not load (the notice above says why); fix "
+                                  f"eval.{key}={getattr(eval, key)} did not load (the notice above says why); fix "
                                   f"eval.{key} or set objective.rewards.{name}=0")
         self.failed_judgements = 0
 
-    def training_data(self, data_path: str, processor, show_progress: bool):
+    def training_data(self, plan: DataPlan, processor, show_progress: bool):
         self.collator, self.audio_tokenizer = None, processor.audio_tokenizer
-        data = build_training_data(self.cfg, data_path, processor, self.model_config, show_progress)
+        data = build_training_data(plan, processor, self.model_config, show_progress)
         self.collator = data.collator
-        data.dataloader, data.sampler = build_dataloader(data.training, list, self.cfg)  # prompts, not tensors
+        data.dataloader, data.sampler = build_dataloader(data.training, list, plan.trainer, plan.seed)  # prompts
         return data
 
     # ---- sampling and judging ----------------------------------------------------------------------------------
@@ -135,15 +94,15 @@ class GroupRelativePolicy:
         text = last_user_text(conversation["messages"])
         frame_rate = self.audio_tokenizer.config.frame_rate
         expected = float(target.shape[1]) if target is not None else expected_frames_from_text(
-            text, frame_rate, self.cfg.eval.chars_per_second)
+            text, frame_rate, self.eval.chars_per_second)
         device = next(self.audio_tokenizer.parameters()).device
         needs_audio = bool({"silence", "wer", "similarity"} & set(self.weights))
         waveform = self.audio_tokenizer.decode(codes[None].to(device)).audio_values[0, 0].float().cpu().numpy() \
             if needs_audio and codes.shape[1] else np.zeros(codes.shape[1] * 960, np.float32)
         sample = Sample(codes=codes, stopped=stopped, waveform=waveform, text=text, expected_frames=expected,
-                        frame_rate=frame_rate, silence_db=self.cfg.eval.silence_db, target_codes=target,
+                        frame_rate=frame_rate, silence_db=self.eval.silence_db, target_codes=target,
                         reference=reference_voice(conversation) if self.judges.speaker is not None else None,
-                        language=self.cfg.eval.language)
+                        language=self.eval.language)
         try:
             record = measure(sample, self.judges)
             broken = [k for k, v in record.items() if isinstance(v, float) and not math.isfinite(v)]
@@ -256,11 +215,11 @@ class GroupRelativePolicy:
         from higgs_train.model.memory import GIB, activation_bytes
 
         group = self.objective.group_size
-        per_row = positions / max(self.cfg.trainer.batch_size, 1)
-        rows = self.cfg.trainer.batch_size * group
+        per_row = positions / max(self.trainer.batch_size, 1)
+        rows = self.trainer.batch_size * group
         logits_per_position = model_config.num_codebooks * model_config.codebook_size * 4
-        extras = {"the group's other answers": (group - 1) * (activation_bytes(self.cfg, model_config, positions)
-                                                              + positions * logits_per_position * 2) / GIB}
+        activations = activation_bytes(self.trainer.precision, self.gradient_checkpointing, model_config, positions)
+        extras = {"the group's other answers": (group - 1) * (activations + positions * logits_per_position * 2) / GIB}
         cache = rows * (per_row + self.objective.max_new_tokens) * model_config.num_hidden_layers * 2 * \
             model_config.num_key_value_heads * model_config.head_dim * 2
         extras["generation KV cache"] = cache / GIB

@@ -10,19 +10,21 @@ from __future__ import annotations
 
 import torch
 
+from higgs_train.config.objectives import SFTConfig
 from higgs_train.data.loader import build_training_data
+from higgs_train.data.source import DataPlan
 from higgs_train.model.loss import audio_loss_terms, target_counts
-from higgs_train.objectives import Window
+from higgs_train.objectives.window import Window
 
 
 class SupervisedFineTuning:
     loss_label = "mean over codebooks"
-    def __init__(self, cfg, accelerator, model, model_config):
-        self.cfg, self.accelerator, self.model_config = cfg, accelerator, model_config
+    def __init__(self, config: SFTConfig, accelerator, model, model_config, text_loss_weight: float):
+        self.accelerator, self.model_config, self.text_loss_weight = accelerator, model_config, text_loss_weight
         self.text_head = next((m for name, m in model.named_modules() if name.endswith("text_lm_head")), None)
 
-    def training_data(self, data_path: str, processor, show_progress: bool):
-        return build_training_data(self.cfg, data_path, processor, self.model_config, show_progress)
+    def training_data(self, plan: DataPlan, processor, show_progress: bool):
+        return build_training_data(plan, processor, self.model_config, show_progress)
 
     def prepare(self, model, window: list[dict]) -> Window:
         counts = [target_counts(batch) for batch in window]
@@ -35,7 +37,7 @@ class SupervisedFineTuning:
         loss = (terms.sums / window.totals["audio"]).mean()
         sums = {"audio": terms.sums.detach()}
         if self.text_head is not None:
-            loss = loss + self.cfg.optim.text_loss_weight * terms.text_sum / window.totals["text"]
+            loss = loss + self.text_loss_weight * terms.text_sum / window.totals["text"]
             sums["text"] = terms.text_sum.detach()
         return loss, sums
 

@@ -15,16 +15,19 @@ class ArgumentError(UserError):
     """A command-line argument the tool cannot take; the message says which and what is allowed."""
 
 
-def _typed(key: str, raw: str, default, may_be_list: bool):
-    if isinstance(default, bool):
+def _typed(key: str, raw: str, default, may_be_list: bool, kind: type | None = None):
+    kind = kind or type(default)
+    if kind in (int, float) and raw in ("null", ""):
+        return None
+    if kind is bool:
         if raw.lower() not in ("true", "false"):
             raise ArgumentError(f"{key}={raw!r} must be true or false")
         return raw.lower() == "true"
-    if isinstance(default, (int, float)) and not isinstance(default, bool):
+    if kind in (int, float):
         try:
-            return type(default)(raw)
+            return kind(raw)
         except ValueError:
-            raise ArgumentError(f"{key}={raw!r} must be a {type(default).__name__}") from None
+            raise ArgumentError(f"{key}={raw!r} must be a {kind.__name__}") from None
     if may_be_list and raw.startswith("["):  # e.g. reference_audio=[a.wav,b.wav]
         try:
             return [str(v) for v in yaml.safe_load(raw)]
@@ -33,15 +36,17 @@ def _typed(key: str, raw: str, default, may_be_list: bool):
     return None if raw in ("null", "") else raw
 
 
-def parse(argv: list[str], defaults: dict, required: tuple[str, ...] = (), lists: tuple[str, ...] = ()) -> dict:
-    """The defaults updated from `argv` (a `[a,b]` value of a key in `lists` is a list; other text is taken as it is);
-    an unknown key, a malformed value or a missing required key raises."""
+def parse(argv: list[str], defaults: dict, required: tuple[str, ...] = (), lists: tuple[str, ...] = (),
+          types: dict | None = None) -> dict:
+    """The defaults updated from `argv` (a `[a,b]` value of a key in `lists` is a list; a key in `types` is read as
+    that type, null as None; a key with a number or bool default as its type; other text is taken as it is); an
+    unknown key, a malformed value or a missing required key raises."""
     values = dict(defaults)
     for argument in argv:
         key, sep, raw = argument.partition("=")
         if not sep or key not in defaults:
             raise ArgumentError(f"{argument!r} is not KEY=VALUE with a known KEY; use {sorted(defaults)}")
-        values[key] = _typed(key, raw, defaults[key], key in lists)
+        values[key] = _typed(key, raw, defaults[key], key in lists, (types or {}).get(key))
     missing = [key for key in required if values.get(key) in (None, "")]
     if missing:
         raise ArgumentError(f"{', '.join(missing)} must be given ({' '.join(k + '=...' for k in missing)})")

@@ -10,16 +10,16 @@ from pathlib import Path
 import torch
 from accelerate import Accelerator
 from accelerate.utils import GradientAccumulationPlugin, InitProcessGroupKwargs
-from omegaconf import DictConfig, OmegaConf
 
+from higgs_train.config.groups import LoggerConfig, TrainerConfig
 from higgs_train.launch import resolve_deepspeed_config_file
 from higgs_train.train.resumable import flat_config
 
 MIXED_PRECISION = {"bf16": "bf16", "fp16": "fp16", "fp32": "no"}
 
 
-def build_accelerator(cfg: DictConfig, run_dir: Path) -> Accelerator:
-    trackers = {"wandb": "wandb", "tensorboard": "tensorboard"}.get(cfg.logger.name)
+def build_accelerator(trainer: TrainerConfig, logger: LoggerConfig, run_dir: Path) -> Accelerator:
+    trackers = {"wandb": "wandb", "tensorboard": "tensorboard"}.get(logger.name)
     handlers = []
     if os.environ.get("ACCELERATE_USE_DEEPSPEED") == "true":
         resolve_deepspeed_config_file()
@@ -27,14 +27,14 @@ def build_accelerator(cfg: DictConfig, run_dir: Path) -> Accelerator:
             # DeepSpeed on CPU (DS_ACCELERATOR=cpu): without a named backend Accelerate counts one process per rank.
             handlers.append(InitProcessGroupKwargs(backend="gloo"))
     accelerator = Accelerator(
-        mixed_precision=MIXED_PRECISION[cfg.trainer.precision],
+        mixed_precision=MIXED_PRECISION[trainer.precision],
         # Windows are ours (one step = gradient_accumulation_steps batches); never cut one short at an epoch end.
         gradient_accumulation_plugin=GradientAccumulationPlugin(
-            num_steps=cfg.trainer.gradient_accumulation_steps, sync_with_dataloader=False),
-        cpu=cfg.trainer.device == "cpu",
+            num_steps=trainer.gradient_accumulation_steps, sync_with_dataloader=False),
+        cpu=trainer.device == "cpu",
         log_with=trackers,
         project_dir=str(run_dir),
-        dynamo_backend="inductor" if cfg.trainer.compile else "no",
+        dynamo_backend="inductor" if trainer.compile else "no",
         kwargs_handlers=handlers,
     )
     launched = int(os.environ.get("WORLD_SIZE", "1"))
@@ -45,15 +45,16 @@ def build_accelerator(cfg: DictConfig, run_dir: Path) -> Accelerator:
     return accelerator
 
 
-def init_trackers(accelerator: Accelerator, cfg: DictConfig, run_dir: Path) -> None:
-    if cfg.logger.name == "jsonl":
+def init_trackers(accelerator: Accelerator, logger: LoggerConfig, settings: dict, run_dir: Path) -> None:
+    """The tracker of `logger.name`, given the run's `settings` (its whole config as plain data)."""
+    if logger.name == "jsonl":
         return
     init_kwargs = {}
-    if cfg.logger.name == "wandb":
-        init_kwargs["wandb"] = {"dir": str(run_dir), "mode": cfg.logger.mode, "name": run_dir.name}
-    accelerator.init_trackers(cfg.logger.get("project", "higgs-train"),
+    if logger.name == "wandb":
+        init_kwargs["wandb"] = {"dir": str(run_dir), "mode": logger.mode, "name": run_dir.name}
+    accelerator.init_trackers(logger.project,
                               config={k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in
-                                      flat_config(OmegaConf.to_container(cfg, resolve=True)).items()},
+                                      flat_config(settings).items()},
                               init_kwargs=init_kwargs)
 
 

@@ -11,26 +11,28 @@ import math
 
 from accelerate.utils import broadcast_object_list
 
+from higgs_train.config.generation import EvalConfig
 from higgs_train.runtime.logs import NOTICE, logger
 
 AUTO_MIN_STEPS = 50  # `auto` never evaluates more often than this: a short run trains, and is evaluated at its end
 
 
-def eval_every(cfg) -> int | None:
+def eval_every(every_n_steps: int | str | None, max_steps: int) -> int | None:
     """`eval.every_n_steps`: a number of steps, null (at the end only), or auto (a tenth of the run, at least
     AUTO_MIN_STEPS apart, so evaluation's cost grows with the run and never takes a short one over)."""
-    every = cfg.eval.every_n_steps
-    if every != "auto":
-        return every
-    every = max(AUTO_MIN_STEPS, cfg.trainer.max_steps // 10)
-    return every if every < cfg.trainer.max_steps else None
+    if every_n_steps != "auto":
+        return every_n_steps
+    every = max(AUTO_MIN_STEPS, max_steps // 10)
+    return every if every < max_steps else None
 
 
 class KeepBest:
-    def __init__(self, cfg, accelerator, higher_is_better: bool):
-        self.metric, self.accelerator, self.higher_is_better = cfg.eval.best_metric, accelerator, higher_is_better
-        self.patience = cfg.trainer.early_stopping_patience
-        band = cfg.eval.best_duration_band
+    def __init__(self, eval: EvalConfig, patience: int | None, higher_is_better: bool, accelerator):
+        """Ranks evaluations by `eval.best_metric` within `eval.best_duration_band`, the way the caller says is better
+        (the keeper knows no metric); `patience`: trainer.early_stopping_patience."""
+        self.metric, self.accelerator, self.higher_is_better = eval.best_metric, accelerator, higher_is_better
+        self.patience = patience
+        band = eval.best_duration_band
         # val_loss and val_accuracy score the held-out targets, not what the model says: no length to game
         self.band = tuple(band) if band and not self.metric.startswith("val_") else None
         self.warned = False

@@ -21,7 +21,9 @@ from omegaconf import DictConfig
 from tqdm.auto import tqdm
 from transformers import get_scheduler
 
-from higgs_train.builtins import assets
+from higgs_train.config import RunConfig, as_dict, typed
+from higgs_train.config.groups import TrainerConfig
+from higgs_train.config.objectives import ObjectiveConfig
 from higgs_train.data.table import longest_clip_frames
 from higgs_train.evaluate.evaluation import Evaluator
 from higgs_train.evaluate.metrics import direction
@@ -40,6 +42,7 @@ from higgs_train.train.metrics_file import JsonlMetrics
 from higgs_train.train.optimizer import build_optimizer, warmup_steps
 from higgs_train.train.resumable import resume_record, run_signature
 from higgs_train.train.run_dir import RunFinished, claim_for_all_processes, truncate_metrics
+from higgs_train.train.sources import resolve_sources
 from higgs_train.train.throughput import flops_per_token, parameter_size, peak_flops, peak_memory_gb
 
 HELD_OUT_NOTICE_SHARE = 0.2  # a larger share of the data held out for validation is said out loud
@@ -99,9 +102,9 @@ class ThroughputWindow:
 class FineTuneRecipe:
     """One run of `higgs-train`: call `setup()`, `train()`, `finish()`, and `cleanup()` whatever happened."""
 
-    def __init__(self, cfg: DictConfig, run_dir: Path):
+    def __init__(self, cfg: RunConfig, run_dir: Path):
         self.cfg, self.run_dir, self.started = cfg, Path(run_dir), time.time()
-        self.accelerator = build_accelerator(cfg, self.run_dir)
+        self.accelerator = build_accelerator(cfg.trainer, cfg.logger, self.run_dir)
         self.is_main = self.accelerator.is_main_process
         self.progress = TrainingProgress()
         self.saved_step: int | None = None
@@ -121,8 +124,7 @@ class FineTuneRecipe:
         """The model half of setup; the dry run calls it `on_meta` (every parameter there to count, no weight read)."""
         cfg, accelerator = self.cfg, self.accelerator
         with accelerator.main_process_first():  # built-ins are made on first use, which draws random numbers
-            self.model_path = assets.resolve(cfg.model.name_or_path)
-            self.data_path = assets.resolve(cfg.data.path) if cfg.data.path else None
+            self.model_path, self.data_plan = resolve_sources(cfg)
         set_seed(cfg.seed)  # after them: a first run and a rerun draw the same numbers
         with whole_weights(accelerator):
             self.processor = load_processor(self.model_path)
@@ -133,7 +135,7 @@ class FineTuneRecipe:
                            "is used")
         self.model = build_trainable_model(cfg, self.model_path, self.attn, accelerator.device, on_meta=on_meta)
         self.model_config = self.model.config
-        self.objective = build_objective(cfg, accelerator, self.model, self.model_config)
+        self.objective = build_objective(cfg, accelerator, self.model, self.model_config, self.model_path)
         self.flops_per_token = flops_per_token(self.model, cfg.model.gradient_checkpointing)
         self.peak_flops = peak_flops(accelerator.device, cfg.trainer.precision, cfg.trainer.peak_tflops)
 
@@ -141,7 +143,7 @@ class FineTuneRecipe:
         """The data half of setup: the objective's training data, its first batch ready to draw."""
         self.processor.audio_tokenizer.to(self.accelerator.device)
         with self.accelerator.main_process_first():  # the main process fills the code cache's gaps first
-            self.data = self.objective.training_data(self.data_path, self.processor, show_progress=self.is_main)
+            self.data = self.objective.training_data(self.data_plan, self.processor, show_progress=self.is_main)
 
     def _setup_optimizer(self) -> None:
         cfg, accelerator = self.cfg, self.accelerator
@@ -177,9 +179,11 @@ class FineTuneRecipe:
     def _setup_reporting(self) -> None:
         accelerator, data = self.accelerator, self.data
         self.metrics = JsonlMetrics(self.run_dir / "metrics.jsonl") if self.is_main else None
-        init_trackers(accelerator, self.cfg, self.run_dir)
+        init_trackers(accelerator, self.cfg.logger, as_dict(self.cfg), self.run_dir)
         zero3 = self.uses_deepspeed and accelerator.state.deepspeed_plugin.zero_stage == 3
-        self.keep_best, self.last_eval = KeepBest(self.cfg, accelerator, direction(self.cfg.eval.best_metric)), None
+        self.keep_best = KeepBest(self.cfg.eval, self.cfg.trainer.early_stopping_patience,
+                                  direction(self.cfg.eval.best_metric), accelerator)
+        self.last_eval = None
         self.evaluator = Evaluator(accelerator, self.cfg, data.collator, self.processor.audio_tokenizer,
                                    data.validation, data.prompt_pool, self.run_dir, every_process_forwards=zero3)
         total = sum(parameter_size(p) for p in self.model.parameters())
@@ -188,6 +192,7 @@ class FineTuneRecipe:
                     f"{data.skipped or 'none'}; clips {data.clips}); {trained:,} of {total:,} "
                     f"parameters trained; attention={self.attn}; {accelerator.num_processes} process(es); "
                     f"run dir {self.run_dir}")
+        logger.info(f"batch: {batch_line(self.cfg.trainer, self.cfg.objective)}")
         held = len(data.validation) / max(len(data.training) + len(data.validation), 1)
         if held > HELD_OUT_NOTICE_SHARE:
             logger.log(NOTICE, f"{len(data.validation)} of {len(data.training) + len(data.validation)} conversations "
@@ -230,7 +235,7 @@ class FineTuneRecipe:
             self._log_step(result, window)
             self.progress.train_seconds += window.elapsed()
             window = ThroughputWindow()
-        every = eval_every(cfg)
+        every = eval_every(cfg.eval.every_n_steps, cfg.trainer.max_steps)
         if every and step % every == 0 and step < cfg.trainer.max_steps:
             eval_started = time.time()
             self._evaluate()
@@ -480,9 +485,18 @@ class StopRequests:
                 signal.signal(sig, before)
 
 
-def train(cfg: DictConfig, run_dir: Path) -> dict:
+def batch_line(trainer: TrainerConfig, objective: ObjectiveConfig) -> str:
+    """What one micro-batch holds, per process ("2 rows", "2 pairs", "2 prompts x 8 samples each"), and how many
+    make a step."""
+    held = objective.batch_unit(trainer.batch_size) if trainer.max_tokens_per_batch is None else \
+        f"up to {trainer.max_tokens_per_batch} tokens{' packed' if trainer.packing else ''}"
+    return f"{held} per micro-batch and process, {trainer.gradient_accumulation_steps} micro-batch(es) per step"
+
+
+def train(cfg: RunConfig | DictConfig, run_dir: Path) -> dict:
     """Runs the configured job and returns its summary (also written to `run_summary.json`); a run that already
-    finished returns its summary as it is."""
+    finished returns its summary as it is. A composed config is checked and typed first."""
+    cfg = typed(cfg)
     quiet_other_ranks()
     with hold_run_dir(run_dir) if is_main_process() else contextlib.nullcontext():
         recipe = FineTuneRecipe(cfg, run_dir)

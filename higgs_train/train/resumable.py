@@ -12,8 +12,8 @@ import hashlib
 import json
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
-
+from higgs_train.builtins.assets import BUILTIN_PREFIX
+from higgs_train.config import RunConfig, as_dict
 from higgs_train.data.table import data_files
 from higgs_train.runtime.errors import UserError
 from higgs_train.runtime.logs import NOTICE, logger
@@ -30,7 +30,7 @@ class ResumeError(UserError):
     """The checkpoint cannot continue this run; the message names the setting that differs."""
 
 
-def run_signature(cfg: DictConfig, num_processes: int) -> dict[str, object]:
+def run_signature(cfg: RunConfig, num_processes: int) -> dict[str, object]:
     """The settings every checkpoint records in a form that also reads old checkpoints; the global batch folds in
     the process count, which is not a config key."""
     budget = cfg.trainer.max_tokens_per_batch
@@ -47,8 +47,8 @@ def run_signature(cfg: DictConfig, num_processes: int) -> dict[str, object]:
         "global batch": f"{per_process}{' packed' if cfg.trainer.packing else ''} x "
                         f"{cfg.trainer.gradient_accumulation_steps} accumulation x {num_processes} processes",
     }
-    signature["freeze.trainable"] = OmegaConf.to_container(cfg.freeze, resolve=True)["trainable"]
-    for key, value in OmegaConf.to_container(cfg.peft, resolve=True).items():
+    signature["freeze.trainable"] = cfg.freeze.trainable
+    for key, value in as_dict(cfg)["peft"].items():
         signature[f"peft.{key}"] = value
     return signature
 
@@ -73,7 +73,7 @@ def _named_clips(jsonl: Path) -> list[tuple[str, tuple[int, int]]]:
 
 
 def _data_places(data_cfg) -> list[tuple[str, str]]:
-    return [(key, place) for key in ("path", "pairs") if (place := data_cfg.get(key))]
+    return [(key, place) for key in ("path", "pairs") if (place := getattr(data_cfg, key))]
 
 
 def data_identity(data_cfg) -> str:
@@ -81,11 +81,11 @@ def data_identity(data_cfg) -> str:
     Arrow and state files; `data.pairs` likewise); a built-in dataset is identified by its name, since the kit
     rebuilds it identically."""
     places = [place for _, place in _data_places(data_cfg)]
-    if len(places) == 1 and str(places[0]).startswith("builtin:"):
+    if len(places) == 1 and str(places[0]).startswith(BUILTIN_PREFIX):
         return str(places[0])
     digest = hashlib.sha256()
     for place in places:
-        if str(place).startswith("builtin:"):
+        if str(place).startswith(BUILTIN_PREFIX):
             digest.update(str(place).encode())
             continue
         for file in data_files(Path(place)):
@@ -96,9 +96,9 @@ def data_identity(data_cfg) -> str:
     return digest.hexdigest()[:16]
 
 
-def resume_record(cfg: DictConfig) -> dict:
+def resume_record(cfg: RunConfig) -> dict:
     """What a checkpoint stores to be compared later: the resolved config and the data's identity."""
-    return {"config": OmegaConf.to_container(cfg, resolve=True), "data_identity": data_identity(cfg.data)}
+    return {"config": as_dict(cfg), "data_identity": data_identity(cfg.data)}
 
 
 def flat_config(tree: dict, prefix: str = "") -> dict:
@@ -117,7 +117,7 @@ def _refuse(checkpoint: Path, key: str, before, now) -> ResumeError:
                        "with the same setting, or start a new run (another hydra.run.dir)")
 
 
-def check_resumable(saved: dict, cfg: DictConfig, num_processes: int, checkpoint: Path) -> None:
+def check_resumable(saved: dict, cfg: RunConfig, num_processes: int, checkpoint: Path) -> None:
     """Raises `ResumeError` for the first difference that would change the result; logs the ones it applies.
     `saved` is the checkpoint's trainer state (older checkpoints hold only the signature)."""
     current = run_signature(cfg, num_processes)
@@ -131,7 +131,7 @@ def check_resumable(saved: dict, cfg: DictConfig, num_processes: int, checkpoint
         raise ResumeError(f"cannot resume from {checkpoint}: the data at {places} changed since that checkpoint was "
                           "written (its files, or the audio files it names, differ); resume with the data it was "
                           "trained on, or start a new run (another hydra.run.dir)")
-    before, now = flat_config(saved["config"]), flat_config(OmegaConf.to_container(cfg, resolve=True))
+    before, now = flat_config(saved["config"]), flat_config(as_dict(cfg))
     applied = []
     for key in sorted(before.keys() & now.keys()):  # a key only one side knows comes from another version
         if before[key] == now[key] or key in INVOCATION:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from higgs_train.config import as_dict
 from higgs_train.runtime import ownership
 from higgs_train.runtime.errors import TrainingError, UserError
 from higgs_train.runtime.logs import NOTICE, logger
@@ -138,7 +139,7 @@ def _claim(cfg, run_dir: Path, num_processes: int) -> Path | None:
     remove_partial_checkpoints(run_dir)
     snapshot = run_dir / ".hydra" / "config.yaml"  # written here, once the run is accepted (not by Hydra)
     snapshot.parent.mkdir(exist_ok=True)
-    OmegaConf.save(cfg, snapshot)
+    OmegaConf.save(as_dict(cfg), snapshot)
     ownership.mark(run_dir, "run")
     return resume_from
 

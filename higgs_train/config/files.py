@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from higgs_train.config.checks import ConfigError
+from higgs_train.config.store import register_schemas, type_error_line
+
 _PACKAGE = Path(__file__).resolve().parents[1]  # higgs_train/
 
 
@@ -37,16 +40,29 @@ def register_recipes() -> None:
                     provider="higgs-train")
 
 
+def register_configs() -> None:
+    """The schemas and the recipes in Hydra's ConfigStore, before any composition."""
+    register_schemas()
+    register_recipes()
+
+
 def compose_config(overrides: list[str], return_hydra_config: bool = False):
     """The config `higgs-train` would run for these command-line overrides (Hydra's compose API, outside a run);
-    a `hydra.searchpath=[file://DIR]` override adds a user's config folder, as `--config-dir DIR` does."""
+    a `hydra.searchpath=[file://DIR]` override adds a user's config folder, as `--config-dir DIR` does. A value of
+    the wrong type is a `ConfigError` naming the key, as the field's check words it."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import ConfigCompositionException
 
-    register_recipes()
+    register_configs()
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
             return compose(config_name="config", overrides=list(overrides), return_hydra_config=return_hydra_config)
+    except ConfigCompositionException as error:
+        line = type_error_line(error)
+        if line is None:
+            raise
+        raise ConfigError(line) from None
     finally:
         GlobalHydra.instance().clear()
