@@ -21,7 +21,7 @@ from higgs_train.data.audio import load_audio
 from higgs_train.data.audio_codes import attach_codes, encode_files, encode_waveform
 from higgs_train.data.code_cache import CodeCache, tokenizer_fingerprint
 from higgs_train.data.conversations import load_rows
-from higgs_train.data.table import open_table
+from higgs_train.data.table_build import open_table
 
 
 @pytest.fixture

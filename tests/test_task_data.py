@@ -16,7 +16,7 @@ from higgs_train.data.audio import load_audio
 from higgs_train.data.audio_codes import encode_waveform
 from higgs_train.data.collator import ConversationCollator
 from higgs_train.data.conversations import DataError, load_rows
-from higgs_train.data.table import open_table
+from higgs_train.data.table_build import open_table
 from higgs_train.data.task_data import task_dataset
 from higgs_train.data.tasks import TASKS
 
@@ -66,8 +66,7 @@ def test_a_second_start_opens_no_audio_and_measures_nothing(demo_dir, processor,
     """What makes start-up independent of the dataset's size: the second start reads the table's columns only."""
     import soundfile
 
-    from higgs_train.data import audio
-    from higgs_train.data import table as table_module
+    from higgs_train.data import audio, table_build
 
     collator = ConversationCollator(processor.tokenizer, model_config)
     data_cfg = _data_cfg(demo_dir / "train.jsonl")
@@ -78,7 +77,7 @@ def test_a_second_start_opens_no_audio_and_measures_nothing(demo_dir, processor,
         raise AssertionError("a second start must not do this")
 
     for module, name in ((soundfile, "read"), (soundfile, "info"), (audio, "load_audio"),
-                         (table_module, "load_rows"), (collator, "count_positions")):
+                         (table_build, "load_rows"), (collator, "count_positions")):
         monkeypatch.setattr(module, name, forbidden)
     again = open_table(data_cfg.path, data_cfg, processor.audio_tokenizer, show_progress=False)
     dataset, _ = task_dataset(again, "voice_clone", 0, collator, data_cfg, show_progress=False)
@@ -127,12 +126,12 @@ def test_edited_data_gets_a_new_table_and_the_outdated_one_is_removed(tmp_path, 
 
 
 def test_data_on_a_read_only_mount_gets_its_table_in_the_user_cache(tmp_path, demo_dir, processor, monkeypatch):
-    from higgs_train.data import table as table_module
+    from higgs_train.data import table_place
     from higgs_train.runtime.cache import cache_root
 
     data = tmp_path / "train.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in _fresh_demo_rows(demo_dir)[:2]))
-    monkeypatch.setattr(table_module, "_writable", lambda folder: False)  # as on a read-only mount (root ignores modes)
+    monkeypatch.setattr(table_place, "_writable", lambda folder: False)  # as on a read-only mount (root ignores modes)
     table = open_table(data, _data_cfg(data), processor.audio_tokenizer, show_progress=False)
     assert table.folder.is_relative_to(cache_root() / "tables") and len(table) == 2
     assert not (tmp_path / "codes").exists()

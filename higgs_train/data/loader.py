@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader
 from higgs_train.data.collator import ConversationCollator
 from higgs_train.data.sampler import FixedSizeBatchSampler, TokenBudgetBatchSampler
 from higgs_train.data.source import DataPlan
-from higgs_train.data.table import open_table
+from higgs_train.data.table_build import open_table
 from higgs_train.data.task_data import TaskDataset, task_dataset
 from higgs_train.data.tasks import check_task
 
