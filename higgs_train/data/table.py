@@ -10,7 +10,8 @@ mount: under `$HIGGS_TRAIN_CACHE/tables/`):
 - `positions-*.npy`: conversation lengths per task and text tokenizer (`task_data.py`).
 The key hashes what decides the contents: the data files' size and modification time (speakers.json too), the row
 checks' settings, `data.max_examples` and the code-cache shards it read. The first run that needs a table builds it
-(checks, cached or newly encoded codes, with progress bars) under a temporary name and renames it when complete.
+(checks, cached or newly encoded codes, with progress bars) under a temporary name and renames it when complete
+(`table_build.py`); where it lives and its key are `table_place.py`'s. This module reads a built table.
 """
 
 from __future__ import annotations
