@@ -50,7 +50,7 @@ def main() -> None:
     waveforms = {item["path"]: load_audio(item["path"]) for c in conversations for m in c["messages"]
                  for item in m["content"] if item["type"] == "audio"}
     cached = copy.deepcopy(conversations)
-    attach_codes(cached, processor.audio_tokenizer, show_progress=False)
+    attach_codes(cached, processor.audio_tokenizer)
     collator = ConversationCollator(processor.tokenizer, AutoConfig.from_pretrained(checkpoint))
     batches = [range(i, i + BATCH) for i in range(0, 32, BATCH)]
 
@@ -90,7 +90,7 @@ def main() -> None:
     print(f"  ratio cached / processor {t_proc / t_cached:6.1f}x; on-the-fly / processor {t_proc / t_fly:.2f}x")
 
     clone_cached = copy.deepcopy(clone)
-    attach_codes(clone_cached, processor.audio_tokenizer, show_progress=False)
+    attach_codes(clone_cached, processor.audio_tokenizer)
     lengths = [collator.encode(c["messages"]).num_positions for c in clone_cached]
     budget = 4 * max(lengths)
     shuffled = torch.randperm(len(lengths), generator=torch.Generator().manual_seed(0))

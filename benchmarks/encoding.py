@@ -65,7 +65,7 @@ def measure(name: str, processor, tokenizer, paths: list[str]) -> None:
     processor_s = time.perf_counter() - start
 
     start = time.perf_counter()
-    ours = dict(encode_files(tokenizer, paths, batch_size=8, show_progress=False))
+    ours = dict(encode_files(tokenizer, paths, batch_size=8))
     ours_s = time.perf_counter() - start
 
     single = [encode_waveform(tokenizer, w) for w in waveforms]

@@ -35,7 +35,7 @@ def batched_against_one_at_a_time(model, processor, utterances: list[dict], sett
     for size, subset in ((batch_size, utterances), (1, utterances[:one_at_a_time])):
         started = time.perf_counter()
         records = evaluate_model(model, processor, subset, OmegaConf.merge(settings, {"batch_size": size}),
-                                 folder / str(size), Judges(), show_progress=False)
+                                 folder / str(size), Judges())
         rates[size] = len(subset) / (time.perf_counter() - started)
         found[size] = [{k: v for k, v in r.items() if k != "path"} for r in records]
     assert found[batch_size][:len(found[1])] == found[1], "batched and one-at-a-time evaluation differ"
@@ -51,7 +51,7 @@ def main() -> None:
     model, processor = load_for_inference(resolve(args.model), None, torch.device("cpu"))
     utterances = load_test_list(resolve("builtin:demo-eval"))
     started = time.perf_counter()
-    attach_codes(utterances, processor.audio_tokenizer, show_progress=False)
+    attach_codes(utterances, processor.audio_tokenizer)
     print(f"prompt clips encoded once: {time.perf_counter() - started:.1f} s", flush=True)
     settings = OmegaConf.merge(OmegaConf.load(CONFIG_DIR / "eval" / "default.yaml"),
                                {"max_new_tokens": args.max_new_tokens})

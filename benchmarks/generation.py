@@ -41,7 +41,7 @@ def main() -> None:
     rows = load_rows(demo / "train.jsonl")
     references = choose_references([r["speaker"] for r in rows], seed=0)[:PROMPTS]
     conversations = [task_conversation("voice_clone", rows[i], rows[j]) for i, j in enumerate(references)]
-    attach_codes(conversations, processor.audio_tokenizer, show_progress=False)
+    attach_codes(conversations, processor.audio_tokenizer)
     collator = ConversationCollator(processor.tokenizer, model.config)
     defaults = OmegaConf.load(CONFIG_DIR / "eval" / "default.yaml")
     results = {}

@@ -165,7 +165,7 @@ def eval_throughput(checkpoint: Path, folder: Path, count: int, new_tokens: int,
     (folder / "meta.lst").write_text("\n".join(lines) + "\n")
     model, processor = load_for_inference(str(checkpoint), None, torch.device(device))
     utterances = load_test_list(str(folder / "meta.lst"))
-    attach_codes(utterances, processor.audio_tokenizer, show_progress=False)
+    attach_codes(utterances, processor.audio_tokenizer)
     settings = OmegaConf.merge(OmegaConf.load(CONFIG_DIR / "eval" / "default.yaml"), {"max_new_tokens": new_tokens})
     batched, single = batched_against_one_at_a_time(model, processor, utterances, settings, folder, 16, 16)
     return (f"higgs-eval, {count} utterances, {new_tokens} new tokens: batched (16) {batched:.2f} utt/s, one at a "

@@ -105,7 +105,7 @@ def child(data: str) -> None:
     Path("/proc/self/clear_refs").write_text("5")  # peak RSS := RSS now
     before = _status_kib("VmRSS")
     started = time.time()
-    training = build_training_data(cfg, data, processor, model_config, show_progress=False)
+    training = build_training_data(cfg, data, processor, model_config)
     next(iter(training.dataloader))
     print(json.dumps({"package": higgs_train.__file__, "seconds": round(time.time() - started, 2),
                       "peak_mb": round((_status_kib("VmHWM") - before) / 1024, 1)}))

@@ -64,7 +64,7 @@ def main() -> None:
     checkpoint, demo = ensure_builtin("tiny"), ensure_builtin("demo")
     processor = load_processor(str(checkpoint))
     conversations = load_rows(demo / "train.jsonl", max_examples=4)
-    attach_codes(conversations, processor.audio_tokenizer, show_progress=False)
+    attach_codes(conversations, processor.audio_tokenizer)
     collator = ConversationCollator(processor.tokenizer, AutoConfig.from_pretrained(checkpoint))
     print("| labels | stop rate | generated frames | clip frames |")
     print("|---|---|---|---|")

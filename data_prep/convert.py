@@ -15,7 +15,6 @@ from pathlib import Path
 
 import datasets
 import soundfile as sf
-from tqdm.auto import tqdm
 
 from data_prep.sources import SourceRow, count_rows, read_source
 from higgs_train.data.audio import TARGET_SAMPLE_RATE
@@ -26,6 +25,7 @@ from higgs_train.data.tasks.layout import last_user_text
 from higgs_train.runtime import atomic, ownership
 from higgs_train.runtime.errors import UserError
 from higgs_train.runtime.logs import NOTICE, logger
+from higgs_train.runtime.progress import progress_bar
 
 
 class ConvertError(UserError):
@@ -95,8 +95,7 @@ def _convert_row(row: SourceRow, clips: _ClipWriter, speakers: dict | None, seen
 
 
 def convert(kind: str, source: str | Path, output: str | Path, on_bad_row: str = "skip", min_seconds: float = 0.3,
-            max_seconds: float = 30.0, split: str = "train", overwrite: bool = False,
-            show_progress: bool = True) -> dict:
+            max_seconds: float = 30.0, split: str = "train", overwrite: bool = False) -> dict:
     """Writes `output/` (dataset + clips/ + rejected.jsonl + report.json) and returns the report."""
     source, output = Path(source), Path(output)
     if output.resolve() == source.resolve() or output.resolve() in source.resolve().parents:
@@ -112,19 +111,19 @@ def convert(kind: str, source: str | Path, output: str | Path, on_bad_row: str =
         logger.info(f"removed {stale}, left by a conversion that did not finish")
     with atomic.atomic_output(output, unique=True) as partial:
         partial.mkdir()
-        report = _write_dataset(kind, source, partial, on_bad_row, min_seconds, max_seconds, split, show_progress)
+        report = _write_dataset(kind, source, partial, on_bad_row, min_seconds, max_seconds, split)
         ownership.mark(partial, "prepared-dataset", record_files=True, source=str(source), format=kind)
         return report
 
 
 def _write_dataset(kind: str, source: Path, folder: Path, on_bad_row: str, min_seconds: float, max_seconds: float,
-                   split: str, show_progress: bool) -> dict:
+                   split: str) -> dict:
     speakers = _speaker_list(kind, source)
     clips = _ClipWriter(folder, min_seconds, max_seconds)
     records, rejected, seen_ids = [], [], set()
     started, audio_seconds = time.time(), 0.0
-    progress = tqdm(read_source(kind, source, split), total=count_rows(kind, source, split),
-                    desc=f"converting {kind}", unit="row", disable=not show_progress)
+    progress = progress_bar(read_source(kind, source, split), total=count_rows(kind, source, split),
+                    desc=f"converting {kind}", unit="row")
     for row in progress:
         try:
             record = _convert_row(row, clips, speakers, seen_ids)

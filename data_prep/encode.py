@@ -22,8 +22,7 @@ from higgs_train.runtime import atomic
 from higgs_train.runtime.logs import logger
 
 
-def encode_dataset(data_path: str | Path, audio_tokenizer, batch_size: int = 8, shard_size: int = 256,
-                   show_progress: bool = True) -> dict:
+def encode_dataset(data_path: str | Path, audio_tokenizer, batch_size: int = 8, shard_size: int = 256) -> dict:
     """Encodes the dataset's clips that the cache lacks; returns counts, the cache folder and the clips that could
     not be read (skipped and listed, so one bad file never costs the rest)."""
     rows = load_rows(data_path)
@@ -39,7 +38,7 @@ def encode_dataset(data_path: str | Path, audio_tokenizer, batch_size: int = 8, 
     for stale in atomic.remove_stale_partials(cache.folder / "shard-*.arrow"):
         logger.info(f"removed {stale}, left by an encode that did not finish")
     pending, unreadable = {}, {}
-    for path, codes in encode_files(audio_tokenizer, missing, batch_size, show_progress, unreadable):
+    for path, codes in encode_files(audio_tokenizer, missing, batch_size, unreadable):
         pending[cache.key(path)] = codes
         if len(pending) >= shard_size:
             cache.write_shard(pending, identities)

@@ -28,7 +28,6 @@ from pathlib import Path
 import datasets
 import numpy as np
 import soundfile as sf
-from tqdm.auto import tqdm
 
 from data_prep import known_text
 from data_prep.loudness import loudness, normalize
@@ -42,6 +41,7 @@ from higgs_train.evaluate.metrics import Clip, measure_clip
 from higgs_train.runtime import atomic, ownership
 from higgs_train.runtime.errors import UserError
 from higgs_train.runtime.logs import logger
+from higgs_train.runtime.progress import progress_bar
 
 SILENCE_DBFS = -60.0  # a stretch whose loudest 32 ms frame is below this is silence, not noise
 WORK_VERSION = 1  # part of every recording key: a change of how recordings are cut invalidates cached work
@@ -153,7 +153,7 @@ def _with_known_text(recording: Recording, records: list[dict], clips_folder: Pa
 
 
 def _process(recording: Recording, key: str, work: Path, settings: Settings, workers: _Workers,
-             progress: tqdm) -> dict:
+             progress) -> dict:
     """The result of one recording: its clips (scored, not yet judged) and its stretches without speech."""
     clips_folder = work / "clips"
     clips_folder.mkdir(parents=True, exist_ok=True)
@@ -209,7 +209,7 @@ def _recording_key(recording: Recording, settings: Settings) -> str:
 
 
 def _run_share(recordings: list[Recording], keys: list[str], work: Path, settings: Settings, rank: int,
-               world: int, show_progress: bool) -> dict:
+               world: int) -> dict:
     """Processes this process's recordings (every `world`-th from `rank`) that have no finished result."""
     mine = [(r, k) for index, (r, k) in enumerate(zip(recordings, keys)) if index % world == rank]
     todo = [(r, k) for r, k in mine if not _result_path(work, k).is_file()]
@@ -220,7 +220,7 @@ def _run_share(recordings: list[Recording], keys: list[str], work: Path, setting
     for stale in atomic.remove_stale_partials(work / "clips" / "*"):
         logger.info(f"removed {stale}, left by an ingest that did not finish")
     workers = _Workers(settings) if todo else None
-    progress = tqdm(total=round(hours, 4), disable=not show_progress, desc="ingesting",
+    progress = progress_bar(total=round(hours, 4), desc="ingesting",
                     bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.3f}/{total:.3f} h of audio "
                                "[{elapsed}<{remaining}]")
     for recording, key in todo:
@@ -312,7 +312,7 @@ def _assembly_lock(work: Path):
 
 
 def ingest(source: str | Path, output: str | Path, settings: Settings, speaker: str | None = None,
-           work: str | Path | None = None, overwrite: bool = False, show_progress: bool = True) -> dict:
+           work: str | Path | None = None, overwrite: bool = False) -> dict:
     """Ingests this process's share; writes OUTPUT when every recording is done. Returns counts (and `report`
     when this process wrote the dataset)."""
     source, output = Path(source), Path(output)
@@ -329,7 +329,7 @@ def ingest(source: str | Path, output: str | Path, settings: Settings, speaker: 
         ownership.mark(work, "ingest-work", output=str(output))
     keys = [_recording_key(recording, settings) for recording in recordings]
     rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
-    counts = _run_share(recordings, keys, work, settings, rank, world, show_progress)
+    counts = _run_share(recordings, keys, work, settings, rank, world)
     counts.update({"process": f"{rank} of {world}", "recordings": len(recordings), "work": str(work)})
     if not all(_result_path(work, key).is_file() for key in keys):
         return counts  # another process still works; whichever finishes last writes the dataset

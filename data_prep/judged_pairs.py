@@ -37,7 +37,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from omegaconf import OmegaConf
-from tqdm.auto import tqdm
 
 from higgs_train.builtins import assets
 from higgs_train.config.files import CONFIG_DIR
@@ -54,6 +53,7 @@ from higgs_train.evaluate.samples import generate_codes, reference_voice
 from higgs_train.model.loading import checkpoint_identity, load_for_inference
 from higgs_train.runtime import atomic, ownership
 from higgs_train.runtime.errors import UserError
+from higgs_train.runtime.progress import progress_bar
 
 RULES = ("hard-then-soft", "pareto")
 
@@ -212,7 +212,7 @@ def check_options(options) -> None:
                          "lower bound) to below 1 and HIGH above 1 (default 0.8 1.25)")
 
 
-def build_pairs(options, show_progress: bool = True) -> dict:
+def build_pairs(options) -> dict:
     """Samples, judges and pairs; writes the pairs folder; returns its info (counts and reasons)."""
     check_options(options)
     out = Path(options.out)
@@ -225,7 +225,7 @@ def build_pairs(options, show_progress: bool = True) -> dict:
     data_path = Path(assets.resolve(options.data))
     data_cfg = OmegaConf.merge(OmegaConf.load(CONFIG_DIR / "data" / "jsonl.yaml"), {"path": str(data_path)})
     prompts, skipped = task_conversations(data_cfg.path, data_cfg, options.task, options.seed, collator,
-                                          audio_tokenizer, show_progress)
+                                          audio_tokenizer)
     count = min(options.limit or len(prompts), len(prompts))
     sampling = _sampling(options)
     judges = Judges.load(sampling)
@@ -236,7 +236,7 @@ def build_pairs(options, show_progress: bool = True) -> dict:
                 {k: settings[k] for k in ("do_sample", "temperature", "max_new_tokens", "ras_win_len",
                                           "ras_win_max_num_repeat", "batch_size")}, options.seed, options.with_greedy]
     pairs, clips, reasons, sampled = [], [], {}, 0
-    for index in tqdm(range(count), desc="pairing prompts", unit="prompt", disable=not show_progress):
+    for index in progress_bar(range(count), desc="pairing prompts", unit="prompt"):
         conversation = prompts[index]
         prompt_key = _conversation_key(conversation)
         key = _key(identity, prompt_key)

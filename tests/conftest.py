@@ -51,7 +51,7 @@ def demo_dir(private_cache, tiny_checkpoint):
     from higgs_train.model.loading import load_audio_tokenizer
 
     folder = ensure_builtin("demo")
-    encode_dataset(folder / "train.jsonl", load_audio_tokenizer(str(tiny_checkpoint)), show_progress=False)
+    encode_dataset(folder / "train.jsonl", load_audio_tokenizer(str(tiny_checkpoint)))
     return folder
 
 
@@ -100,8 +100,7 @@ def demo_task(demo_dir, processor, model_config, data_cfg_factory):
 
     def conversations(task, seed=0):
         data = demo_dir / "train.jsonl"
-        dataset, _ = task_conversations(data, data_cfg_factory(data), task, seed, collator, processor.audio_tokenizer,
-                                        show_progress=False)
+        dataset, _ = task_conversations(data, data_cfg_factory(data), task, seed, collator, processor.audio_tokenizer)
         return [dataset[i] for i in range(len(dataset))]
 
     return conversations
@@ -140,6 +139,6 @@ def inputs(tiny_checkpoint, demo_rows):
 
     rows = [dict(r) for r in demo_rows[:2]]
     processor = AutoProcessor.from_pretrained(tiny_checkpoint)
-    attach_codes(rows, processor.audio_tokenizer, show_progress=False)
+    attach_codes(rows, processor.audio_tokenizer)
     batch = ConversationCollator(processor.tokenizer, AutoConfig.from_pretrained(tiny_checkpoint))(rows)
     return {k: v for k, v in batch.items() if k in MODEL_INPUTS}

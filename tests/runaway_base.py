@@ -86,10 +86,8 @@ def measure(model: str, adapter: str | None, data: Path, out: Path) -> dict:
     loaded, processor = load_for_inference(model, adapter, torch.device("cpu"))
     collator = ConversationCollator(processor.tokenizer, loaded.config)
     data_cfg = OmegaConf.merge(OmegaConf.load(CONFIG_DIR / "data" / "jsonl.yaml"), {"path": str(data)})
-    dataset, _ = task_conversations(data_cfg.path, data_cfg, "smart_voice", 0, collator, processor.audio_tokenizer,
-                                    show_progress=False)
+    dataset, _ = task_conversations(data_cfg.path, data_cfg, "smart_voice", 0, collator, processor.audio_tokenizer)
     eval_cfg = OmegaConf.merge(OmegaConf.load(CONFIG_DIR / "eval" / "default.yaml"),
                                {"max_new_tokens": TOKEN_LIMIT, "batch_size": 4})
-    records = evaluate_model(loaded, processor, [dataset[i] for i in range(len(dataset))], eval_cfg, out, Judges(),
-                             show_progress=False)
+    records = evaluate_model(loaded, processor, [dataset[i] for i in range(len(dataset))], eval_cfg, out, Judges())
     return summarize(records)

@@ -72,7 +72,7 @@ def test_too_long_conversations_are_counted_and_warned_never_truncated(demo_dir,
 
     def conversations(**overrides):
         return task_conversations(data, data_cfg_factory(data, **overrides), "voice_clone", 0, collator,
-                                  processor.audio_tokenizer, show_progress=False)
+                                  processor.audio_tokenizer)
 
     everything, _ = conversations()
     lengths = sorted(everything.lengths.tolist())

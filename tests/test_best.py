@@ -84,7 +84,7 @@ def test_early_stopping_stops_at_the_expected_step_and_best_reproduces_the_best_
     base = HiggsAudioV2ForConditionalGeneration.from_pretrained(tiny_checkpoint)
     best = PeftModel.from_pretrained(base, run_dir / "best").eval()
     _, plan = resolve_sources(run_config(cfg))
-    data = build_training_data(plan, processor, base.config, show_progress=False)
+    data = build_training_data(plan, processor, base.config)
     size = cfg.eval.batch_size
     batches = [data.collator([data.validation[j] for j in range(i, min(i + size, len(data.validation)))])
                for i in range(0, len(data.validation), size)]

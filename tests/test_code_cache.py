@@ -46,7 +46,7 @@ def test_batches_join_only_equal_lengths_and_equal_one_at_a_time_codes(demo_copy
         path = tmp_path / f"c{index}.wav"
         sf.write(path, waveform if index == 3 else waveform[:shortest], 24000, subtype="FLOAT")
         paths.append(str(path))
-    batched = dict(encode_files(tokenizer, paths, batch_size=8, show_progress=False))
+    batched = dict(encode_files(tokenizer, paths, batch_size=8))
     for path in paths:
         assert torch.equal(batched[path], encode_waveform(tokenizer, load_audio(path)))
 
@@ -54,7 +54,7 @@ def test_batches_join_only_equal_lengths_and_equal_one_at_a_time_codes(demo_copy
 def _table(path, tokenizer, **overrides):
     values = {"path": str(path), "max_examples": None, "min_seconds": 0.3, "max_seconds": 30.0, "on_bad_row": "fail",
               "encode_batch_size": 8}
-    return open_table(path, OmegaConf.create({**values, **overrides}), tokenizer, show_progress=False)
+    return open_table(path, OmegaConf.create({**values, **overrides}), tokenizer)
 
 
 def _table_codes(table):
@@ -66,9 +66,9 @@ def _table_codes(table):
 @pytest.mark.slow  # encodes the whole demo set into a fresh table
 def test_training_reads_the_cache_and_gets_the_codes_it_would_encode(demo_copy, processor):
     tokenizer = processor.audio_tokenizer
-    summary = encode_dataset(demo_copy / "train.jsonl", tokenizer, shard_size=10, show_progress=False)
+    summary = encode_dataset(demo_copy / "train.jsonl", tokenizer, shard_size=10)
     assert summary["encoded"] == summary["clips"] == 28 and summary["already_cached"] == 0
-    assert encode_dataset(demo_copy / "train.jsonl", tokenizer, show_progress=False)["encoded"] == 0
+    assert encode_dataset(demo_copy / "train.jsonl", tokenizer)["encoded"] == 0
 
     table = _table(demo_copy / "train.jsonl", tokenizer)
     assert table.built and table.info["codes"] == {"cached": 28, "encoded": 0}
@@ -76,14 +76,14 @@ def test_training_reads_the_cache_and_gets_the_codes_it_would_encode(demo_copy, 
     assert not again.built and again.folder == table.folder  # the second start reads what the first built
     from_cache = _table_codes(again)
     on_the_fly = load_rows(demo_copy / "train.jsonl")
-    attach_codes(on_the_fly, tokenizer, show_progress=False)
+    attach_codes(on_the_fly, tokenizer)
     fresh = _codes_by_path(on_the_fly)
     assert from_cache.keys() == fresh.keys() and all(torch.equal(from_cache[p], fresh[p]) for p in fresh)
 
 
 @pytest.mark.slow  # encodes the whole demo set into a fresh table
 def test_another_tokenizer_never_reuses_the_codes(demo_copy, processor):
-    encode_dataset(demo_copy / "train.jsonl", processor.audio_tokenizer, show_progress=False)
+    encode_dataset(demo_copy / "train.jsonl", processor.audio_tokenizer)
     _table(demo_copy / "train.jsonl", processor.audio_tokenizer, max_examples=2)
     other = build_audio_tokenizer(seed=1)
     assert tokenizer_fingerprint(other) != tokenizer_fingerprint(processor.audio_tokenizer)
@@ -96,7 +96,7 @@ def test_another_tokenizer_never_reuses_the_codes(demo_copy, processor):
 @pytest.mark.slow  # encodes the whole demo set into a fresh table
 def test_a_clip_edited_after_it_was_encoded_is_encoded_again(demo_copy, processor):
     tokenizer = processor.audio_tokenizer
-    encode_dataset(demo_copy / "train.jsonl", tokenizer, show_progress=False)
+    encode_dataset(demo_copy / "train.jsonl", tokenizer)
     built = _table(demo_copy / "train.jsonl", tokenizer, max_examples=2)
     edited = built.row(0)["messages"][-1]["content"][0]["path"]
     waveform, rate = sf.read(edited, dtype="float32")
@@ -104,7 +104,7 @@ def test_a_clip_edited_after_it_was_encoded_is_encoded_again(demo_copy, processo
     table = _table(demo_copy / "train.jsonl", tokenizer, max_examples=2)  # training without encoding first
     assert table.built and table.info["codes"] == {"cached": 1, "encoded": 1}
     assert torch.equal(_table_codes(table)[edited], encode_waveform(tokenizer, load_audio(edited)))
-    again = encode_dataset(demo_copy / "train.jsonl", tokenizer, show_progress=False)
+    again = encode_dataset(demo_copy / "train.jsonl", tokenizer)
     assert again["encoded"] == 1 and again["already_cached"] == 27
 
 
@@ -120,7 +120,7 @@ def _shard_keys(folder):
 def test_killed_encode_resumes_to_the_cache_of_an_uninterrupted_run(demo_copy, tiny_checkpoint, processor, tmp_path):
     uninterrupted = tmp_path / "clean"
     shutil.copytree(demo_copy, uninterrupted)
-    encode_dataset(uninterrupted / "train.jsonl", processor.audio_tokenizer, shard_size=1, show_progress=False)
+    encode_dataset(uninterrupted / "train.jsonl", processor.audio_tokenizer, shard_size=1)
 
     command = [sys.executable, "-m", "data_prep.cli", "encode", "--input", str(demo_copy / "train.jsonl"),
                "--model", str(tiny_checkpoint), "--shard-size", "1", "--batch-size", "1"]
@@ -152,7 +152,7 @@ def test_two_encode_processes_give_the_one_process_cache_even_when_one_dies(demo
     """What `torchrun --nproc_per_node 2 -m data_prep.cli encode ...` runs: two processes told their RANK."""
     uninterrupted = tmp_path / "clean"
     shutil.copytree(demo_copy, uninterrupted)
-    encode_dataset(uninterrupted / "train.jsonl", processor.audio_tokenizer, shard_size=4, show_progress=False)
+    encode_dataset(uninterrupted / "train.jsonl", processor.audio_tokenizer, shard_size=4)
     command = [sys.executable, "-m", "data_prep.cli", "encode", "--input", str(demo_copy / "train.jsonl"),
                "--model", str(tiny_checkpoint), "--shard-size", "1", "--batch-size", "1"]
 

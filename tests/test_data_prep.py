@@ -45,7 +45,7 @@ def test_ljspeech(tmp_path, spoken):
     for name in ("LJ001-0001", "LJ001-0002"):
         sf.write(tmp_path / "lj" / "wavs" / f"{name}.wav", waveform, rate)
     (tmp_path / "lj" / "metadata.csv").write_text(f"LJ001-0001|{text}|{text}\nLJ001-0002|Raw 2.|Normalized two.\n")
-    report = convert("ljspeech", tmp_path / "lj", tmp_path / "out", show_progress=False)
+    report = convert("ljspeech", tmp_path / "lj", tmp_path / "out")
     assert report["kept"] == 2 and report["rejected"] == 0
     _assert_clean_tts_rows(tmp_path / "out", {"LJ001-0001": text, "LJ001-0002": "Normalized two."})
 
@@ -56,7 +56,7 @@ def test_audiofolder_with_jsonl_metadata(tmp_path, spoken):
     sf.write(tmp_path / "af" / "sub" / "a.wav", waveform, rate)
     (tmp_path / "af" / "metadata.jsonl").write_text(json.dumps({"file_name": "sub/a.wav", "transcription": text,
                                                                 "speaker_id": 7}) + "\n")
-    convert("audiofolder", tmp_path / "af", tmp_path / "out", show_progress=False)
+    convert("audiofolder", tmp_path / "af", tmp_path / "out")
     _assert_clean_tts_rows(tmp_path / "out", {"sub_a": text})
     assert load_rows(tmp_path / "out")[0]["speaker"] == "7"
 
@@ -66,7 +66,7 @@ def test_hf_dataset_saved_to_disk(tmp_path, spoken):
     sf.write(tmp_path / "x.wav", waveform, rate)
     data = datasets.Dataset.from_dict({"audio": [str(tmp_path / "x.wav")], "text": [text], "speaker": ["kim"]})
     data.cast_column("audio", datasets.Audio(decode=False)).save_to_disk(str(tmp_path / "hf"))
-    convert("hf", tmp_path / "hf", tmp_path / "out", show_progress=False)
+    convert("hf", tmp_path / "hf", tmp_path / "out")
     _assert_clean_tts_rows(tmp_path / "out", {"0": text})
 
 
@@ -84,7 +84,7 @@ def test_jsonl_ours_and_higgs_chatml(tmp_path, spoken):
         {"role": "user", "content": text},
         {"role": "assistant", "content": {"type": "audio", "audio_url": "c.wav"}}]}
     (tmp_path / "in.jsonl").write_text(json.dumps(ours) + "\n" + json.dumps(chatml) + "\n")
-    convert("jsonl", tmp_path / "in.jsonl", tmp_path / "out", show_progress=False)
+    convert("jsonl", tmp_path / "in.jsonl", tmp_path / "out")
     rows = load_rows(tmp_path / "out")
     assert rows[0]["messages"] == rows[1]["messages"]  # same conversation, one clip written once
     _assert_clean_tts_rows(tmp_path / "out", {"ours": text, "chatml": text})
@@ -141,8 +141,7 @@ def hostile_folder(tmp_path, spoken):
 
 
 def test_every_bad_row_is_reported_and_every_good_row_kept(hostile_folder, tmp_path):
-    report = convert("audiofolder", hostile_folder, tmp_path / "out", min_seconds=0.5, max_seconds=8.0,
-                     show_progress=False)
+    report = convert("audiofolder", hostile_folder, tmp_path / "out", min_seconds=0.5, max_seconds=8.0)
     rejected = [json.loads(line) for line in (tmp_path / "out" / "rejected.jsonl").read_text().splitlines()]
     by_id = {entry["id"]: entry["reason"] for entry in rejected}
     expected = {name.removesuffix(".wav"): reason for name, reason in BAD_ROWS.items()}
@@ -162,7 +161,7 @@ def test_every_bad_row_is_reported_and_every_good_row_kept(hostile_folder, tmp_p
 
 def test_fail_policy_stops_at_the_first_bad_row_with_one_line(hostile_folder, tmp_path, capsys):
     with pytest.raises(ConvertError, match=r"metadata.csv:5: non-finite samples"):
-        convert("audiofolder", hostile_folder, tmp_path / "out", on_bad_row="fail", show_progress=False)
+        convert("audiofolder", hostile_folder, tmp_path / "out", on_bad_row="fail")
     assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out.partial-*"))
     with pytest.raises(SystemExit) as exit_info:
         prep_main(["convert", "audiofolder", "--input", str(hostile_folder), "--output", str(tmp_path / "o"),
@@ -181,12 +180,12 @@ def test_output_holding_files_is_never_replaced_unless_it_is_an_earlier_conversi
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "keep.txt").write_text("precious")
     with pytest.raises(ConvertError, match="--overwrite"):
-        convert("ljspeech", tmp_path / "lj", tmp_path / "out", show_progress=False)
+        convert("ljspeech", tmp_path / "lj", tmp_path / "out")
     with pytest.raises(UserError, match="holds files that higgs-train did not write .keep.txt"):
-        convert("ljspeech", tmp_path / "lj", tmp_path / "out", overwrite=True, show_progress=False)
+        convert("ljspeech", tmp_path / "lj", tmp_path / "out", overwrite=True)
     assert (tmp_path / "out" / "keep.txt").read_text() == "precious"
-    convert("ljspeech", tmp_path / "lj", tmp_path / "ours", show_progress=False)
-    convert("ljspeech", tmp_path / "lj", tmp_path / "ours", overwrite=True, show_progress=False)  # ours: replaced
+    convert("ljspeech", tmp_path / "lj", tmp_path / "ours")
+    convert("ljspeech", tmp_path / "lj", tmp_path / "ours", overwrite=True)  # ours: replaced
     assert len(load_rows(tmp_path / "ours")) == 1
 
 

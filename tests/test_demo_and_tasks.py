@@ -62,7 +62,7 @@ def test_a_speaker_with_one_clip_is_counted_not_silently_dropped(demo_dir, tmp_p
     data = tmp_path / "train.jsonl"
     conversations, skipped = task_conversations(data, data_cfg_factory(data), "voice_clone", 0,
                                                 ConversationCollator(processor.tokenizer, model_config),
-                                                processor.audio_tokenizer, show_progress=False)
+                                                processor.audio_tokenizer)
     assert len(conversations) == 3 and skipped == {"no other clip of the same speaker to use as reference": 1}
 
 

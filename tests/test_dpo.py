@@ -57,8 +57,7 @@ def small_pairs(demo_dir, tmp_path_factory):
 def pair_batch(small_pairs, processor, model_config):
     """The two pairs collated as DPO collates them (chosen, rejected, chosen, rejected; right padding)."""
     pairs = open_pairs(small_pairs / "pairs.jsonl", processor.audio_tokenizer, DataConfig(min_seconds=0.3,
-                                                                                           max_seconds=30.0),
-                       show_progress=False)
+                                                                                           max_seconds=30.0))
     dataset = PairDataset(pairs, np.arange(2))
     collator = ConversationCollator(processor.tokenizer, model_config)
     return [dataset[0], dataset[1]], PairCollator(collator)
@@ -157,7 +156,7 @@ def test_precomputed_reference_is_the_initial_models_and_gives_the_same_step_0(s
     cfg, model, objective = _objective([f"data.pairs={tmp_path / 'demo' / 'pairs.jsonl'}", "trainer.batch_size=2",
                                         "objective.reference=precomputed", "eval.val_size=0"], compose_config,
                                        tiny_checkpoint)
-    data = objective.training_data(None, processor, show_progress=False)
+    data = objective.training_data(None, processor)
     batch = next(iter(data.dataloader))
     assert batch["reference_logps"].shape == (cfg.trainer.batch_size, 2, 2)
     window = objective.prepare(model, [batch])
@@ -185,7 +184,7 @@ def test_bad_pairs_are_one_clear_line(line, says, demo_dir, tmp_path, processor)
     line = {**line, "messages": prompt} if line["messages"] == "PROMPT" else line
     (folder / "pairs.jsonl").write_text(json.dumps(line) + "\n")
     with pytest.raises(DataError, match=says) as raised:
-        pairs_from_jsonl(folder / "pairs.jsonl", processor.audio_tokenizer, DataConfig(), show_progress=False)
+        pairs_from_jsonl(folder / "pairs.jsonl", processor.audio_tokenizer, DataConfig())
     assert str(raised.value).startswith(f"{folder / 'pairs.jsonl'}:1: ") and len(str(raised.value).splitlines()) == 1
 
 

@@ -78,7 +78,7 @@ def test_prompts_longer_than_the_model_allows_are_named(demo_dir, processor, mod
     from higgs_train.data.collator import ConversationCollator
 
     utterances = load_test_list(demo_dir / "eval.lst")[:3]
-    attach_codes(utterances, processor.audio_tokenizer, show_progress=False)
+    attach_codes(utterances, processor.audio_tokenizer)
     collator = ConversationCollator(processor.tokenizer, model_config)
     check_lengths(utterances, collator, model_config, 100)
     small = AutoConfig.from_pretrained(model_config.name_or_path, max_position_embeddings=200)
@@ -178,7 +178,7 @@ def test_an_exported_adapter_and_the_adapter_as_training_held_it_give_identical_
     records = evaluate_model(as_trained.eval(), load_processor(str(tiny_checkpoint)),
                              load_test_list(resolve("builtin:demo-eval"))[:6],
                              OmegaConf.create({key: args[key] for key in EVAL_KEYS}), tmp_path / "in_training",
-                             Judges(), show_progress=False)
+                             Judges())
     assert len(exported) == len(records) == 6
     for row, record in zip(exported, records):
         assert {k: row[k] for k in COLUMNS[1:-1]} == {k: str(record.get(k, "")) for k in COLUMNS[1:-1]}

@@ -84,7 +84,7 @@ def test_validation_split_is_reproducible_disjoint_and_never_everything():
 
 def test_validation_metrics_do_not_depend_on_the_batch_size(tiny_checkpoint, processor, model_config, demo_rows):
     rows = [dict(r) for r in demo_rows[:5]]
-    attach_codes(rows, processor.audio_tokenizer, show_progress=False)
+    attach_codes(rows, processor.audio_tokenizer)
     collator = ConversationCollator(processor.tokenizer, model_config)
     model = HiggsAudioV2ForConditionalGeneration.from_pretrained(tiny_checkpoint)
     accelerator = Accelerator(cpu=True)

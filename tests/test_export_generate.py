@@ -185,7 +185,7 @@ def test_generate_prompts_are_laid_out_as_the_training_conversations(task, demo_
     prompt = prompt_conversation(fields, "test")
     assert prompt["messages"][0] == built["messages"][0]
     conversations = [built, prompt]
-    attach_codes(conversations, processor.audio_tokenizer, show_progress=False)
+    attach_codes(conversations, processor.audio_tokenizer)
     collator = ConversationCollator(processor.tokenizer, model_config)
     ours, theirs = (collator.prompts([c]) for c in conversations)
     assert torch.equal(ours["input_ids"], theirs["input_ids"])

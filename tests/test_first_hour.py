@@ -51,7 +51,7 @@ def test_the_ljspeech_layout_says_it_is_one_speaker(tmp_path, demo_dir, capsys, 
     shutil.copy(demo_dir / "clips" / "alice_00.wav", source / "wavs" / "a.wav")
     (source / "metadata.csv").write_text("a|Good morning.|\n")
     caplog.set_level("INFO", logger="higgs_train")
-    convert("ljspeech", source, tmp_path / "out", show_progress=False)
+    convert("ljspeech", source, tmp_path / "out")
     assert "every row is one speaker, named after the folder ('anna_and_bo')" in caplog.text
 
 
@@ -115,7 +115,7 @@ def test_a_clip_only_the_second_decoder_opens_passes_the_checks_and_is_encoded(d
 
     monkeypatch.setattr(audio_module.sf, "info", no_mp3_headers)
     check_audio([{"role": "assistant", "content": [{"type": "audio", "path": str(clip)}]}], 0.3, 30.0)
-    [(path, codes)] = list(encode_files(processor.audio_tokenizer, [str(clip)], show_progress=False))
+    [(path, codes)] = list(encode_files(processor.audio_tokenizer, [str(clip)]))
     assert path == str(clip) and codes.shape[0] == 8 and codes.shape[1] > 30
     assert (codes == encode_waveform(processor.audio_tokenizer, load_audio(clip))).all()
 
@@ -234,7 +234,7 @@ def test_a_folder_of_clips_with_text_files_beside_them_converts(tmp_path, demo_d
         if text_name:
             (target.parent / text_name).write_text(text + "\n")
     (source / "19" / "198" / "19_198_000001.original.txt").write_text("The Sun rises in the East.")
-    report = convert("libritts", source, tmp_path / "out", show_progress=False)
+    report = convert("libritts", source, tmp_path / "out")
     rows = [json.loads(line) for line in (tmp_path / "out" / "rejected.jsonl").read_text().splitlines()]
     assert [r["reason"] for r in rows] == ["no transcript file"] and "84_121_000002.txt" in rows[0]["detail"]
     assert report["kept"] == 3

@@ -31,7 +31,7 @@ def grpo(compose_config, tiny_checkpoint, processor, demo_dir):
         model = build_trainable_model(cfg, str(tiny_checkpoint), "sdpa")
         objective = build_objective(cfg, Accelerator(cpu=True), model, model.config, str(tiny_checkpoint))
         _, plan = resolve_sources(cfg)
-        data = objective.training_data(plan, processor, show_progress=False)
+        data = objective.training_data(plan, processor)
         return cfg, model, objective, data.training[0]
 
     return make

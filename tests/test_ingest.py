@@ -149,7 +149,7 @@ def test_the_dataset_is_training_data_as_convert_writes_it(ingested, tiny_checkp
     assert Path(audio["path"]).is_file() and sf.info(audio["path"]).samplerate == 24000
     assert f"higgs-prep encode --input {out}" in result.stdout
     copy = shutil.copytree(out, tmp_path / "voice")  # encode writes its cache inside the dataset
-    report = encode_dataset(copy, load_audio_tokenizer(str(tiny_checkpoint)), show_progress=False)
+    report = encode_dataset(copy, load_audio_tokenizer(str(tiny_checkpoint)))
     assert report["encoded"] == len(rows) and not report["unreadable"]
 
 
@@ -192,8 +192,7 @@ def test_a_compressed_stereo_44k_copy_is_cut_the_same_and_whisper_transcribes_it
     compressed_stereo_copy(folder / "alice" / "book.wav", source / "book.ogg")
     counts = ingest(source, tmp_path / "out", Settings(
         asr=str(whisper), speaker_model=str(_tiny_speaker_model(tmp_path / "wavlm")),
-        limits=parse_limits(["asr_confidence=0", "snr_db=0", "rate_deviation=100", "speaker_distance=2"])),
-        show_progress=False)
+        limits=parse_limits(["asr_confidence=0", "snr_db=0", "rate_deviation=100", "speaker_distance=2"])))
     scores = _jsonl(tmp_path / "out" / "scores.jsonl")
     assert all(0 <= c["speaker_distance"] <= 2 for c in scores)  # measured against the speaker's centroid
     assert counts["transcribed_now"] == len(scores) == len(recording.sentences)
@@ -251,14 +250,13 @@ def test_killed_half_way_a_rerun_gives_the_same_dataset_and_transcribes_nothing_
     process.wait()
     assert not out.exists() and len(list((work / "recordings").glob("*.json"))) < 3  # killed half way
     transcribed_before = len(list((work / "asr").glob("*.json")))
-    counts = ingest(three_recordings, out, Settings(asr=str(whisper), limits=parse_limits(["asr_confidence=0"])),
-                    show_progress=False)
+    counts = ingest(three_recordings, out, Settings(asr=str(whisper), limits=parse_limits(["asr_confidence=0"])))
     clips = len(_jsonl(out / "scores.jsonl"))
     assert transcribed_before > 0 and counts["transcribed_now"] == clips - transcribed_before
     assert len(list((work / "asr").glob("*.json"))) == clips
     _same_dataset(out, one_process)
     again = ingest(three_recordings, out, Settings(asr=str(whisper), limits=parse_limits(["asr_confidence=0"])),
-                   overwrite=True, show_progress=False)
+                   overwrite=True)
     assert again["transcribed_now"] == 0 and again["recordings_done_now"] == 0
     _same_dataset(out, one_process)
 
@@ -331,7 +329,7 @@ def test_score_filters_a_converted_dataset_the_same_way_and_only_reads_it(tmp_pa
     shutil.copyfile(source / "0.wav", source / "copy.wav")
     lines.append(f"copy.wav,{SENTENCES[0]}")  # the same clip twice
     (source / "metadata.csv").write_text("\n".join(lines) + "\n")
-    convert("audiofolder", source, tmp_path / "converted", show_progress=False)
+    convert("audiofolder", source, tmp_path / "converted")
     before = {p: p.read_bytes() for p in (tmp_path / "converted").rglob("*") if p.is_file()}
     report = score_dataset(tmp_path / "converted", tmp_path / "scored",
                            Settings(asr=None, limits=parse_limits(["rate_deviation=100"])))

@@ -39,7 +39,7 @@ def test_a_runaway_is_rejected_before_an_answer_that_stopped_too_early():
 def _build(options) -> dict | str:
     """What a run gives that a second run must give too: its counts (not where it wrote), or why it made no pair."""
     try:
-        info = build_pairs(options, show_progress=False)
+        info = build_pairs(options)
     except PairsError as error:
         return str(error)
     return {k: v for k, v in info.items() if k not in ("out", "sampled_now")}
@@ -65,8 +65,7 @@ def test_pairs_are_sampled_once_and_the_greedy_candidate_is_the_greedy_answer(ti
     model, processor = load_for_inference(str(tiny_checkpoint), None, torch.device("cpu"))
     collator = ConversationCollator(processor.tokenizer, model.config)
     data_cfg = OmegaConf.merge(OmegaConf.load(CONFIG_DIR / "data" / "jsonl.yaml"), {"path": str(data / "train.jsonl")})
-    prompts, _ = task_conversations(data_cfg.path, data_cfg, "smart_voice", 0, collator, processor.audio_tokenizer,
-                                    show_progress=False)
+    prompts, _ = task_conversations(data_cfg.path, data_cfg, "smart_voice", 0, collator, processor.audio_tokenizer)
     greedy = [codes.numpy() for codes, _ in generate_codes(model, collator, [prompts[0], prompts[1]],
                                                            _greedy(_sampling(options)))]
     firsts = [np.load(path)["codes_0"] for path in stored]

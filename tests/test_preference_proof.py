@@ -60,7 +60,7 @@ def test_dpo_on_its_own_judged_samples_makes_a_runaway_base_stop(runaway, compos
                                     str(work / "pairs"), "--candidates", "8", "--temperature", "1.0",
                                     "--max-new-tokens", str(TOKEN_LIMIT), "--ras-win-len", "0", "--with-greedy",
                                     "--seed", "1"])
-    assert build_pairs(options, show_progress=False)["pairs"] >= 10
+    assert build_pairs(options)["pairs"] >= 10
     train(compose_config(*DPO, *TUNING, "seed=1", f"model.name_or_path={base}", f"data.pairs={work / 'pairs'}"),
           work / "dpo")
     _assert_fixed(before, measure(base, str(work / "dpo" / "adapter"), data["held_out"], work / "after_dpo"))

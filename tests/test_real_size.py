@@ -63,7 +63,7 @@ def _one_step(model, tiny_checkpoint, demo_rows) -> None:
 
     rows = [dict(r) for r in demo_rows[:2]]
     processor = AutoProcessor.from_pretrained(tiny_checkpoint)
-    attach_codes(rows, processor.audio_tokenizer, show_progress=False)
+    attach_codes(rows, processor.audio_tokenizer)
     batch = ConversationCollator(processor.tokenizer, model.config)(rows)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         terms = audio_loss_terms(model, batch, model.config)

@@ -42,7 +42,7 @@ def _recorded_form(conversation, root):
 @pytest.fixture(scope="module")
 def demo_table(demo_dir, processor):
     data = demo_dir / "train.jsonl"
-    return open_table(data, _data_cfg(data), processor.audio_tokenizer, show_progress=False)
+    return open_table(data, _data_cfg(data), processor.audio_tokenizer)
 
 
 @pytest.mark.parametrize("task", TASKS)
@@ -50,8 +50,7 @@ def demo_table(demo_dir, processor):
 def test_each_task_gives_the_conversations_the_in_memory_builders_gave(task, seed, demo_table, demo_dir, processor,
                                                                        model_config):
     collator = ConversationCollator(processor.tokenizer, model_config)
-    dataset, skipped = task_dataset(demo_table, task, seed, collator, _data_cfg(demo_dir / "train.jsonl"),
-                                    show_progress=False)
+    dataset, skipped = task_dataset(demo_table, task, seed, collator, _data_cfg(demo_dir / "train.jsonl"))
     recorded = RECORDED[f"{task}/{seed}"]
     conversations = [dataset[i] for i in range(len(dataset))]
     assert [c["id"] for c in conversations] == recorded["ids"] and skipped == recorded["skipped"]
@@ -70,8 +69,8 @@ def test_a_second_start_opens_no_audio_and_measures_nothing(demo_dir, processor,
 
     collator = ConversationCollator(processor.tokenizer, model_config)
     data_cfg = _data_cfg(demo_dir / "train.jsonl")
-    first = open_table(data_cfg.path, data_cfg, processor.audio_tokenizer, show_progress=False)
-    task_dataset(first, "voice_clone", 0, collator, data_cfg, show_progress=False)
+    first = open_table(data_cfg.path, data_cfg, processor.audio_tokenizer)
+    task_dataset(first, "voice_clone", 0, collator, data_cfg)
 
     def forbidden(*args, **kwargs):
         raise AssertionError("a second start must not do this")
@@ -79,8 +78,8 @@ def test_a_second_start_opens_no_audio_and_measures_nothing(demo_dir, processor,
     for module, name in ((soundfile, "read"), (soundfile, "info"), (audio, "load_audio"),
                          (table_build, "load_rows"), (collator, "count_positions")):
         monkeypatch.setattr(module, name, forbidden)
-    again = open_table(data_cfg.path, data_cfg, processor.audio_tokenizer, show_progress=False)
-    dataset, _ = task_dataset(again, "voice_clone", 0, collator, data_cfg, show_progress=False)
+    again = open_table(data_cfg.path, data_cfg, processor.audio_tokenizer)
+    dataset, _ = task_dataset(again, "voice_clone", 0, collator, data_cfg)
     assert not again.built and again.folder == first.folder
     batch = collator.pad([collator.encode(dataset[i]["messages"]) for i in range(4)])
     assert batch["audio_input_ids_mask"].any()
@@ -97,8 +96,8 @@ def test_a_repeated_row_id_is_a_bad_row(tmp_path, demo_dir, processor):
     data = tmp_path / "train.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     with pytest.raises(DataError, match=rf"^row {demo_rows[0]['id']}: duplicate id"):
-        open_table(data, _data_cfg(data, on_bad_row="fail"), processor.audio_tokenizer, show_progress=False)
-    table = open_table(data, _data_cfg(data), processor.audio_tokenizer, show_progress=False)
+        open_table(data, _data_cfg(data, on_bad_row="fail"), processor.audio_tokenizer)
+    table = open_table(data, _data_cfg(data), processor.audio_tokenizer)
     assert len(table) == 2 and table.info["skipped"] == {"duplicate id": 1}
 
 
@@ -116,10 +115,10 @@ def test_edited_data_gets_a_new_table_and_the_outdated_one_is_removed(tmp_path, 
     demo_rows = _fresh_demo_rows(demo_dir)
     data = tmp_path / "train.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in demo_rows[:3]))
-    first = open_table(data, _data_cfg(data), processor.audio_tokenizer, show_progress=False)
-    subset = open_table(data, _data_cfg(data, max_examples=2), processor.audio_tokenizer, show_progress=False)
+    first = open_table(data, _data_cfg(data), processor.audio_tokenizer)
+    subset = open_table(data, _data_cfg(data, max_examples=2), processor.audio_tokenizer)
     data.write_text(data.read_text() + json.dumps(demo_rows[3]) + "\n")
-    edited = open_table(data, _data_cfg(data), processor.audio_tokenizer, show_progress=False)
+    edited = open_table(data, _data_cfg(data), processor.audio_tokenizer)
     assert edited.built and len(edited) == 4 and edited.folder != first.folder
     assert not first.folder.exists() and not subset.folder.exists()  # both were built from the file as it was
     assert sorted(p.name for p in edited.folder.parent.glob("table-*")) == [edited.folder.name]
@@ -132,10 +131,10 @@ def test_data_on_a_read_only_mount_gets_its_table_in_the_user_cache(tmp_path, de
     data = tmp_path / "train.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in _fresh_demo_rows(demo_dir)[:2]))
     monkeypatch.setattr(table_place, "_writable", lambda folder: False)  # as on a read-only mount (root ignores modes)
-    table = open_table(data, _data_cfg(data), processor.audio_tokenizer, show_progress=False)
+    table = open_table(data, _data_cfg(data), processor.audio_tokenizer)
     assert table.folder.is_relative_to(cache_root() / "tables") and len(table) == 2
     assert not (tmp_path / "codes").exists()
-    assert open_table(data, _data_cfg(data), processor.audio_tokenizer, show_progress=False).folder == table.folder
+    assert open_table(data, _data_cfg(data), processor.audio_tokenizer).folder == table.folder
 
 
 def test_lengths_measured_with_another_text_tokenizer_are_never_reused(demo_table, processor, model_config):
@@ -144,9 +143,7 @@ def test_lengths_measured_with_another_text_tokenizer_are_never_reused(demo_tabl
     other = copy.deepcopy(processor.tokenizer)
     other.add_tokens(["quiet room"])  # words of every demo scene become one token
     assert text_tokenizer_fingerprint(other) != text_tokenizer_fingerprint(processor.tokenizer)
-    ours = conversation_lengths(demo_table, "smart_voice", ConversationCollator(processor.tokenizer, model_config),
-                                show_progress=False)
-    theirs = conversation_lengths(demo_table, "smart_voice", ConversationCollator(other, model_config),
-                                  show_progress=False)
+    ours = conversation_lengths(demo_table, "smart_voice", ConversationCollator(processor.tokenizer, model_config))
+    theirs = conversation_lengths(demo_table, "smart_voice", ConversationCollator(other, model_config))
     assert len(list(demo_table.folder.glob("positions-smart_voice-*.npy"))) == 2
     assert (theirs[0] < ours[0]).all()

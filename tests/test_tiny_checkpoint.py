@@ -30,7 +30,7 @@ def test_round_trip_with_plain_transformers_loaders(tiny_checkpoint, demo_rows, 
     assert processor.audio_tokenizer.config.frame_rate == 25
 
     rows = [dict(r) for r in demo_rows[:2]]
-    attach_codes(rows, processor.audio_tokenizer, show_progress=False)
+    attach_codes(rows, processor.audio_tokenizer)
     codes = rows[0]["messages"][-1]["content"][0]["codes"]
     assert len(codes.unique()) > 10, "random codebooks make codes depend on the audio"
 

@@ -108,7 +108,7 @@ def test_03_convert_never_replaces_a_folder_holding_its_input(jsonl_source):
     source, _ = jsonl_source
     before = _tree(source)
     with pytest.raises(ConvertError, match="holds the input"):
-        convert("jsonl", source / "train.jsonl", source, overwrite=True, show_progress=False)
+        convert("jsonl", source / "train.jsonl", source, overwrite=True)
     assert _tree(source) == before
 
 
@@ -125,7 +125,7 @@ def test_16_a_killed_conversion_leaves_nothing_after_the_next_one(jsonl_source, 
     elsewhere.mkdir()
     live.mkdir()
     try:
-        convert("jsonl", source / "train.jsonl", tmp_path / "out", show_progress=False)
+        convert("jsonl", source / "train.jsonl", tmp_path / "out")
     finally:
         writer.kill()
     assert not stale.exists() and live.exists() and elsewhere.exists() and len(load_rows(tmp_path / "out")) == 2
@@ -168,14 +168,14 @@ def test_04_training_from_jsonl_makes_the_checks_convert_makes(tmp_path, demo_di
     collator = ConversationCollator(processor.tokenizer, model_config)
     data = folder / "train.jsonl"
     conversations, skipped = task_conversations(data, _data_cfg(data, on_bad_row="skip"), "multi_speaker", 0, collator,
-                                                processor.audio_tokenizer, show_progress=False)
+                                                processor.audio_tokenizer)
     ids = [conversations[i]["id"] for i in range(len(conversations))]
     assert ids == [r["id"] for r in load_rows(folder / "train.jsonl")[:2]]
     assert skipped == {"non-finite samples (NaN or inf)": 1, "silent audio": 1, "duration out of range": 1,
                                 "empty transcript": 1, "unknown speaker": 1}
     with pytest.raises(DataError, match=r"^row nan: non-finite samples .*nan.wav.*data.on_bad_row=skip"):
         task_conversations(data, _data_cfg(data, on_bad_row="fail"), "multi_speaker", 0, collator,
-                           processor.audio_tokenizer, show_progress=False)
+                           processor.audio_tokenizer)
 
 
 def test_05_convert_clip_names_never_collide(tmp_path, demo_dir):
@@ -194,7 +194,7 @@ def test_05_convert_clip_names_never_collide(tmp_path, demo_dir):
 
     rows = [row("x", paths[0], paths[1]), row("x-0", paths[2]), row("a b", paths[3]), row("a_b", paths[4])]
     (source / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    report = convert("jsonl", source / "train.jsonl", tmp_path / "out", show_progress=False)
+    report = convert("jsonl", source / "train.jsonl", tmp_path / "out")
     assert report["kept"] == 4 and report["rejected"] == 0
     written = [item["path"] for r in load_rows(tmp_path / "out") for m in r["messages"] for item in m["content"]
                if item["type"] == "audio"]
@@ -222,7 +222,7 @@ def test_13_encode_skips_and_lists_unreadable_clips(jsonl_source, processor):
         row["messages"][-1]["content"][0]["path"] = f"clips/{name}"
         extra.append(row)
     (source / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in [*rows, *extra]))
-    report = encode_dataset(source / "train.jsonl", processor.audio_tokenizer, show_progress=False)
+    report = encode_dataset(source / "train.jsonl", processor.audio_tokenizer)
     assert report["encoded"] == 2 and sorted(os.path.basename(p) for p in report["unreadable"]) == \
         ["broken.wav", "gone.wav"]
     assert report["unreadable"][str(source / "clips" / "gone.wav")] == "missing audio file"

@@ -238,11 +238,10 @@ def test_bad_pairs_are_counted_and_named_never_trained_on(harm, says, tmp_path, 
         with open(path, "a") as handle:
             handle.write('{"id": "' + "x" * 2 * 1024 ** 2 + '"}\n')
     with pytest.raises(DataError, match=says) as raised:
-        pairs_from_jsonl(path, processor.audio_tokenizer, data_cfg_factory(path), show_progress=False)
+        pairs_from_jsonl(path, processor.audio_tokenizer, data_cfg_factory(path))
     assert "\n" not in str(raised.value) and str(path) in str(raised.value)
     if harm != "huge":  # data.on_bad_row=skip: the good pairs are kept, the bad one counted and listed
-        table = PairTable(pairs_from_jsonl(path, processor.audio_tokenizer, data_cfg_factory(path, on_bad_row="skip"),
-                                           show_progress=False))
+        table = PairTable(pairs_from_jsonl(path, processor.audio_tokenizer, data_cfg_factory(path, on_bad_row="skip")))
         assert len(table) == 3 and len(table.info["left_out"]) == 1 and says in table.info["left_out"][0]
 
 
@@ -252,7 +251,7 @@ def test_pairs_longer_than_max_positions_are_never_trained_on_silently(demo_dir,
     from higgs_train.data.pair_table import open_pairs
 
     path = resolve("builtin:demo-pairs")
-    table = open_pairs(path, processor.audio_tokenizer, data_cfg_factory(path), show_progress=False)
+    table = open_pairs(path, processor.audio_tokenizer, data_cfg_factory(path))
     collator = ConversationCollator(processor.tokenizer, model_config)
     rows, skipped = fitting_pairs(table, collator, data_cfg_factory(path))
     assert len(rows) == len(table) and skipped == {}
@@ -271,7 +270,7 @@ def test_a_damaged_pairs_folder_is_one_line(tmp_path, demo_dir, processor, data_
     from higgs_train.data.pair_table import open_pairs
 
     path = resolve("builtin:demo-pairs")
-    source = open_pairs(path, processor.audio_tokenizer, data_cfg_factory(path), show_progress=False).folder
+    source = open_pairs(path, processor.audio_tokenizer, data_cfg_factory(path)).folder
     shutil.copytree(source, tmp_path / "pairs")
     (tmp_path / "pairs" / "pairs.arrow").write_bytes(b"not arrow")
     with pytest.raises(DataError, match=rf"data.pairs={tmp_path / 'pairs'} cannot be read .*higgs-prep pairs --out"):

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from tqdm.auto import tqdm
 
 from higgs_train.data.audio import TARGET_SAMPLE_RATE, load_audio
 from higgs_train.data.tasks.layout import basic_messages
+from higgs_train.runtime.progress import progress_bar
 
 VOICES = {
     "alice": {"voice": "en-us+f3", "description": "feminine, American accent, calm"},
@@ -59,7 +59,7 @@ def write_demo_dataset(out: str | Path) -> Path:
     (out / "clips").mkdir(parents=True, exist_ok=True)
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
-        spoken = tqdm([(speaker, spec, index, text) for speaker, spec in VOICES.items()
+        spoken = progress_bar([(speaker, spec, index, text) for speaker, spec in VOICES.items()
                        for index, text in enumerate(SENTENCES)], desc="speaking the demo data (espeak-ng)", unit="clip")
         for speaker, spec, index, text in spoken:
             raw = Path(scratch) / f"{speaker}_{index}.wav"

@@ -19,6 +19,7 @@ from pathlib import Path
 from higgs_train.commands.tool_settings import check_tool_settings
 from higgs_train.config.generation import key_value_defaults
 from higgs_train.runtime.key_value_args import ArgumentError, hide_bitsandbytes, parse, run_tool
+from higgs_train.runtime.progress import quiet_progress
 
 USAGE = """usage: higgs-eval model=NAME_OR_DIR|[M0,M1] [adapter=DIR|[A0,A1]] list=META.lst|ROWS.jsonl|builtin:demo-eval
                   [out=DIR] [asr_model=...] [speaker_model=...] [language=en|zh] [limit=N]
@@ -81,8 +82,7 @@ def check_lengths(utterances: list[dict], collator, model_config, max_new_tokens
                             f"{limit}; use a shorter prompt clip or lower max_new_tokens")
 
 
-def evaluate_model(model, processor, utterances: list[dict], eval_cfg, out_dir: Path, judges,
-                   show_progress: bool = True) -> list[dict]:
+def evaluate_model(model, processor, utterances: list[dict], eval_cfg, out_dir: Path, judges) -> list[dict]:
     """Per-utterance records (every metric its judges allow) of one model on the list, wavs in `out_dir`. Prompt
     clips are encoded here unless the utterances already carry their codes (`run` encodes them once per list)."""
     from higgs_train.data.audio_codes import attach_codes
@@ -90,11 +90,11 @@ def evaluate_model(model, processor, utterances: list[dict], eval_cfg, out_dir: 
     from higgs_train.evaluate.samples import write_samples
 
     utterances = copy.deepcopy(utterances)
-    attach_codes(utterances, processor.audio_tokenizer, show_progress=False)
+    with quiet_progress():
+        attach_codes(utterances, processor.audio_tokenizer)
     collator = ConversationCollator(processor.tokenizer, model.config)
     check_lengths(utterances, collator, model.config, eval_cfg.max_new_tokens)
-    records, _ = write_samples(model, processor.audio_tokenizer, collator, utterances, eval_cfg, out_dir, judges,
-                               show_progress)
+    records, _ = write_samples(model, processor.audio_tokenizer, collator, utterances, eval_cfg, out_dir, judges)
     return records
 
 
@@ -152,7 +152,8 @@ def _run(args: dict) -> dict:
             fingerprint = tokenizer_fingerprint(processor.audio_tokenizer)
             if fingerprint not in encoded:
                 encoded[fingerprint] = copy.deepcopy(utterances)
-                attach_codes(encoded[fingerprint], processor.audio_tokenizer, show_progress=False)
+                with quiet_progress():
+                    attach_codes(encoded[fingerprint], processor.audio_tokenizer)
             variant["records"] = evaluate_model(model, processor, encoded[fingerprint], eval_cfg,
                                                 partial / variant["name"], judges)
             for record in variant["records"]:

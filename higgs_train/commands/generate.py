@@ -9,6 +9,7 @@ from pathlib import Path
 from higgs_train.commands.tool_settings import check_tool_settings
 from higgs_train.config.generation import key_value_defaults
 from higgs_train.runtime.key_value_args import ArgumentError, hide_bitsandbytes, parse, run_tool
+from higgs_train.runtime.progress import quiet_progress
 
 USAGE = """usage: higgs-generate model=NAME_OR_DIR [adapter=DIR] text="..." [scene="..."] [speakers="d0|d1"]
                       [reference_audio=FILE|[F0,F1] reference_text="..."] [out=out.wav]
@@ -116,7 +117,8 @@ def synthesize(args: dict) -> tuple[list[dict], list]:
     device = torch.device(args["device"] if args["device"] != "auto" else "cuda" if torch.cuda.is_available()
                           else "cpu")
     model, processor = load_for_inference(assets.resolve(args["model"]), args["adapter"], device)
-    attach_codes(conversations, processor.audio_tokenizer, show_progress=False)
+    with quiet_progress():
+        attach_codes(conversations, processor.audio_tokenizer)
     collator = ConversationCollator(processor.tokenizer, model.config)
     settings = check_tool_settings(args, GENERATION_KEYS)
     return write_samples(model, processor.audio_tokenizer, collator, conversations, settings, out_dir)

@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import torch
-from tqdm.auto import tqdm
 
 from higgs_train.data.audio import audio_length, load_audio
+from higgs_train.runtime.progress import progress_bar
 
 
 @torch.inference_mode()
@@ -73,7 +73,7 @@ def _load_all(batch: list[str], unreadable: dict[str, str] | None) -> list[np.nd
     return waveforms
 
 
-def encode_files(audio_tokenizer, paths: list[str], batch_size: int = 8, show_progress: bool = True,
+def encode_files(audio_tokenizer, paths: list[str], batch_size: int = 8,
                  unreadable: dict[str, str] | None = None) -> Iterator[tuple[str, torch.Tensor]]:
     """(path, codes) for every file, batching identical lengths; a progress bar shows clips/s and audio-seconds/s.
     With `unreadable` given, clips that cannot be read are skipped and recorded there (path -> reason) instead of
@@ -85,8 +85,7 @@ def encode_files(audio_tokenizer, paths: list[str], batch_size: int = 8, show_pr
     batches = _batches(sorted(lengths), lengths, batch_size)
     milliseconds = {p: round(1000 * frames / rate) for p, (rate, frames) in lengths.items()}
     # Counted in integer milliseconds (shown as seconds), so the bar ends exactly at its total.
-    progress = tqdm(total=sum(milliseconds.values()), desc="encoding audio", unit="audio-s", unit_scale=0.001,
-                    disable=not show_progress,
+    progress = progress_bar(total=sum(milliseconds.values()), desc="encoding audio", unit="audio-s", unit_scale=0.001,
                     bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} audio-s [{elapsed}<{remaining}, {rate_fmt}{postfix}]")
     started, done = time.time(), 0
     with ThreadPoolExecutor(max_workers=1) as loader:
@@ -111,7 +110,7 @@ def _audio_items(conversations: list[dict]) -> Iterator[dict]:
                     yield item
 
 
-def attach_codes(conversations: list[dict], audio_tokenizer, batch_size: int = 8, show_progress: bool = True) -> None:
+def attach_codes(conversations: list[dict], audio_tokenizer, batch_size: int = 8) -> None:
     """Fill `codes` into every audio item of prompts or a few conversations (generation, evaluation prompts):
     encoded now, each distinct clip once. Training reads its codes from the training table instead."""
     items = list(_audio_items(conversations))
@@ -120,7 +119,7 @@ def attach_codes(conversations: list[dict], audio_tokenizer, batch_size: int = 8
             waveform = load_audio(np.asarray(item["array"], dtype=np.float32), source_rate=item["sampling_rate"])
             item["codes"] = encode_waveform(audio_tokenizer, waveform)
     paths = sorted({item["path"] for item in items if "codes" not in item})
-    codes = dict(encode_files(audio_tokenizer, paths, batch_size, show_progress))
+    codes = dict(encode_files(audio_tokenizer, paths, batch_size))
     for item in items:
         if "codes" not in item:
             item["codes"] = codes[item["path"]]

@@ -55,21 +55,21 @@ class TrainingData:
 
 
 
-def task_conversations(data_path: str | Path, data_cfg, task: str, seed: int, collator, audio_tokenizer,
-                       show_progress: bool = True) -> tuple[TaskDataset, dict]:
+def task_conversations(data_path: str | Path, data_cfg, task: str, seed: int, collator,
+                       audio_tokenizer) -> tuple[TaskDataset, dict]:
     """The task's conversations over the training table of the data at `data_path` (built first when missing), and
     what was left out."""
     check_task(task)
-    return task_dataset(open_table(data_path, data_cfg, audio_tokenizer, show_progress), task, seed, collator,
-                        data_cfg, show_progress)
+    return task_dataset(open_table(data_path, data_cfg, audio_tokenizer), task, seed, collator,
+                        data_cfg)
 
 
-def build_training_data(plan: DataPlan, processor, model_config, show_progress: bool = True) -> TrainingData:
+def build_training_data(plan: DataPlan, processor, model_config) -> TrainingData:
     """The conversations of `plan.source` (resolved at the run's start); the audio tokenizer is already on its
     device."""
     collator = ConversationCollator(processor.tokenizer, model_config, packing=plan.trainer.packing)
     conversations, skipped = task_conversations(plan.source.path, plan.data, plan.task, plan.seed, collator,
-                                                processor.audio_tokenizer, show_progress)
+                                                processor.audio_tokenizer)
     training, validation = conversations.split(plan.val_size, plan.seed)
     dataloader, sampler = build_dataloader(training, collator, plan.trainer, plan.seed)
     table = conversations.table  # where the codes came from: the cache or the tokenizer when built just now

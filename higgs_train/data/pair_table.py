@@ -199,7 +199,7 @@ def _digest(path: Path) -> str:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
-def pairs_from_jsonl(path: str | Path, audio_tokenizer, data_cfg, show_progress: bool = True) -> Path:
+def pairs_from_jsonl(path: str | Path, audio_tokenizer, data_cfg) -> Path:
     """A pairs folder from a JSONL of `{"id", "messages": [the prompt], "chosen": "a.wav", "rejected": "b.wav"}`
     (paths relative to the file), beside it under `codes/<tokenizer>/pairs-<key>/`, built once: the key hashes the
     file, its clips' sizes and times, and the checks' settings."""
@@ -216,7 +216,7 @@ def pairs_from_jsonl(path: str | Path, audio_tokenizer, data_cfg, show_progress:
     folder = path.parent / "codes" / tokenizer_fingerprint(audio_tokenizer) / f"pairs-{path.stem}-{key}"
     if is_pairs_folder(folder):
         return folder
-    codes = dict(encode_files(audio_tokenizer, clips, show_progress=show_progress))
+    codes = dict(encode_files(audio_tokenizer, clips))
     index = {clip: position for position, clip in enumerate(clips)}
     pairs = []
     for row, chosen, rejected in checked:
@@ -259,7 +259,7 @@ def _checked_pairs(lines: list[tuple[str, dict]], path: Path, data_cfg) -> tuple
     return checked, refused
 
 
-def open_pairs(path: str | Path, audio_tokenizer, data_cfg, show_progress: bool = True) -> PairTable:
+def open_pairs(path: str | Path, audio_tokenizer, data_cfg) -> PairTable:
     """`data.pairs`: a pairs folder, or a pairs JSONL (made into a folder on first use)."""
     path = Path(path)
     if is_pairs_folder(path):
@@ -269,5 +269,5 @@ def open_pairs(path: str | Path, audio_tokenizer, data_cfg, show_progress: bool 
             raise DataError(f"data.pairs={path} cannot be read ({type(error).__name__}: {str(error)[:200]}); write "
                             "it again with `higgs-prep pairs --out`") from None
     if path.is_file():
-        return PairTable(pairs_from_jsonl(path, audio_tokenizer, data_cfg, show_progress))
+        return PairTable(pairs_from_jsonl(path, audio_tokenizer, data_cfg))
     raise DataError(f"data.pairs={path} is neither a pairs folder (higgs-prep pairs --out) nor a pairs JSONL")

@@ -31,7 +31,7 @@ from higgs_train.runtime import atomic
 from higgs_train.runtime.logs import logger
 
 
-def open_table(data_path: str | Path, data_cfg, audio_tokenizer, show_progress: bool = True) -> TrainingTable:
+def open_table(data_path: str | Path, data_cfg, audio_tokenizer) -> TrainingTable:
     """The table of the conversations at `data_path` (a JSONL or a prepared folder), its rows checked as `data_cfg`
     says, under this audio tokenizer, built first when there is none for the data as it is now (for a JSONL: also
     when one of its clips was edited since)."""
@@ -52,7 +52,7 @@ def open_table(data_path: str | Path, data_cfg, audio_tokenizer, show_progress: 
     partial = atomic.partial_path(folder, unique=True)
     partial.mkdir(parents=True)
     try:
-        _build(partial, path, data_cfg, audio_tokenizer, cache, show_progress)
+        _build(partial, path, data_cfg, audio_tokenizer, cache)
         if not replacing and (folder / "table.json").is_file():  # another process (node) built it meanwhile
             atomic.remove(partial)
         else:
@@ -119,15 +119,14 @@ def _clip_sources(rows: list[dict], root: Path, audio_tokenizer) -> list:
     return sources
 
 
-def _file_codes(paths: list[str], cache: CodeCache, audio_tokenizer, data_cfg, data_path: Path,
-                show_progress: bool) -> tuple[dict, dict]:
+def _file_codes(paths: list[str], cache: CodeCache, audio_tokenizer, data_cfg, data_path: Path) -> tuple[dict, dict]:
     """path -> int16 codes for every clip file (cached when the cache holds it as it is now, else encoded), and
     the counts by origin."""
     codes = cache.fresh(paths) if paths and cache.folder.is_dir() else {}
     cached = len(codes)
     missing = [p for p in paths if p not in codes]
     if missing:
-        for path, encoded in encode_files(audio_tokenizer, missing, data_cfg.encode_batch_size, show_progress):
+        for path, encoded in encode_files(audio_tokenizer, missing, data_cfg.encode_batch_size):
             codes[path] = encoded.numpy().astype(np.int16)
         model = audio_tokenizer.config._name_or_path or "MODEL"  # the tokenizer's own folder loads as --model
         logger.info(f"encoded {len(missing)} clips into the training table; `higgs-prep encode --input "
@@ -136,7 +135,7 @@ def _file_codes(paths: list[str], cache: CodeCache, audio_tokenizer, data_cfg, d
     return codes, {"cached": cached, "encoded": len(missing)}
 
 
-def _build(folder: Path, data_path: Path, data_cfg, audio_tokenizer, cache: CodeCache, show_progress: bool) -> None:
+def _build(folder: Path, data_path: Path, data_cfg, audio_tokenizer, cache: CodeCache) -> None:
     root = cache.root
     speakers = speaker_descriptions(data_path)
     rows, skipped = _checked_rows(load_rows(data_path, data_cfg.max_examples), data_cfg, speakers,
@@ -146,7 +145,7 @@ def _build(folder: Path, data_path: Path, data_cfg, audio_tokenizer, cache: Code
     sources = _clip_sources(rows, root, audio_tokenizer)
     files = [str(root / s) for s in sources if isinstance(s, str)]
     identities = {path: clip_identity(path) for path in files}  # before the clips are read
-    codes, origin = _file_codes(files, cache, audio_tokenizer, data_cfg, data_path, show_progress)
+    codes, origin = _file_codes(files, cache, audio_tokenizer, data_cfg, data_path)
 
     def clip_batches():
         for start in range(0, len(sources), WRITE_BATCH):

@@ -13,13 +13,13 @@ import random
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from higgs_train.data.conversations import DataError
 from higgs_train.data.table import TrainingTable
 from higgs_train.data.tasks import NO_REFERENCE, choose_references, needs_reference, task_conversation
 from higgs_train.runtime import atomic
 from higgs_train.runtime.logs import logger
+from higgs_train.runtime.progress import progress_bar
 
 
 def text_tokenizer_fingerprint(tokenizer) -> str:
@@ -38,7 +38,7 @@ def _blank_row(num_codebooks: int) -> dict:
         {"role": "assistant", "content": [{"type": "audio", "codes": np.zeros((num_codebooks, 0), np.int16)}]}]}
 
 
-def _measure(table: TrainingTable, task: str, collator, show_progress: bool) -> np.ndarray:
+def _measure(table: TrainingTable, task: str, collator) -> np.ndarray:
     """(2, rows): own and share. With a blank row B, len(r, s) = len(r, B) + len(B, s) - len(B, B)."""
     descriptions = table.info["speakers"]
     blank = _blank_row(collator.num_codebooks)
@@ -51,8 +51,7 @@ def _measure(table: TrainingTable, task: str, collator, show_progress: bool) -> 
 
     base = count(blank, blank) if clone else 0
     measured = np.zeros((2, len(table)), dtype=np.int64)
-    for index in tqdm(range(len(table)), desc=f"measuring {task} conversations", unit="row",
-                      disable=not show_progress):
+    for index in progress_bar(range(len(table)), desc=f"measuring {task} conversations", unit="row"):
         if len(known) > 10_000:  # bounded: what repeats (system and assistant turns) comes back at once
             known.clear()
         row = table.row(index, tensors=False)
@@ -63,12 +62,12 @@ def _measure(table: TrainingTable, task: str, collator, show_progress: bool) -> 
     return measured
 
 
-def conversation_lengths(table: TrainingTable, task: str, collator, show_progress: bool = True) -> np.ndarray:
+def conversation_lengths(table: TrainingTable, task: str, collator) -> np.ndarray:
     """(own, share) per row, measured the first time this table meets this task and text tokenizer."""
     path = table.folder / f"positions-{task}-{text_tokenizer_fingerprint(collator.tokenizer)}.npy"
     if path.is_file():
         return np.load(path)
-    measured = _measure(table, task, collator, show_progress)
+    measured = _measure(table, task, collator)
     with atomic.atomic_output(path, unique=True) as partial:
         with open(partial, "wb") as handle:
             np.save(handle, measured)
@@ -114,11 +113,10 @@ def held_out(count: int, size: int, seed: int, what: str = "conversations") -> n
     return mask
 
 
-def task_dataset(table: TrainingTable, task: str, seed: int, collator, data_cfg,
-                 show_progress: bool = True) -> tuple[TaskDataset, dict]:
+def task_dataset(table: TrainingTable, task: str, seed: int, collator, data_cfg) -> tuple[TaskDataset, dict]:
     """The task's conversations over the whole table, less those without a reference (clone tasks) or longer than
     `data.max_positions` (never truncated); returns them and the counts of what was left out, by reason."""
-    own, share = conversation_lengths(table, task, collator, show_progress)
+    own, share = conversation_lengths(table, task, collator)
     skipped = dict(table.info["skipped"])
     if needs_reference(task):
         references = choose_references(table.speakers(), seed)

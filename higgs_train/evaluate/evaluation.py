@@ -21,6 +21,7 @@ from higgs_train.evaluate.report import write_report
 from higgs_train.evaluate.samples import generate_in_batches, write_samples
 from higgs_train.evaluate.validation import validation_metrics
 from higgs_train.runtime.logs import logger
+from higgs_train.runtime.progress import quiet_progress
 
 
 def log_audio(accelerator, logger_name: str, records: list[dict], waveforms: list[np.ndarray], step: int) -> None:
@@ -62,7 +63,8 @@ class Evaluator:
                             for i in range(0, len(validation), size)]
         if cfg.eval.prompts:
             self.prompts = load_prompts(cfg.eval.prompts)[: cfg.eval.num_samples]
-            attach_codes(self.prompts, audio_tokenizer, show_progress=False)
+            with quiet_progress():
+                attach_codes(self.prompts, audio_tokenizer)
         else:
             self.prompts = [prompt_pool[i] for i in range(min(cfg.eval.num_samples, len(prompt_pool)))]
         self.judges = Judges.load(cfg.eval) if accelerator.is_main_process else Judges()

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 from transformers import GenerationConfig
 
 from higgs_train.data.audio import TARGET_SAMPLE_RATE, audio_length, load_audio
@@ -18,6 +17,7 @@ from higgs_train.evaluate.judges import Judges
 from higgs_train.evaluate.metrics import Sample, measure
 from higgs_train.evaluate.sample_files import sample_file_name, write_wav
 from higgs_train.evaluate.sample_metrics import expected_frames_from_text, trailing_silence_share
+from higgs_train.runtime.progress import progress_bar
 
 # A repeat count no window reaches: how repetition-aware sampling is switched off (a None would be replaced by the
 # checkpoint's own generation_config default, which samples).
@@ -134,7 +134,7 @@ def _trimmed(codes: torch.Tensor, waveform: np.ndarray, samples_per_frame: int, 
 
 @torch.no_grad()
 def write_samples(model, audio_tokenizer, collator, conversations: list[dict], eval_cfg, out_dir: Path,
-                  judges: Judges | None = None, show_progress: bool = True) -> tuple[list[dict], list[np.ndarray]]:
+                  judges: Judges | None = None) -> tuple[list[dict], list[np.ndarray]]:
     """Generate (`eval.batch_size` prompts at a time), decode and write `<out_dir>/<id>.wav` for each conversation;
     returns one record per sample (every metric of the registry it can be measured by) and the waveforms.
     Similarity is to the prompt's reference clip (Seed-TTS-eval's rule), else to the target clip."""
@@ -145,9 +145,9 @@ def write_samples(model, audio_tokenizer, collator, conversations: list[dict], e
     records, waveforms, written = [], [], set()
     caps = _duration_caps(conversations, frame_rate, eval_cfg)
     limits = [cap + collator.num_codebooks + 1 for cap in caps] if caps else None
-    generated = tqdm(generate_in_batches(model, collator, conversations, eval_cfg, limits), total=len(conversations),
-                     desc="generating samples", unit="sample", leave=False, position=0,  # as validation's bar
-                     disable=not show_progress)
+    generated = progress_bar(generate_in_batches(model, collator, conversations, eval_cfg, limits),
+                             total=len(conversations), desc="generating samples", unit="sample", leave=False,
+                             position=0)  # as validation's bar
     for index, (conversation, codes, stopped) in enumerate(generated):
         acted = {}
         if caps and codes.shape[1] >= caps[index]:  # the hard cap: never longer than the text allows

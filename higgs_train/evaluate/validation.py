@@ -5,9 +5,9 @@ without duplicates."""
 from __future__ import annotations
 
 import torch
-from tqdm.auto import tqdm
 
 from higgs_train.model.loss import MODEL_INPUTS, audio_loss_terms
+from higgs_train.runtime.progress import progress_bar
 
 
 @torch.no_grad()
@@ -22,8 +22,7 @@ def validation_metrics(accelerator, model, batches: list[dict], model_config, sp
     share = batches[accelerator.process_index::accelerator.num_processes] if split else batches
     # position=0: drawn over the training bar and cleared, never nested below it (a nested bar moves the cursor
     # with ANSI codes, which a log file keeps as stray characters).
-    for batch in tqdm(share, desc="validation", unit="batch", leave=False, position=0,
-                      disable=not accelerator.is_main_process):
+    for batch in progress_bar(share, desc="validation", unit="batch", leave=False, position=0):
         batch = {k: v.to(device) for k, v in batch.items() if k in (*MODEL_INPUTS, "audio_labels", "labels")}
         with accelerator.autocast():
             terms = audio_loss_terms(model, batch, model_config, with_accuracy=True)

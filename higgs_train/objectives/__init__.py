@@ -2,7 +2,7 @@
 without knowing any objective by name.
 
 An objective is built once per run (`build_objective`) and gives:
-- `training_data(plan, processor, show_progress)`: the run's `TrainingData` (what its batches are made of), from
+- `training_data(plan, processor)`: the run's `TrainingData` (what its batches are made of), from
   the `DataPlan` resolved at the run's start;
 - `prepare(model, window)`: the accumulation window's micro-batches as the loss needs them (an online objective
   samples here) and the global totals its loss is normalised by, as a `Window`;

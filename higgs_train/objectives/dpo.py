@@ -32,7 +32,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from higgs_train.config.groups import ModelConfig
 from higgs_train.config.objectives import DPOConfig
@@ -48,6 +47,7 @@ from higgs_train.objectives.window import Window
 from higgs_train.runtime import atomic
 from higgs_train.runtime.cache import cache_root
 from higgs_train.runtime.logs import logger
+from higgs_train.runtime.progress import progress_bar
 
 
 class DirectPreference:
@@ -61,13 +61,13 @@ class DirectPreference:
             precision
 
     # ---- data ---------------------------------------------------------------------------------------------------
-    def training_data(self, plan: DataPlan, processor, show_progress: bool) -> TrainingData:
+    def training_data(self, plan: DataPlan, processor) -> TrainingData:
         collator = ConversationCollator(processor.tokenizer, self.model_config)
-        table = open_pairs(plan.source.path, processor.audio_tokenizer, plan.data, show_progress)
+        table = open_pairs(plan.source.path, processor.audio_tokenizer, plan.data)
         rows, skipped = fitting_pairs(table, collator, plan.data)
         pairs = PairDataset(table, rows)
         if self.objective.reference == "precomputed":
-            pairs.reference = self._reference(pairs, collator, plan.trainer.batch_size, show_progress)
+            pairs.reference = self._reference(pairs, collator, plan.trainer.batch_size)
         validation_mask = held_out(len(pairs), plan.val_size, plan.seed, "pairs")
         training, validation = pairs.subset(np.flatnonzero(~validation_mask)), pairs.subset(
             np.flatnonzero(validation_mask))
@@ -93,7 +93,7 @@ class DirectPreference:
         return folder / f"reference-{key}.npy"
 
     @torch.no_grad()
-    def _reference(self, pairs: PairDataset, collator, size: int, show_progress: bool) -> np.ndarray:
+    def _reference(self, pairs: PairDataset, collator, size: int) -> np.ndarray:
         """(pairs, 2, 2): for the chosen and the rejected answer, the initial model's summed log-probability and its
         number of targets. Computed with the policy before its first step (every process, in step), kept on disk."""
         path = self._reference_file(pairs)
@@ -105,8 +105,7 @@ class DirectPreference:
         model.eval()
         found = []
         with _gathered(self.accelerator, model), _autocast(self.accelerator):
-            for start in tqdm(range(0, len(pairs), size), desc="reference log-probabilities", unit="batch",
-                              disable=not show_progress):
+            for start in progress_bar(range(0, len(pairs), size), desc="reference log-probabilities", unit="batch"):
                 batch = collate([pairs[i] for i in range(start, min(start + size, len(pairs)))])
                 sums, counts = sequence_logprobs(model, {k: v.to(device) for k, v in batch.items()},
                                                  self.model_config)

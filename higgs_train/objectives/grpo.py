@@ -81,9 +81,9 @@ class GroupRelativePolicy:
                                   f"eval.{key} or set objective.rewards.{name}=0")
         self.failed_judgements = 0
 
-    def training_data(self, plan: DataPlan, processor, show_progress: bool):
+    def training_data(self, plan: DataPlan, processor):
         self.collator, self.audio_tokenizer = None, processor.audio_tokenizer
-        data = build_training_data(plan, processor, self.model_config, show_progress)
+        data = build_training_data(plan, processor, self.model_config)
         self.collator = data.collator
         data.dataloader, data.sampler = build_dataloader(data.training, list, plan.trainer, plan.seed)  # prompts
         return data

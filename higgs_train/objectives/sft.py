@@ -23,8 +23,8 @@ class SupervisedFineTuning:
         self.accelerator, self.model_config, self.text_loss_weight = accelerator, model_config, text_loss_weight
         self.text_head = next((m for name, m in model.named_modules() if name.endswith("text_lm_head")), None)
 
-    def training_data(self, plan: DataPlan, processor, show_progress: bool):
-        return build_training_data(plan, processor, self.model_config, show_progress)
+    def training_data(self, plan: DataPlan, processor):
+        return build_training_data(plan, processor, self.model_config)
 
     def prepare(self, model, window: list[dict]) -> Window:
         counts = [target_counts(batch) for batch in window]

@@ -18,7 +18,6 @@ from pathlib import Path
 import torch
 from accelerate.utils import DistributedType, set_seed
 from omegaconf import DictConfig
-from tqdm.auto import tqdm
 from transformers import get_scheduler
 
 from higgs_train.config import RunConfig, as_dict, typed
@@ -33,6 +32,7 @@ from higgs_train.objectives import build_objective
 from higgs_train.runtime import atomic
 from higgs_train.runtime.errors import TrainingError
 from higgs_train.runtime.logs import NOTICE, is_main_process, logger, quiet_other_ranks
+from higgs_train.runtime.progress import progress_bar
 from higgs_train.runtime.run_lock import hold_run_dir
 from higgs_train.train.accelerator import build_accelerator, init_trackers, whole_weights
 from higgs_train.train.batches import BatchStream
@@ -143,7 +143,7 @@ class FineTuneRecipe:
         """The data half of setup: the objective's training data, its first batch ready to draw."""
         self.processor.audio_tokenizer.to(self.accelerator.device)
         with self.accelerator.main_process_first():  # the main process fills the code cache's gaps first
-            self.data = self.objective.training_data(self.data_plan, self.processor, show_progress=self.is_main)
+            self.data = self.objective.training_data(self.data_plan, self.processor)
 
     def _setup_optimizer(self) -> None:
         cfg, accelerator = self.cfg, self.accelerator
@@ -204,8 +204,7 @@ class FineTuneRecipe:
         """Steps until `trainer.max_steps`, logging, checkpointing and evaluating on the configured steps; SIGTERM
         or Ctrl-C stop it at the next step boundary with a checkpoint (`Preempted`)."""
         cfg, progress = self.cfg, self.progress
-        bar = tqdm(total=cfg.trainer.max_steps, initial=progress.step, desc="training", unit="step",
-                   disable=not self.is_main)
+        bar = progress_bar(total=cfg.trainer.max_steps, initial=progress.step, desc="training", unit="step")
         window = ThroughputWindow()
         self.model.train()
         with self.stop.installed():
