@@ -33,6 +33,7 @@ from higgs_train.data.audio_checks import BadRow
 from higgs_train.data.audio_codes import encode_files, encode_waveform
 from higgs_train.data.code_cache import CodeCache, clip_identity, tokenizer_fingerprint
 from higgs_train.data.conversations import DataError, dataset_root, is_prepared_dataset, load_rows
+from higgs_train.data.overrides import FILE_NAME as OVERRIDES_FILE
 from higgs_train.data.row_checks import check_audio, check_text
 from higgs_train.logs import logger
 
@@ -121,11 +122,12 @@ def with_codes(messages: list[dict], clips: datasets.Dataset, root: Path | None 
 
 
 def _files_identity(data_path: Path) -> list:
-    """(name, size, modification time) of the data files and speakers.json: what tells the data has changed."""
+    """(name, size, modification time) of the data files, speakers.json and overrides.jsonl: what tells the data has
+    changed."""
     files = data_files(data_path)
-    speakers = dataset_root(data_path) / "speakers.json"
-    if speakers.is_file() and speakers not in files:
-        files.append(speakers)
+    for extra in (dataset_root(data_path) / "speakers.json", dataset_root(data_path) / OVERRIDES_FILE):
+        if extra.is_file() and extra not in files:
+            files.append(extra)
     return [[f.name, *clip_identity(f)] for f in files]
 
 
