@@ -73,7 +73,7 @@ class Jobs:
         rc_file = self._file(job.id, ".rc")
         if rc_file.is_file():
             code = int(rc_file.read_text() or 1)
-            return "done" if code == 0 else "stopped" if self._file(job.id, ".stop").exists() else "failed"
+            return "done" if code == 0 else "stopped" if self.stop_requested(job) else "failed"
         if job.pid is None:
             return "queued"
         child = self._children.get(job.id)
@@ -127,6 +127,9 @@ class Jobs:
         self._file(job.id, ".stop").touch()
         os.killpg(job.pid, signal.SIGTERM)
         return "stopping (SIGTERM: a checkpoint is saved after the step in flight)"
+
+    def stop_requested(self, job: Job) -> bool:
+        return self._file(job.id, ".stop").exists()
 
     def log_tail(self, job: Job, lines: int = 15) -> str:
         """The log's last lines as a terminal would show them (a progress bar's carriage returns overwrite)."""

@@ -65,7 +65,7 @@ def build(studio: Studio) -> None:
     table = gr.Dataframe(headers=TABLE, interactive=False, wrap=True, label="A/B: each variant against the base",
                          elem_id="compare-table")
     utterance = gr.Dropdown([], label="utterance", allow_custom_value=True, elem_id="compare-utterance")
-    with gr.Row():
+    with gr.Row(elem_id="compare-players"):
         players = [gr.Audio(label=f"variant {i}", type="filepath", interactive=False, visible=i == 0)
                    for i in range(MAX_PLAYERS)]
 

@@ -33,7 +33,7 @@ def build(studio: Studio) -> None:
                 "relative to the studio's root.")
     with gr.Row():
         source = gr.Textbox(label="input folder (or .jsonl)", scale=3)
-        action = gr.Dropdown(ACTIONS, value="convert audiofolder", label="action")
+        action = gr.Dropdown(ACTIONS, value="convert audiofolder", label="action", elem_id="data-action")
         output = gr.Textbox(label="dataset folder to write", value="data/ready", scale=2)
         asr = gr.Textbox(label="ASR (ingest)", info="a Whisper folder, or pocketsphinx; empty: ingest's default")
     run = gr.Button("Run", variant="primary")

@@ -182,9 +182,19 @@ def build(studio: Studio) -> None:
         loss, evals = _curves(run_dir)
         found = runs.samples(run_dir) if run_dir else []
         labels = [_sample_label(s) for s in found]
-        status = f"**{chosen}**: {runs.state(run_dir)}" if run_dir else "no run yet"
+        step = loss["step"].max() if len(loss) else 0
+        status = f"**{chosen}**: {_state(run_dir)} · step {step} · {len(found)} samples" if run_dir else "no run yet"
         return (current, *studio.job_view(current), gr.update(choices=names, value=chosen), status, loss, evals,
                 gr.update(choices=labels, value=picked if picked in labels else None))
+
+    def _state(run_dir: Path) -> str:
+        """The run's state, and while this studio's job for it starts or stops, that."""
+        active = studio.jobs.running_for(str(run_dir))
+        if active is not None and studio.jobs.stop_requested(active):
+            return "stopping (saving a checkpoint)"
+        if active is not None and not runs.is_running(run_dir):
+            return "starting"
+        return runs.state(run_dir)
 
     watched = [job_id, shown, log, run, state, loss_plot, eval_plot, sample]
     gr.Timer(1.0).tick(watch, [job_id, run, sample], watched)

@@ -92,9 +92,10 @@ def samples(folder: Path) -> list[dict]:
         for record in row.get("samples", []):
             path = Path(record["path"])
             path = path if path.is_absolute() else folder / path
-            if path.is_file():
+            target = _target_copy(folder, record)
+            if path.is_file() and (target is not None or not record.get("target_audio")):  # both, once written
                 found.append({"step": row["step"], "id": record["id"], "text": record.get("text", ""),
-                              "path": path, "target": _target_copy(folder, record)})
+                              "path": path, "target": target})
     return found
 
 
