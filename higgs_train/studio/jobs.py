@@ -77,9 +77,9 @@ class Jobs:
         if job.pid is None:
             return "queued"
         child = self._children.get(job.id)
-        if child is not None and child.poll() is not None:  # ended without writing its status: killed
-            return "failed"
-        return "running" if _alive(job.pid) else "failed"
+        if (child is not None and child.poll() is None) or (child is None and _alive(job.pid)):
+            return "running"
+        return "stopped" if self.stop_requested(job) else "failed"  # ended without writing its status: killed
 
     def submit(self, kind: str, command: Command, device: str, target: str = "") -> Job:
         job_id = time.strftime("%Y%m%d-%H%M%S-") + f"{time.time_ns() % 10**6:06d}"
@@ -87,7 +87,7 @@ class Jobs:
                   log=str(self._file(job_id, ".log")), device=device, target=target)
         self._save(job)
         self.tick()
-        return job
+        return self.get(job.id)
 
     def _save(self, job: Job) -> None:
         partial = self._file(job.id, ".json.partial")
