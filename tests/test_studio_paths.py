@@ -39,3 +39,15 @@ def test_escapes_are_refused_in_one_line_naming_the_path(root, tmp_path, given, 
 def test_a_root_that_is_not_a_folder_is_refused(tmp_path):
     with pytest.raises(PathRefused, match="is not a folder"):
         Root(tmp_path / "missing")
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["--host", "0.0.0.0"], "add --auth USER:PASSWORD"),
+    (["--host", "0.0.0.0", "--auth", "admin"], "--auth must be USER:PASSWORD"),
+])
+def test_serving_beyond_this_machine_needs_a_password(argv, says):
+    from higgs_train.studio.__main__ import main
+
+    with pytest.raises(SystemExit) as refused:
+        main(argv)
+    assert says in str(refused.value)

@@ -60,6 +60,7 @@ def build(studio: Studio) -> None:
     variants = gr.CheckboxGroup([], label="runs and exports to compare with the base", elem_id="compare-variants")
     others = gr.Textbox(label="other models", placeholder="folders or hub ids, comma-separated (merged checkpoints)")
     run = gr.Button("Compare", variant="primary")
+    notice = gr.Markdown(elem_id="compare-notice")
     shown = gr.Textbox(label="command", interactive=False, elem_id="compare-command")
     log = gr.Textbox(label="job", lines=6, interactive=False, autoscroll=True, elem_id="compare-log")
     table = gr.Dataframe(headers=TABLE, interactive=False, wrap=True, label="A/B: each variant against the base",
@@ -76,18 +77,20 @@ def build(studio: Studio) -> None:
             chosen = [studio.root.shown(studio.root.inside(p)) for p in picked or []]
             listed = studio.data_value(list_text)
         except UserError as error:
-            return None, None, "", refused(error)
+            return gr.update(), gr.update(), gr.update(), gr.update(), refused(error)
         adapters = [p for p in chosen if (studio.root.folder / p / "adapter_config.json").is_file()]
         models += [p for p in chosen if p not in adapters]
         if len(models) + len(adapters) < 2:
-            return None, None, "", "refused: pick at least one run or model to compare with the base"
+            return (gr.update(), gr.update(), gr.update(), gr.update(),
+                    "refused: pick at least one run or model to compare with the base")
         out = studio.root.inside(Path("evals") / studio.new_name("ab"))
         settings = {"limit": int(limit_value or 0) or None, "max_new_tokens": int(tokens) if tokens else None}
         command = commands.evaluate(models, adapters, listed, studio.root.shown(out), settings)
         job = studio.jobs.submit("eval", command, device_of(None), target=str(out))
-        return job.id, str(out), *studio.job_view(job.id)
+        return job.id, str(out), *studio.job_view(job.id), ""
 
-    run.click(start, [base, test_list, limit, max_new_tokens, variants, others], [job_id, out_dir, shown, log])
+    run.click(start, [base, test_list, limit, max_new_tokens, variants, others],
+               [job_id, out_dir, shown, log, notice])
 
     def watch(current, out, picked):
         current = current or getattr(studio.latest_job("eval"), "id", None)

@@ -37,6 +37,7 @@ def build(studio: Studio) -> None:
         output = gr.Textbox(label="dataset folder to write", value="data/ready", scale=2)
         asr = gr.Textbox(label="ASR (ingest)", info="a Whisper folder, or pocketsphinx; empty: ingest's default")
     run = gr.Button("Run", variant="primary")
+    notice = gr.Markdown(elem_id="data-notice")
     shown = gr.Textbox(label="command", interactive=False, elem_id="data-command")
     progress = gr.Textbox(label="progress", lines=6, interactive=False, autoscroll=True, elem_id="data-log")
 
@@ -61,15 +62,15 @@ def build(studio: Studio) -> None:
         try:
             source_path, output_path = studio.root.inside(source_text), studio.root.inside(output_text)
         except UserError as error:
-            return None, "", refused(error)
+            return gr.update(), gr.update(), gr.update(), refused(error)
         given, out = studio.root.shown(source_path), studio.root.shown(output_path)
         command = (commands.ingest(given, out, asr_text.strip() or None) if action_name == "ingest" else
                    commands.convert(action_name.split()[1], given, out))
         job = studio.jobs.submit("data", command, device_of(None if action_name == "ingest" else "cpu"),
                                  target=str(output_path))
-        return job.id, *studio.job_view(job.id)
+        return job.id, *studio.job_view(job.id), ""
 
-    run.click(start, [source, action, output, asr], [job_id, shown, progress])
+    run.click(start, [source, action, output, asr], [job_id, shown, progress, notice])
 
     def watch(current):
         current = current or getattr(studio.latest_job("data"), "id", None)

@@ -23,6 +23,7 @@ def build(studio: Studio) -> None:
                         info="adapter: PEFT folder; merged: a full checkpoint; boson: Boson's serving layout")
         checkpoint = gr.Radio(list(CHECKPOINTS), value="final weights", label="weights")
     go = gr.Button("Export", variant="primary")
+    notice = gr.Markdown(elem_id="export-notice")
     shown = gr.Textbox(label="command", interactive=False, elem_id="export-command")
     log = gr.Textbox(label="job", lines=6, interactive=False, autoscroll=True, elem_id="export-log")
 
@@ -30,14 +31,14 @@ def build(studio: Studio) -> None:
         try:
             run_dir = studio.root.inside(Path("runs") / (chosen or ""))
         except UserError as error:
-            return None, "", refused(error)
+            return gr.update(), gr.update(), gr.update(), refused(error)
         if not runs.is_run(run_dir):
-            return None, "", f"refused: {chosen!r} is not a run under runs/"
+            return gr.update(), gr.update(), gr.update(), f"refused: {chosen!r} is not a run under runs/"
         command = commands.export(studio.root.shown(run_dir), kind_name, CHECKPOINTS[weights])
         job = studio.jobs.submit("export", command, device_of("cpu"), target=str(run_dir / "export" / kind_name))
-        return job.id, *studio.job_view(job.id)
+        return job.id, *studio.job_view(job.id), ""
 
-    go.click(start, [run, kind, checkpoint], [job_id, shown, log])
+    go.click(start, [run, kind, checkpoint], [job_id, shown, log, notice])
 
     def watch(current, chosen):
         current = current or getattr(studio.latest_job("export"), "id", None)

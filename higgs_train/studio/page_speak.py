@@ -37,6 +37,7 @@ def build(studio: Studio) -> None:
         reference_text = gr.Textbox(label="what the reference clip says")
     max_new_tokens = gr.Number(label="max_new_tokens", value=200, precision=0)
     run = gr.Button("Speak", variant="primary")
+    notice = gr.Markdown(elem_id="speak-notice")
     shown = gr.Textbox(label="command", interactive=False)
     log = gr.Textbox(label="job", lines=5, interactive=False, autoscroll=True)
     result = gr.Audio(label="result", type="filepath", interactive=False)
@@ -51,10 +52,11 @@ def build(studio: Studio) -> None:
             chosen_model = studio.model_value(model_text)
             chosen_adapter = studio.root.shown(studio.root.inside(adapter_text)) if adapter_text else None
         except UserError as error:
-            return None, "", refused(error)
+            return gr.update(), gr.update(), gr.update(), refused(error)
         cloning = kind in ("voice_clone", "multi_speaker_clone")
         if cloning and not clips:
-            return None, "", f"refused: {kind} needs a reference clip (upload one or give its path)"
+            return (gr.update(), gr.update(), gr.update(),
+                    f"refused: {kind} needs a reference clip (upload one or give its path)")
         out = studio.root.inside(Path("speak") / f"{studio.new_name(kind)}.wav")
         out.parent.mkdir(exist_ok=True)
         command = commands.generate(
@@ -64,10 +66,10 @@ def build(studio: Studio) -> None:
             reference_audio=clips if cloning else None, reference_text=said if kind == "voice_clone" else None,
             settings={"max_new_tokens": int(tokens) if tokens else None})
         job = studio.jobs.submit("speak", command, device_of(None), target=str(out))
-        return job.id, *studio.job_view(job.id)
+        return job.id, *studio.job_view(job.id), ""
 
     run.click(start, [workflow, model, adapter, text, scene, speakers, upload, reference, reference_text,
-                      max_new_tokens], [job_id, shown, log])
+                      max_new_tokens], [job_id, shown, log, notice])
 
     def watch(current, picked):
         current = current or getattr(studio.latest_job("speak"), "id", None)

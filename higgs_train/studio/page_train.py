@@ -97,6 +97,7 @@ def build(studio: Studio) -> None:
         start = gr.Button("Start", variant="primary")
         stop = gr.Button("Stop", variant="stop")
         resume = gr.Button("Resume")
+    notice = gr.Markdown(elem_id="train-notice")
     shown = gr.Textbox(label="command", interactive=False, elem_id="train-command")
     log = gr.Textbox(label="job", lines=8, interactive=False, autoscroll=True, elem_id="train-log")
 
@@ -139,40 +140,41 @@ def build(studio: Studio) -> None:
         try:
             command, run_dir, settings = command_of(*values, dry_run=dry_run)
         except UserError as error:
-            return None, "", refused(error), gr.update()
+            return gr.update(), gr.update(), gr.update(), gr.update(), refused(error)
         if not dry_run and studio.jobs.running_for(str(run_dir)):
-            return None, command.shown(), f"refused: {run_dir.name} already has a job queued or running", gr.update()
+            return (gr.update(), gr.update(), gr.update(), gr.update(),
+                    f"refused: {run_dir.name} already has a job queued or running")
         job = studio.jobs.submit("dry-run" if dry_run else "train", command,
                                  device_of(str(settings.get("trainer.device", ""))), target=str(run_dir))
         picked = gr.update() if dry_run else gr.update(choices=_run_names(), value=run_dir.name)
-        return job.id, *studio.job_view(job.id), picked
+        return job.id, *studio.job_view(job.id), picked, ""
 
     def _run_names():
         return [p.name for p in runs.list_runs(studio.runs)]
 
-    dry.click(lambda *v: submit(*v, dry_run=True), inputs, [job_id, shown, log, run])
-    start.click(submit, inputs, [job_id, shown, log, run])
+    dry.click(lambda *v: submit(*v, dry_run=True), inputs, [job_id, shown, log, run, notice])
+    start.click(submit, inputs, [job_id, shown, log, run, notice])
 
     def stop_run(chosen):
         job = studio.jobs.running_for(str(studio.runs / chosen)) if chosen else None
         if job is None:
-            return gr.update(), f"no job of this studio is running {chosen or 'a run'}"
+            return gr.update(), f"refused: no job of this studio is running {chosen or 'a run'}"
         return job.id, studio.jobs.stop(job.id)
 
-    stop.click(stop_run, run, [job_id, state])
+    stop.click(stop_run, run, [job_id, notice])
 
     def resume_run(chosen):
         try:
             run_dir = studio.root.inside(Path("runs") / chosen)
             if studio.jobs.running_for(str(run_dir)):
-                return gr.update(), gr.update(), f"{chosen} is already running or queued"
+                return gr.update(), gr.update(), f"refused: {chosen} is already running or queued"
             command = resume_command(studio, run_dir)
         except (UserError, OSError) as error:
             return gr.update(), gr.update(), refused(error)
         job = studio.jobs.submit("train", command, device_of(None), target=str(run_dir))
-        return job.id, command.shown(), "resuming"
+        return job.id, command.shown(), f"resuming {chosen}"
 
-    resume.click(resume_run, run, [job_id, shown, state])
+    resume.click(resume_run, run, [job_id, shown, notice])
 
     def watch(current, chosen, picked):
         current = current or getattr(studio.latest_job("train"), "id", None)
