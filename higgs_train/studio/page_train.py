@@ -66,9 +66,10 @@ def resume_command(studio: Studio, run_dir: Path) -> commands.Command:
 
 
 def _curves(run_dir: Path | None):
+    """The curves as typed frames (an untyped empty frame would make the plot's axes categories for good)."""
     loss = pd.DataFrame(runs.loss_curve(run_dir) if run_dir else [], columns=["step", "loss", "curve"])
     evals = pd.DataFrame(runs.eval_curve(run_dir) if run_dir else [], columns=["step", "value", "curve"])
-    return loss, evals
+    return loss.astype({"step": int, "loss": float}), evals.astype({"step": int, "value": float})
 
 
 def _sample_label(sample: dict) -> str:
