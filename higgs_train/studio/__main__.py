@@ -13,7 +13,7 @@ LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="higgs-studio", description=__doc__.split(":", 1)[1].strip())
+    parser = argparse.ArgumentParser(prog="higgs-studio", description=__doc__.split("`: ", 1)[1].strip())
     parser.add_argument("--root", default=".", help="the folder the studio may read, write and serve (default: .)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=int, default=7860)
