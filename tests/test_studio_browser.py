@@ -31,6 +31,7 @@ DOCS = REPO / "docs"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 MAX_STEPS = 100
+MAX_UPLOAD_MB = 1
 
 
 def _free_port() -> int:
@@ -48,9 +49,9 @@ class StudioServer:
 
     def start(self) -> None:
         env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-        self.process = subprocess.Popen([sys.executable, "-m", "higgs_train.studio", "--root", str(self.root),
-                                         "--port", str(self.port)], env=env, stdout=subprocess.PIPE,
-                                        stderr=subprocess.STDOUT, text=True)
+        argv = [sys.executable, "-m", "higgs_train.studio", "--root", str(self.root), "--port", str(self.port),
+                "--max-upload-mb", str(MAX_UPLOAD_MB)]
+        self.process = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         seen = []
         for line in self.process.stdout:  # blocks until the server says where it listens
             seen.append(line)
@@ -212,6 +213,17 @@ def test_files_outside_the_root_are_refused_by_url_and_by_path_field(studio, pag
             urllib.request.urlopen(f"{studio.url}gradio_api/file={path}")
         assert refused.value.code == 403
     assert urllib.request.urlopen(f"{studio.url}gradio_api/file={inside}").read() == b"ours"
+
+    boundary = "studio-test"
+    for size_mb, code in ((2, 413), (0.5, 200)):  # uploads above --max-upload-mb are refused
+        body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"a.wav\"\r\n\r\n".encode()
+                + b"0" * int(size_mb * 1024 * 1024) + f"\r\n--{boundary}--\r\n".encode())
+        request = urllib.request.Request(f"{studio.url}gradio_api/upload", data=body, method="POST",
+                                         headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+        try:
+            assert urllib.request.urlopen(request).status == code
+        except urllib.error.HTTPError as refused:
+            assert refused.code == code
 
     _tab(page, "Data")
     for given, says in ((str(tmp_path), "outside the studio's root"), ("../x", "'..' is not allowed"),
