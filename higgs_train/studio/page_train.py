@@ -25,6 +25,7 @@ TRAIN_FIELDS = [("trainer", "max_steps"), ("trainer", "batch_size"), ("optim", "
                 ("peft", "r"), ("trainer", "precision"), ("trainer", "device"), ("trainer", "save_every_n_steps"),
                 ("eval", "every_n_steps"), ("eval", "num_samples"), ("eval", "max_new_tokens")]
 DEFAULT_RECIPE = "smoke"
+PLOT_SECONDS = 3.0
 USER_CONFIGS = "my_configs"  # the folder of the user's own recipes (Hydra's --config-dir): my_configs/recipe/*.yaml
 
 
@@ -66,10 +67,12 @@ def resume_command(studio: Studio, run_dir: Path) -> commands.Command:
 
 
 def _curves(run_dir: Path | None):
-    """The curves as typed frames (an untyped empty frame would make the plot's axes categories for good)."""
+    """The curves as typed frames, or no update while a curve has no point yet: the chart takes its axes' types and
+    its series from the first data it gets, so an empty first frame leaves it with category axes and no lines."""
     loss = pd.DataFrame(runs.loss_curve(run_dir) if run_dir else [], columns=["step", "loss", "curve"])
     evals = pd.DataFrame(runs.eval_curve(run_dir) if run_dir else [], columns=["step", "value", "curve"])
-    return loss.astype({"step": int, "loss": float}), evals.astype({"step": int, "value": float})
+    return (loss.astype({"step": int, "loss": float}) if len(loss) else gr.update(),
+            evals.astype({"step": int, "value": float}) if len(evals) else gr.update())
 
 
 def _sample_label(sample: dict) -> str:
@@ -182,12 +185,12 @@ def build(studio: Studio) -> None:
         names = _run_names()
         chosen = chosen if chosen in names else (names[0] if names else None)
         run_dir = studio.runs / chosen if chosen else None
-        loss, evals = _curves(run_dir)
         found = runs.samples(run_dir) if run_dir else []
         labels = [_sample_label(s) for s in found]
-        step = loss["step"].max() if len(loss) else 0
+        logged = runs.read_jsonl(run_dir / "metrics.jsonl") if run_dir else []
+        step = max((row.get("step", 0) for row in logged), default=0)
         status = f"**{chosen}**: {_state(run_dir)} · step {step} · {len(found)} samples" if run_dir else "no run yet"
-        return (current, *studio.job_view(current), gr.update(choices=names, value=chosen), status, loss, evals,
+        return (current, *studio.job_view(current), gr.update(choices=names, value=chosen), status,
                 gr.update(choices=labels, value=picked if picked in labels else None))
 
     def _state(run_dir: Path) -> str:
@@ -199,8 +202,12 @@ def build(studio: Studio) -> None:
             return "starting"
         return runs.state(run_dir)
 
-    watched = [job_id, shown, log, run, state, loss_plot, eval_plot, sample]
+    watched = [job_id, shown, log, run, state, sample]
     gr.Timer(1.0).tick(watch, [job_id, run, sample], watched)
+    # The curves redraw every few seconds: enough to watch a run, and less work for a machine that trains.
+    gr.Timer(PLOT_SECONDS).tick(lambda chosen: _curves(studio.runs / chosen if chosen else None), run,
+                                [loss_plot, eval_plot])
+    run.change(lambda chosen: _curves(studio.runs / chosen if chosen else None), run, [loss_plot, eval_plot])
 
     def play(chosen, picked):
         if not chosen or not picked:
