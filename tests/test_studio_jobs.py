@@ -4,6 +4,7 @@ stopped with SIGTERM; their records, logs and exit codes live in the root, for a
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 import pytest
@@ -29,8 +30,17 @@ class Script:
 WAITS = "import time; time.sleep(120)"
 
 
-def test_one_job_per_device_runs_the_rest_wait_and_stop_is_sigterm(tmp_path):
-    jobs = Jobs(tmp_path)
+@pytest.fixture
+def jobs(tmp_path):
+    """A job queue in tmp_path; whatever it left running (a failed assertion) is ended with it."""
+    queue = Jobs(tmp_path)
+    yield queue
+    for job in queue.all():
+        if queue.status(job) == "running":
+            os.killpg(job.pid, signal.SIGKILL)
+
+
+def test_one_job_per_device_runs_the_rest_wait_and_stop_is_sigterm(jobs, tmp_path):
     first = jobs.submit("train", Script(WAITS), "cpu")
     second = jobs.submit("eval", Script("print('second')"), "cpu")
     other_device = jobs.submit("eval", Script("print('gpu')"), "cuda")

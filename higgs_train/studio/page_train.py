@@ -168,6 +168,8 @@ def build(studio: Studio) -> None:
     stop.click(stop_run, run, [job_id, notice])
 
     def resume_run(chosen):
+        if not chosen:
+            return gr.update(), gr.update(), "refused: pick the run to resume"
         try:
             run_dir = studio.root.inside(Path("runs") / chosen)
             if studio.jobs.running_for(str(run_dir)):
