@@ -18,12 +18,7 @@ def main() -> None:
     with open(job["log"], "ab") as log:
         child = subprocess.Popen(job["argv"], cwd=job["cwd"], stdin=subprocess.DEVNULL, stdout=log,
                                  stderr=subprocess.STDOUT)
-        while True:
-            try:
-                code = child.wait()
-                break
-            except InterruptedError:
-                continue
+        code = child.wait()  # a SIGTERM runs the no-op handler and the wait goes on (PEP 475)
     job_file.with_suffix(".rc").write_text(str(code))
 
 
