@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One-step set-up of higgs-train in ./.venv: espeak-ng (demo speech), torch, the package, and a torchaudio that imports.
-#   --dev        also chromium (the tests open report.html in a headless browser)
+#   --dev        also chromium (the tests open report.html and drive higgs-studio in a headless browser)
+# The studio extra (gradio: `.venv/bin/higgs-studio`) is always installed, as the test extras are.
 #   TORCH_SPEC   what to install as torch first (default torch==2.13.0, the CPU wheel on this kind of machine;
 #                on a CUDA machine install your CUDA torch + matching torchaudio yourself, or set TORCH_SPEC).
 set -euo pipefail
@@ -23,8 +24,8 @@ pip=".venv/bin/python -m pip"
 # torch first, so nothing later resolves an unpinned torch to a multi-GB CUDA download.
 echo "setup: installing ${TORCH_SPEC:-torch==2.13.0} (the longest stage on a new machine)"
 $pip install -q "${TORCH_SPEC:-torch==2.13.0}"
-echo "setup: installing higgs-train and its dependencies (transformers, peft, accelerate, datasets, ...)"
-$pip install -q -e ".[dev]"
+echo "setup: installing higgs-train and its dependencies (transformers, peft, accelerate, datasets, gradio, ...)"
+$pip install -q -e ".[dev,studio]"
 
 # The audio tokenizer imports torchaudio (it only calls the pure-Python functional.resample). PyPI's torchaudio is a
 # CUDA build: beside a CPU torch its compiled extensions cannot load, so they are removed and the Python part stays.

@@ -91,7 +91,10 @@ def _load_prepared(path: Path, max_examples: int | None) -> list[dict]:
 
 
 def load_rows(path: str | Path, max_examples: int | None = None) -> list[dict]:
-    """Conversation rows from a JSONL file or a `higgs-prep convert` folder; audio paths made absolute."""
+    """Conversation rows from a JSONL file or a `higgs-prep convert` folder; audio paths made absolute, the corrections
+    of an `overrides.jsonl` beside them applied."""
+    from higgs_train.data.overrides import apply_overrides
+
     path = Path(path)
     if is_prepared_dataset(path):
         rows = _load_prepared(path, max_examples)
@@ -100,6 +103,7 @@ def load_rows(path: str | Path, max_examples: int | None = None) -> list[dict]:
     else:
         raise DataError(f"{path}: no such file or prepared dataset; point data.path at a conversation JSONL or a "
                         "folder written by `higgs-prep convert`")
+    rows = apply_overrides(rows, dataset_root(path))
     if not rows:
         raise DataError(f"{path}: holds no conversation rows")
     return rows

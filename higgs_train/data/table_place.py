@@ -11,6 +11,7 @@ from pathlib import Path
 
 from higgs_train.data.code_cache import CodeCache, clip_identity
 from higgs_train.data.conversations import dataset_root
+from higgs_train.data.overrides import FILE_NAME as OVERRIDES_FILE
 from higgs_train.data.table import FORMAT, data_files
 from higgs_train.runtime import atomic
 from higgs_train.runtime.cache import cache_root
@@ -18,11 +19,12 @@ from higgs_train.runtime.logs import logger
 
 
 def files_identity(data_path: Path) -> list:
-    """(name, size, modification time) of the data files and speakers.json: what tells the data has changed."""
+    """(name, size, modification time) of the data files, speakers.json and overrides.jsonl: what tells the data has
+    changed."""
     files = data_files(data_path)
-    speakers = dataset_root(data_path) / "speakers.json"
-    if speakers.is_file() and speakers not in files:
-        files.append(speakers)
+    for extra in (dataset_root(data_path) / "speakers.json", dataset_root(data_path) / OVERRIDES_FILE):
+        if extra.is_file() and extra not in files:
+            files.append(extra)
     return [[f.name, *clip_identity(f)] for f in files]
 
 
