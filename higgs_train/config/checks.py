@@ -34,6 +34,7 @@ def one_of(*allowed) -> Callable:
     def check(key: str, value) -> None:
         if value not in allowed:
             raise ConfigError(f"{key}={shown(value)} is not allowed; use one of {list(allowed)}")
+    check.allowed = allowed  # for a form to offer them (higgs-studio)
     return check
 
 

@@ -12,14 +12,16 @@ import pandas as pd
 import yaml
 
 from higgs_train.config.files import compose_config, recipe_names
+from higgs_train.config.generation import EvalConfig
+from higgs_train.config.groups import OptimConfig, PeftConfig, TrainerConfig
 from higgs_train.runtime.errors import UserError
 from higgs_train.studio import commands, form_fields, runs
 from higgs_train.studio.context import Studio, refused
 from higgs_train.studio.jobs import device_of
 
-# The settings the form shows: config groups (a choice of file) and keys. Their defaults come from the composed
-# config of the chosen recipe. When the typed config dataclasses land, the keys' fields (type, help) come from them
-# through form_fields.dataclass_components: this list is the one place to switch.
+# The settings the form shows: config groups (a choice of file) and keys. Each key's type, help and allowed values
+# come from its group's config dataclass, its value from the composed config of the chosen recipe.
+GROUP_CONFIGS = {"trainer": TrainerConfig, "optim": OptimConfig, "peft": PeftConfig, "eval": EvalConfig}
 TRAIN_GROUPS = ("task", "peft")
 TRAIN_FIELDS = [("trainer", "max_steps"), ("trainer", "batch_size"), ("optim", "lr"), ("optim", "scheduler"),
                 ("peft", "r"), ("trainer", "precision"), ("trainer", "device"), ("trainer", "save_every_n_steps"),
@@ -40,8 +42,7 @@ def _user_recipes(studio: Studio) -> list[str]:
 
 
 def _composed(studio: Studio, recipe: str | None) -> tuple[dict, dict]:
-    """(the recipe's value of each key of TRAIN_FIELDS, its choice of each group of TRAIN_GROUPS); with no recipe,
-    the root config's, whose values give each field its type."""
+    """(the recipe's value of each key of TRAIN_FIELDS, its choice of each group of TRAIN_GROUPS)."""
     overrides = [f"recipe={recipe}"] if recipe else []
     if recipe in _user_recipes(studio):
         overrides.append(f"hydra.searchpath=[file://{studio.root.folder / USER_CONFIGS}]")
@@ -80,7 +81,7 @@ def _sample_label(sample: dict) -> str:
 
 
 def build(studio: Studio) -> None:
-    base_types = {key: form_fields.value_type(value) for key, value in _composed(studio, None)[0].items()}
+    specs = {f"{group}.{key}": form_fields.field_spec(GROUP_CONFIGS[group], key) for group, key in TRAIN_FIELDS}
     base_values, base_groups = _composed(studio, DEFAULT_RECIPE)
     gr.Markdown("Pick a recipe, a model and the data; the form holds the most-used settings (only what you change "
                 "goes on the command line). Runs are written under `runs/`.")
@@ -95,7 +96,7 @@ def build(studio: Studio) -> None:
     fields = {}
     with gr.Row():
         for key, value in base_values.items():
-            fields[key] = form_fields.component(key, base_types[key], value)
+            fields[key] = form_fields.component(key, specs[key], value)
     with gr.Row():
         dry = gr.Button("Dry run")
         start = gr.Button("Start", variant="primary")
@@ -134,8 +135,8 @@ def build(studio: Studio) -> None:
         if data_text.strip():
             settings["data.path"] = studio.data_value(data_text)
         for key, raw in zip(fields, values[len(TRAIN_GROUPS):]):
-            if _changed(base_types[key], raw, recipe_values[key]):
-                settings[key] = form_fields.typed_value(base_types[key], raw)
+            if _changed(specs[key].annotation, raw, recipe_values[key]):
+                settings[key] = form_fields.typed_value(specs[key].annotation, raw)
         run_dir = studio.root.inside(Path("runs") / (run_name.strip() or studio.new_name(chosen)))
         config_dir = USER_CONFIGS if chosen in _user_recipes(studio) else None
         return commands.train(chosen, studio.root.shown(run_dir), settings, config_dir, dry_run), run_dir, settings
