@@ -45,11 +45,9 @@ from higgs_train.data.collator import ConversationCollator, prompt_messages
 from higgs_train.data.conversations import dataset_root
 from higgs_train.data.loader import task_conversations
 from higgs_train.data.pair_table import REFERENCE_FILES, write_pairs
-from higgs_train.data.tasks.layout import last_user_text, target_audio
+from higgs_train.evaluate.judge_answer import AnswerJudge
 from higgs_train.evaluate.judges import Judges
-from higgs_train.evaluate.metrics import Sample, measure
-from higgs_train.evaluate.sample_metrics import expected_frames_from_text
-from higgs_train.evaluate.samples import generate_codes, reference_voice
+from higgs_train.evaluate.samples import generate_codes
 from higgs_train.model.loading import checkpoint_identity, load_for_inference
 from higgs_train.runtime import atomic, ownership
 from higgs_train.runtime.config_files import CONFIG_DIR
@@ -230,7 +228,7 @@ def build_pairs(options, show_progress: bool = True) -> dict:
     sampling = _sampling(options)
     judges = Judges.load(sampling)
     cache = CandidateCache(dataset_root(data_path) / "codes" / tokenizer_fingerprint(audio_tokenizer) / "candidates")
-    frame_rate = audio_tokenizer.config.frame_rate
+    judge = AnswerJudge(audio_tokenizer, sampling, judges)
     settings = OmegaConf.to_container(sampling)
     identity = [checkpoint_identity(model_path, options.adapter),
                 {k: settings[k] for k in ("do_sample", "temperature", "max_new_tokens", "ras_win_len",
@@ -253,8 +251,9 @@ def build_pairs(options, show_progress: bool = True) -> dict:
             sampled += 1
         judged_by = json.dumps(judges.names(), sort_keys=True)
         if entry["judged"].get("by") != judged_by:
-            entry["judged"] = {"by": judged_by, "records": _judge(entry, conversation, audio_tokenizer, judges,
-                                                                  frame_rate, sampling)}
+            entry["judged"] = {"by": judged_by, "records": [
+                judge(conversation, torch.from_numpy(codes.astype(np.int64)), stopped)
+                for codes, stopped in zip(entry["codes"], entry["stopped"])]}
             cache.save(key, entry)
         records = entry["judged"]["records"]
         chosen = pair_rule(records, options)
@@ -295,22 +294,3 @@ def _stored_prompt(messages: list[dict], clips: list) -> list[dict]:
         stored.append({**message, "content": content})
     return stored
 
-
-def _judge(entry: dict, conversation: dict, audio_tokenizer, judges, frame_rate, sampling) -> list[dict]:
-    """The registry's record of each candidate, against the clip the prompt was made from."""
-    target = (target_audio(conversation["messages"]) or {}).get("codes")
-    text = last_user_text(conversation["messages"])
-    expected = float(target.shape[1]) if target is not None else expected_frames_from_text(
-        text, frame_rate, sampling.chars_per_second)
-    reference = reference_voice(conversation) if judges.speaker is not None else None
-    device = next(audio_tokenizer.parameters()).device
-    records = []
-    for codes, stopped in zip(entry["codes"], entry["stopped"]):
-        codes = torch.from_numpy(codes.astype(np.int64))
-        waveform = audio_tokenizer.decode(codes[None].to(device)).audio_values[0, 0].float().cpu().numpy() \
-            if codes.shape[1] else np.zeros(0, np.float32)
-        sample = Sample(codes=codes, stopped=stopped, waveform=waveform, text=text, expected_frames=expected,
-                        frame_rate=frame_rate, silence_db=sampling.silence_db, target_codes=target,
-                        reference=reference, language=sampling.language)
-        records.append(measure(sample, judges))
-    return records

@@ -319,10 +319,10 @@ def test_an_adapter_put_on_another_base_is_said(tmp_path, tiny_checkpoint, caplo
 
 @pytest.mark.parametrize("overrides, says", [
     (["objective.rewards.wer=1.0"], "objective.rewards.wer=1.0 needs a judge to measure it, and eval.asr_model is"),
-    (["objective.rewards.similarity=0.5"], "eval.speaker_model is not set"),
-    (["objective.rewards.stop=-1"], "objective.rewards.stop=-1 must be a finite number >= 0"),
-    (["objective.rewards.loops=abc"], "objective.rewards.loops='abc' must be a finite number"),
-    (["objective.rewards.stop=0", "objective.rewards.duration=0", "objective.rewards.loops=0"],
+    (["objective.rewards.speaker_similarity=0.5"], "eval.speaker_model is not set"),
+    (["objective.rewards.stopped=-1"], "objective.rewards.stopped=-1 must be a finite number >= 0"),
+    (["objective.rewards.loop_share=abc"], "objective.rewards.loop_share='abc' must be a finite number"),
+    (["objective.rewards.stopped=0", "objective.rewards.duration_error=0", "objective.rewards.loop_share=0"],
      "every objective.rewards weight is 0"),
     (["objective.max_new_tokens=0"], "objective.max_new_tokens=0 must be a positive integer"),
     (["objective.group_size=1"], "objective.group_size=1 must be an integer >= 2"),

@@ -37,8 +37,6 @@ EVAL_KEYS = ("max_new_tokens", "do_sample", "temperature", "ras_win_len", "ras_w
              "seed", "chars_per_second", "silence_db", "asr_model", "speaker_model", "language", "trim_silence",
              "duration_cap")
 GENERIC_NAMES = ("merged", "adapter", "export", "model", "best")
-COLUMNS = ("variant", "id", "text", "frames", "stopped", "duration_ratio", "duration_error", "silent_share",
-           "trailing_silence", "loop_share", "wer", "wer_error", "transcript", "speaker_similarity", "path")
 
 
 def _defaults() -> dict:
@@ -98,9 +96,16 @@ def evaluate_model(model, processor, utterances: list[dict], eval_cfg, out_dir: 
     return records
 
 
+def utterance_columns() -> list[str]:
+    """utterances.csv's columns: every metric of the registry (and its facts), in its order."""
+    from higgs_train.evaluate.metrics import METRICS
+
+    return ["variant", "id", "text", "frames", *(key for m in METRICS.values() for key in (m.name, *m.facts)), "path"]
+
+
 def _write_csv(path: Path, rows: list[dict]) -> None:
     with open(path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=COLUMNS, extrasaction="ignore")
+        writer = csv.DictWriter(handle, fieldnames=utterance_columns(), extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
 
@@ -178,12 +183,13 @@ def _run(args: dict) -> dict:
 
 
 def _say(summary: dict, out: Path) -> None:
+    from higgs_train.evaluate.metrics import METRICS
     from higgs_train.runtime.logs import logger
 
-    shown = ("stop_rate", "duration_error", "trailing_silence", "loop_share", "wer", "speaker_similarity")
-    for variant in summary["variants"]:
-        values = ", ".join(f"{k} {variant['summary'][k]:.3g}" if k in variant["summary"] else
-                           f"{k} {summary['not_measured'].get(k, 'not measured')}" for k in shown)
+    for variant in summary["variants"]:  # each metric of the registry it has, or why it has none
+        values = ", ".join(f"{m.summary} {variant['summary'][m.summary]:.3g}" if m.summary in variant["summary"] else
+                           f"{m.summary} {summary['not_measured'][m.name]}" for m in METRICS.values()
+                           if m.summary in variant["summary"] or m.name in summary["not_measured"])
         unscored = variant["summary"].get("wer_unscored")
         logger.info(f"{variant['name']}: {values}" + (f" ({unscored} transcripts with no words: no WER, see "
                                                        "wer_error in utterances.csv)" if unscored else ""))

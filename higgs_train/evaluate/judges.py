@@ -29,6 +29,9 @@ from higgs_train.data.tasks.layout import SPEAKER_TAG
 from higgs_train.runtime.logs import NOTICE, logger
 
 LANGUAGES = ("en", "zh")
+# Each judge's setting (a metric's `needs`): its field of `Judges` and a checkpoint to name in an error message.
+JUDGE_SETTINGS = {"eval.asr_model": ("asr", "openai/whisper-large-v3"),
+                  "eval.speaker_model": ("speaker", "microsoft/wavlm-base-plus-sv")}
 _PROBE = (0.1 * np.random.RandomState(0).randn(TARGET_SAMPLE_RATE)).astype(np.float32)  # 1 s of quiet noise
 
 
@@ -142,6 +145,10 @@ class Judges:
         language = eval_cfg.get("language", "en")
         return cls(AsrJudge.load(eval_cfg.asr_model, language) if eval_cfg.asr_model else None,
                    SpeakerJudge.load(eval_cfg.speaker_model) if eval_cfg.speaker_model else None)
+
+    def loaded(self, setting: str) -> bool:
+        """Whether the judge a setting names (`eval.asr_model`, ...) is here."""
+        return getattr(self, JUDGE_SETTINGS[setting][0]) is not None
 
     def names(self) -> dict[str, str]:
         """What judged, for the record of every report (different ASR models give different WERs)."""

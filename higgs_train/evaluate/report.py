@@ -17,13 +17,10 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from higgs_train.evaluate.metrics import METRICS
 from higgs_train.runtime import atomic
 
-COLUMNS = ("val_loss", "val_accuracy", "stop_rate", "duration_ratio", "trailing_silence", "loop_share", "wer",
-           "speaker_similarity")
-SAMPLE_FACTS = (("duration_ratio", "duration ratio"), ("trailing_silence", "trailing silence"),
-                ("loop_share", "loop share"), ("frame_match", "frames matching the target"), ("wer", "WER"),
-                ("speaker_similarity", "speaker similarity"))
+COLUMNS = ("val_loss", "val_accuracy", *(m.summary for m in METRICS.values()))
 STYLE = """body{font-family:sans-serif;margin:2em;max-width:70em}table{border-collapse:collapse}
 td,th{border:1px solid #ccc;padding:.3em .6em;text-align:right}td.text,td.missing{text-align:left}
 td.missing{color:#777;font-style:italic}.sample{margin:1em 0;padding:.5em;border:1px solid #ddd}
@@ -135,9 +132,7 @@ def _curves(metrics: list[dict], evaluations: list[dict], objective: str = "sft"
     sampled = [e for e in evaluations if "stop_rate" in e]
     if len(sampled) > 1:
         figure, axis = _axes("Samples at each evaluation", "share / ratio")
-        for key, label in (("stop_rate", "stop rate"), ("duration_ratio", "duration ratio"),
-                           ("trailing_silence", "trailing silence"), ("loop_share", "loop share"),
-                           ("wer", "word error rate"), ("speaker_similarity", "speaker similarity")):
+        for key, label in ((m.summary, m.words) for m in METRICS.values()):
             points = [(e["step"], e[key]) for e in sampled if key in e]
             if points:
                 axis.plot(*zip(*points), "o-", label=label)
@@ -216,7 +211,8 @@ def _sample(run_dir: Path, sample: dict) -> str:
     own = f"samples/{path.parent.name}/{path.name}"
     facts = ", ".join([f"{sample['frames']} frames",
                        "stopped" if sample["stopped"] else "did not stop (ran to eval.max_new_tokens)",
-                       *(f"{label} {sample[key]:.3g}" for key, label in SAMPLE_FACTS if sample.get(key) is not None)])
+                       *(f"{m.words} {sample[m.name]:.3g}" for m in METRICS.values()
+                         if sample.get(m.name) is not None and not isinstance(sample[m.name], bool))])
     title = f"<b>{html.escape(str(sample['id']))}</b>: {html.escape(sample.get('text', ''))}"
     parts = [f"{title}<br><small>{facts}</small>", _clip(run_dir, own, "generated")]
     target = _target_copy(run_dir, sample)
