@@ -173,7 +173,8 @@ def _sampling(options) -> OmegaConf:
     eval_defaults = OmegaConf.load(CONFIG_DIR / "eval" / "default.yaml")
     return OmegaConf.merge(eval_defaults, {"do_sample": True, "temperature": options.temperature,
                                            "max_new_tokens": options.max_new_tokens,
-                                           "ras_win_len": options.ras_win_len or None, "batch_size": options.candidates,
+                                           "ras_win_len": options.ras_win_len or None,
+                                           "batch_size": options.samples_per_prompt,
                                            "asr_model": options.asr_model, "speaker_model": options.speaker_model,
                                            "language": options.language})
 
@@ -187,10 +188,10 @@ def check_options(options) -> None:
     """Options that cannot make pairs, refused in one line before any weight loads."""
     if options.rule not in RULES:
         raise PairsError(f"--rule {options.rule}: use one of {list(RULES)}")
-    if options.candidates < 2:
+    if options.samples_per_prompt < 2:
         greedy = " (--with-greedy's greedy answer is one of them)" if options.with_greedy else ""
-        raise PairsError(f"--candidates {options.candidates}: a pair needs two answers{greedy}; give --candidates 2 "
-                         "or more")
+        raise PairsError(f"--samples-per-prompt {options.samples_per_prompt}: a pair needs two answers{greedy}; give "
+                         "--samples-per-prompt 2 or more")
     positive = {"--max-new-tokens": options.max_new_tokens, "--temperature": options.temperature}
     at_least_zero = {"--ras-win-len": options.ras_win_len, "--limit": options.limit, "--seed": options.seed,
                      "--max-chosen-wer": options.max_chosen_wer}
@@ -242,8 +243,8 @@ def build_pairs(options, show_progress: bool = True) -> dict:
         if entry is None:
             # seeded by the prompt and --seed alone: the same model in another folder samples the same candidates
             torch.manual_seed(int(_key(prompt_key, options.seed)[:8], 16))
-            generated = generate_codes(model, collator, [conversation] * (options.candidates - options.with_greedy),
-                                       sampling)
+            sampled_here = options.samples_per_prompt - options.with_greedy
+            generated = generate_codes(model, collator, [conversation] * sampled_here, sampling)
             if options.with_greedy:
                 generated = generate_codes(model, collator, [conversation], _greedy(sampling)) + generated
             entry = {"codes": [c.numpy() for c, _ in generated], "stopped": [bool(s) for _, s in generated],
@@ -268,14 +269,15 @@ def build_pairs(options, show_progress: bool = True) -> dict:
                       "scores": {"chosen": records[best], "rejected": records[worst], "rule": why}})
         clips += [entry["codes"][best], entry["codes"][worst]]
     info = {"model": options.model, "adapter": options.adapter, "data": str(data_path), "task": options.task,
-            "prompts": count, "candidates": options.candidates, "sampled_now": sampled, "sampling": settings,
+            "prompts": count, "samples_per_prompt": options.samples_per_prompt, "sampled_now": sampled,
+            "sampling": settings,
             "rule": options.rule, "thresholds": {"duration_band": list(options.duration_band),
                                                  "max_loop_share": options.max_loop_share,
                                                  "max_trailing_silence": options.max_trailing_silence,
                                                  "max_chosen_wer": options.max_chosen_wer},
             "judges": judges.names(), "no_pair": reasons, "data_left_out": skipped}
     if not pairs:
-        raise PairsError(f"no pair from {count} prompts ({reasons}); sample more candidates (--candidates), at "
+        raise PairsError(f"no pair from {count} prompts ({reasons}); sample more candidates (--samples-per-prompt), at "
                          "another --temperature, or widen the hard judges (--duration-band)")
     write_pairs(out, pairs, clips, info)
     return {**info, "pairs": len(pairs), "out": str(out)}

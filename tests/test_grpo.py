@@ -18,7 +18,7 @@ from higgs_train.model.trainable import build_trainable_model
 from higgs_train.objectives import build_objective
 from higgs_train.objectives import grpo as grpo_module
 
-OVERRIDES = ["recipe=grpo_smoke", "objective.group_size=2", "trainer.batch_size=1",
+OVERRIDES = ["recipe=grpo_smoke", "objective.samples_per_prompt=2", "trainer.batch_size=1",
              "peft.modules_to_save=[audio_lm_head]"]
 
 
@@ -129,8 +129,8 @@ def test_a_judge_that_raises_or_gives_nan_costs_that_answer_its_reward_and_is_co
 
 
 def test_grpo_config_mistakes_are_one_line(compose_config):
-    with pytest.raises(ConfigError, match=r"objective.group_size=1 must be an integer >= 2"):
-        validate(compose_config("recipe=grpo_smoke", "objective.group_size=1"))
+    with pytest.raises(ConfigError, match=r"objective.samples_per_prompt=1 must be an integer >= 2"):
+        validate(compose_config("recipe=grpo_smoke", "objective.samples_per_prompt=1"))
     with pytest.raises(ConfigError, match=r"objective.rewards has \['style'\]"):
         validate(compose_config("recipe=grpo_smoke", "+objective.rewards.style=1"))
 

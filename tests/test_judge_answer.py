@@ -14,7 +14,8 @@ from higgs_train.config import ConfigError, validate
 from higgs_train.evaluate.judge_answer import AnswerJudge, expected_frames
 from higgs_train.evaluate.judges import Judges
 from higgs_train.evaluate.metrics import METRICS
-from higgs_train.objectives.grpo import RENAMED_REWARDS, rewards_of
+from higgs_train.objectives.grpo import rewards_of
+from higgs_train.runtime.renamed import RENAMED_REWARDS
 
 SETTINGS = OmegaConf.create({"chars_per_second": 15.0, "silence_db": -40.0, "language": "en"})
 

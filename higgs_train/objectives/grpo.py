@@ -1,6 +1,6 @@
-"""`objective=grpo`: online preference optimisation. Each step samples a group of `objective.group_size` answers per
-prompt from the current policy (batched, with the KV cache; each process for its own prompts), scores every answer
-by a weighted sum of rewards read off the metric registry's judges, and trains on what it judged.
+"""`objective=grpo`: online preference optimisation. Each step samples a group of `objective.samples_per_prompt`
+answers per prompt from the current policy (batched, with the KV cache; each process for its own prompts), scores
+every answer by a weighted sum of rewards read off the metric registry's judges, and trains on what it judged.
 
 - Rewards, each in [0, 1], are metrics of the registry (`evaluate/metrics.py`: a metric with a `reward`), weighed by
   their names in `objective.rewards`: stopped (1 if it emitted stream-EOS before the token limit), duration_error
@@ -36,11 +36,9 @@ from higgs_train.evaluate.samples import generate_codes
 from higgs_train.model.loss import IGNORE_INDEX, MODEL_INPUTS, per_conversation, target_logprobs
 from higgs_train.objectives import Window
 from higgs_train.runtime.logs import logger
+from higgs_train.runtime.renamed import RENAMED_REWARDS
 
 REWARDS = tuple(name for name, metric in METRICS.items() if metric.reward)
-# The reward names before rewards carried metric names, each answered with its metric's name.
-RENAMED_REWARDS = {"stop": "stopped", "duration": "duration_error", "silence": "trailing_silence",
-                   "loops": "loop_share", "similarity": "speaker_similarity"}
 
 
 def check_reward_names(rewards) -> None:
@@ -78,9 +76,9 @@ def check_config(cfg) -> None:
             objective.max_new_tokens <= 0:
         raise ConfigError(f"objective.max_new_tokens={objective.max_new_tokens!r} must be a positive integer (the "
                           "token limit a sampled answer may run to)")
-    if not isinstance(objective.group_size, int) or objective.group_size < 2:
-        raise ConfigError(f"objective.group_size={objective.group_size!r} must be an integer >= 2 (advantages "
-                          "compare the answers of one prompt)")
+    if not isinstance(objective.samples_per_prompt, int) or objective.samples_per_prompt < 2:
+        raise ConfigError(f"objective.samples_per_prompt={objective.samples_per_prompt!r} must be an integer >= 2 "
+                          "(advantages compare the answers of one prompt)")
     for key in ("objective.temperature", "objective.clip"):
         number(cfg, key, 0, inclusive=False)
     number(cfg, "objective.kl_beta", 0)
@@ -93,8 +91,8 @@ def check_config(cfg) -> None:
         raise ConfigError("objective=grpo generates a different length on each process, which ZeRO-3's sharded "
                           "weights cannot do; use DDP or ZeRO-2")
     if cfg.trainer.max_tokens_per_batch is not None or cfg.trainer.packing:
-        raise ConfigError("objective=grpo batches trainer.batch_size prompts (each sampled group_size times); set "
-                          "trainer.max_tokens_per_batch=null and trainer.packing=false")
+        raise ConfigError("objective=grpo batches trainer.batch_size prompts (each sampled samples_per_prompt "
+                          "times); set trainer.max_tokens_per_batch=null and trainer.packing=false")
 
 
 def rewards_of(record: dict) -> dict[str, float]:
@@ -153,7 +151,7 @@ class GroupRelativePolicy:
     def _sample(self, model, prompts: list[dict]) -> tuple[dict, dict]:
         """The training batch of prompt + answer rows (group after group) and the group's rewards."""
         unwrapped = self.accelerator.unwrap_model(model)
-        group = self.objective.group_size
+        group = self.objective.samples_per_prompt
         with self.accelerator.autocast():
             generated = generate_codes(unwrapped, self.collator, [p for p in prompts for _ in range(group)],
                                        self.sampling)
@@ -247,7 +245,7 @@ class GroupRelativePolicy:
         the KL term is on."""
         from higgs_train.model.memory import GIB, activation_bytes
 
-        group = self.objective.group_size
+        group = self.objective.samples_per_prompt
         per_row = positions / max(self.cfg.trainer.batch_size, 1)
         rows = self.cfg.trainer.batch_size * group
         logits_per_position = model_config.num_codebooks * model_config.codebook_size * 4
