@@ -7,6 +7,7 @@ import os
 import sys
 
 from data_prep.sources import FORMATS
+from higgs_train.evaluate.judges import JUDGE_SETTINGS
 from higgs_train.runtime.errors import UserError, environment_fault
 from higgs_train.runtime.logs import log_to_console
 from higgs_train.runtime.renamed import renamed_spelling
@@ -122,8 +123,9 @@ def _parser() -> argparse.ArgumentParser:
     pairs.add_argument("--max-loop-share", type=float, default=0.2, help="hard judge on repeated-frame loops")
     pairs.add_argument("--max-trailing-silence", type=float, default=0.3, help="hard judge on trailing silence")
     pairs.add_argument("--max-chosen-wer", type=float, default=0.1, help="a chosen answer's WER at most (measured)")
-    pairs.add_argument("--asr-model", default=None, help="ASR judge (e.g. a local openai/whisper-large-v3)")
-    pairs.add_argument("--speaker-model", default=None, help="speaker judge (e.g. microsoft/wavlm-base-plus-sv)")
+    for setting, judge in JUDGE_SETTINGS.items():  # --asr-model, --speaker-model
+        pairs.add_argument(f"--{setting.removeprefix('eval.').replace('_', '-')}", default=None,
+                           help=f"the {judge.measures} judge (e.g. a local {judge.example})")
     pairs.add_argument("--language", default="en", choices=("en", "zh"), help="how WER tokenizes")
     pairs.add_argument("--device", default="cpu", help="torch device (cpu, cuda, cuda:1, ...)")
 

@@ -46,7 +46,7 @@ from higgs_train.data.conversations import dataset_root
 from higgs_train.data.loader import task_conversations
 from higgs_train.data.pair_table import REFERENCE_FILES, write_pairs
 from higgs_train.evaluate.judge_answer import AnswerJudge
-from higgs_train.evaluate.judges import Judges
+from higgs_train.evaluate.judges import JUDGE_SETTINGS, Judges
 from higgs_train.evaluate.samples import generate_codes
 from higgs_train.model.loading import checkpoint_identity, load_for_inference
 from higgs_train.runtime import atomic, ownership
@@ -54,6 +54,7 @@ from higgs_train.runtime.config_files import CONFIG_DIR
 from higgs_train.runtime.errors import UserError
 
 RULES = ("hard-then-soft", "pareto")
+JUDGE_KEYS = tuple(setting.removeprefix("eval.") for setting in JUDGE_SETTINGS)  # --asr-model as options.asr_model
 
 
 class PairsError(UserError):
@@ -175,8 +176,8 @@ def _sampling(options) -> OmegaConf:
                                            "max_new_tokens": options.max_new_tokens,
                                            "ras_win_len": options.ras_win_len or None,
                                            "batch_size": options.samples_per_prompt,
-                                           "asr_model": options.asr_model, "speaker_model": options.speaker_model,
-                                           "language": options.language})
+                                           "language": options.language,
+                                           **{key: getattr(options, key) for key in JUDGE_KEYS}})
 
 
 def _greedy(sampling) -> OmegaConf:

@@ -70,8 +70,8 @@ def check_config(cfg) -> None:
         setting = METRICS[name].needs
         if weight and setting and not cfg.eval.get(setting.removeprefix("eval.")):
             raise ConfigError(f"objective.rewards.{name}={weight} needs a judge to measure it, and {setting} is not "
-                              f"set; set {setting} (e.g. {JUDGE_SETTINGS[setting][1]}, a folder or the local cache) "
-                              f"or objective.rewards.{name}=0")
+                              f"set; set {setting} (e.g. {JUDGE_SETTINGS[setting].example}, a folder or the local "
+                              f"cache) or objective.rewards.{name}=0")
     if isinstance(objective.max_new_tokens, bool) or not isinstance(objective.max_new_tokens, int) or \
             objective.max_new_tokens <= 0:
         raise ConfigError(f"objective.max_new_tokens={objective.max_new_tokens!r} must be a positive integer (the "
