@@ -13,7 +13,7 @@ from omegaconf import OmegaConf
 from higgs_train.config import ConfigError, validate
 from higgs_train.evaluate.judge_answer import AnswerJudge, expected_frames
 from higgs_train.evaluate.judges import Judges
-from higgs_train.evaluate.metrics import METRICS
+from higgs_train.evaluate.metrics import METRICS, in_words
 from higgs_train.objectives.grpo import rewards_of
 from higgs_train.runtime.renamed import RENAMED_REWARDS
 
@@ -82,3 +82,8 @@ def test_an_old_reward_name_is_answered_with_its_metric_name(old, compose_config
         validate(compose_config("recipe=grpo_smoke", f"+objective.rewards.{old}=1"))
     assert str(raised.value) == (f"objective.rewards.{old} is now objective.rewards.{RENAMED_REWARDS[old]} (rewards "
                                  "carry the metric registry's names)")
+
+
+def test_the_pages_say_each_measured_metric_in_the_registrys_words_and_order():
+    record = {"stopped": True, "speaker_similarity": 0.91234, "loop_share": 0.02, "wer": None, "frame_match": 1.0}
+    assert in_words(record) == ["loop share 0.02", "frames matching the target 1", "speaker similarity 0.912"]

@@ -154,6 +154,13 @@ def measure(sample: Sample, judges: Judges, names: tuple[str, ...] | None = None
     return record
 
 
+def in_words(record: dict) -> list[str]:
+    """A sample's measured metrics in words (`loop share 0.02`, ...), in the registry's order, for the pages; whether
+    it stopped is said apart."""
+    return [f"{m.words} {record[m.name]:.3g}" for m in METRICS.values()
+            if record.get(m.name) is not None and not isinstance(record[m.name], bool)]
+
+
 def not_measured(judges: Judges, setting_prefix: str = "eval.") -> dict[str, str]:
     """Metric -> why it has no value in this evaluation: the judge's setting as the tool at hand spells it
     (`eval.asr_model` in higgs-train, `asr_model` in higgs-eval)."""

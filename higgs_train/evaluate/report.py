@@ -217,12 +217,11 @@ def _clip(run_dir: Path, relative: str, caption: str) -> str:
 def _sample(run_dir: Path, sample: dict) -> str:
     path = Path(sample["path"])  # samples/step_N/ID.wav, wherever the run directory has moved since
     own = f"samples/{path.parent.name}/{path.name}"
-    from higgs_train.evaluate.metrics import METRICS
+    from higgs_train.evaluate.metrics import in_words
 
     facts = ", ".join([f"{sample['frames']} frames",
                        "stopped" if sample["stopped"] else "did not stop (ran to eval.max_new_tokens)",
-                       *(f"{m.words} {sample[m.name]:.3g}" for m in METRICS.values()
-                         if sample.get(m.name) is not None and not isinstance(sample[m.name], bool))])
+                       *in_words(sample)])
     title = f"<b>{html.escape(str(sample['id']))}</b>: {html.escape(sample.get('text', ''))}"
     parts = [f"{title}<br><small>{facts}</small>", _clip(run_dir, own, "generated")]
     target = _target_copy(run_dir, sample)
