@@ -166,4 +166,4 @@ class Judges:
 
     def names(self) -> dict[str, str]:
         """What judged, for the record of every report (different ASR models give different WERs)."""
-        return {k: j.name for k, j in (("asr", self.asr), ("speaker", self.speaker)) if j is not None}
+        return {s.field: judge.name for s in JUDGE_SETTINGS.values() if (judge := getattr(self, s.field)) is not None}
