@@ -36,7 +36,7 @@ CHILD = ("import resource, sys; from data_prep.cli import main\n"
 
 
 def _ingest(source: Path, out: Path, whisper: Path, env: dict | None = None) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", CHILD, "ingest", "--input", str(source), "--output", str(out),
+    return subprocess.Popen([sys.executable, "-c", CHILD, "ingest", "--data", str(source), "--out", str(out),
                              "--asr", str(whisper), "--limit", "asr_confidence=0"], cwd=ROOT, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                             env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})})

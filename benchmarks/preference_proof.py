@@ -55,7 +55,7 @@ def dpo_run(work: Path, data: dict, base: str, seed: int, temperature: float, pa
     started = time.time()
     info = build_pairs(_parser().parse_args([
         "pairs", "--model", base, "--data", str(data["prompts"]), "--out", str(work / f"pairs-{seed}"),
-        "--candidates", "8", "--temperature", str(temperature), "--max-new-tokens", str(TOKEN_LIMIT),
+        "--samples-per-prompt", "8", "--temperature", str(temperature), "--max-new-tokens", str(TOKEN_LIMIT),
         "--ras-win-len", "0", "--seed", str(seed), *pair_options]))
     sampled = time.time() - started
     summary = train(compose_config([*DPO, *TUNING, f"seed={seed}", f"model.name_or_path={base}",

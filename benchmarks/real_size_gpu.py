@@ -44,7 +44,7 @@ ROWS = {
                                                     "model.attn_implementation=flex_attention"), "cuda"),
     "DPO LoRA r16, bf16 base, 2 x 2,048": ("pairs", (*LORA, "model.weights_dtype=bf16", "objective=dpo"), None),
     "GRPO LoRA r16, bf16 base, G = 8": ("memory", (*LORA, "model.weights_dtype=bf16", "objective=grpo",
-                                                   "objective.group_size=8", "objective.max_new_tokens=250",
+                                                   "objective.samples_per_prompt=8", "objective.max_new_tokens=250",
                                                    "objective.kl_beta=0.04"), None),
 }
 

@@ -54,7 +54,7 @@ def write_dataset(folder: Path, size: int, demo: Path) -> Path:
                         "text": messages[2]["content"][0]["text"], "audio": f"clips/{clip}", "seconds": 2.0,
                         "messages": json.dumps(messages)})
     datasets.Dataset.from_list(records).save_to_disk(str(folder))
-    subprocess.run([sys.executable, "-m", "data_prep.cli", "encode", "--input", str(folder), "--model",
+    subprocess.run([sys.executable, "-m", "data_prep.cli", "encode", "--data", str(folder), "--model",
                     "builtin:tiny"], check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
     return folder
 

@@ -7,13 +7,15 @@ import os
 import sys
 
 from data_prep.sources import FORMATS
+from higgs_train.evaluate.judges import JUDGE_SETTINGS
 from higgs_train.runtime.errors import UserError, environment_fault
 from higgs_train.runtime.logs import log_to_console
+from higgs_train.runtime.renamed import renamed_spelling
 
 DESCRIPTION = """Prepare data and checkpoints for higgs-train. Typical flow:
-  higgs-prep convert ljspeech --input LJSpeech-1.1 --output data/lj     # checked 24 kHz clips + conversations
-  higgs-prep ingest --input recordings/ --output data/lj                # (or: raw recordings -> sliced, transcribed)
-  higgs-prep encode --input data/lj --model eustlb/higgs-v2             # audio codes cached once
+  higgs-prep convert ljspeech --data LJSpeech-1.1 --out data/lj     # checked 24 kHz clips + conversations
+  higgs-prep ingest --data recordings/ --out data/lj                # (or: raw recordings -> sliced, transcribed)
+  higgs-prep encode --data data/lj --model eustlb/higgs-v2          # audio codes cached once
   higgs-train recipe=voice_clone_lora data.path=data/lj"""
 
 
@@ -32,26 +34,26 @@ def _parser() -> argparse.ArgumentParser:
                     "input), hf "
                     "(a datasets folder with an Audio column: save_to_disk output or a local dataset), jsonl "
                     "(conversation rows: ours, or Higgs ChatML with audio_url). A speakers.json beside the input "
-                    "(speaker -> description) makes other speakers bad rows. Writes OUTPUT/ with a datasets dataset, "
-                    "clips/, rejected.jsonl (row, reason) and report.json; OUTPUT appears only when complete.")
+                    "(speaker -> description) makes other speakers bad rows. Writes OUT/ with a datasets dataset, "
+                    "clips/, rejected.jsonl (row, reason) and report.json; OUT appears only when complete.")
     convert.add_argument("format", choices=FORMATS)
-    convert.add_argument("--input", required=True, help="the source folder (or .jsonl file)")
-    convert.add_argument("--output", required=True, help="the dataset folder to write (use it as data.path)")
+    convert.add_argument("--data", required=True, help="the source folder (or .jsonl file)")
+    convert.add_argument("--out", required=True, help="the dataset folder to write (use it as data.path)")
     convert.add_argument("--on-bad-row", choices=("skip", "fail"), default="skip",
                          help="skip: report bad rows in rejected.jsonl and go on (default); fail: stop at the first")
     convert.add_argument("--min-seconds", type=float, default=0.3, help="shorter clips are bad rows (default 0.3)")
     convert.add_argument("--max-seconds", type=float, default=30.0, help="longer clips are bad rows (default 30)")
     convert.add_argument("--split", default="train", help="split to read from a DatasetDict (hf; default train)")
-    convert.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it already holds files")
+    convert.add_argument("--overwrite", action="store_true", help="replace OUT if it already holds files")
 
     encode = commands.add_parser(
         "encode", help="encode every clip of a dataset with the audio tokenizer once, into a resumable code cache",
-        description="Stores (8, T) codes as Arrow shards in INPUT/codes/<tokenizer fingerprint>/ (beside a JSONL "
+        description="Stores (8, T) codes as Arrow shards in DATA/codes/<tokenizer fingerprint>/ (beside a JSONL "
                     "file: in its folder). Re-running after an interrupt encodes only what is missing; another "
                     "tokenizer gets another folder. Training reads the cache by itself. Many processes: `torchrun "
                     "--nproc_per_node N -m data_prep.cli encode ...` (or accelerate launch; several nodes on a shared "
                     "file system): each takes every N-th clip and writes its own shards.")
-    encode.add_argument("--input", required=True, help="a higgs-prep convert folder or a conversation JSONL")
+    encode.add_argument("--data", required=True, help="a higgs-prep convert folder or a conversation JSONL")
     encode.add_argument("--model", required=True, help="model or audio-tokenizer checkpoint (hub id or folder)")
     encode.add_argument("--batch-size", type=int, default=8, help="clips of identical length encoded together")
     encode.add_argument("--shard-size", type=int, default=256, help="clips per committed shard")
@@ -67,11 +69,13 @@ def _parser() -> argparse.ArgumentParser:
                     "(an audiobook chapter): each clip then gets the span of it that its transcript matches. "
                     "Speaker: --speaker, else the first subfolder, else the folder's name. Every clip is kept or "
                     "rejected with its reasons (rejected/ keeps them listenable; see report.html). Resumable and "
-                    "content-keyed in OUTPUT.work (or --work): a re-run transcribes nothing twice. Many processes: "
+                    "content-keyed in OUT.work (or --work): a re-run transcribes nothing twice. Many processes: "
                     "`torchrun --nproc_per_node N -m data_prep.cli ingest ...`: each takes every N-th recording.")
-    ingest.add_argument("--input", required=True, help="a folder of recordings, or a text file listing them")
-    ingest.add_argument("--output", required=True, help="the dataset folder to write (use it as data.path)")
-    ingest.add_argument("--work", default=None, help="where resumable work is kept (default OUTPUT.work)")
+    source = ingest.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", help="a folder of recordings")
+    source.add_argument("--list", help="a text file listing recordings, one path a line")
+    ingest.add_argument("--out", required=True, help="the dataset folder to write (use it as data.path)")
+    ingest.add_argument("--work", default=None, help="where resumable work is kept (default OUT.work)")
     ingest.add_argument("--speaker", default=None, help="one speaker name for every recording")
     _scoring_arguments(ingest, asr_default="openai/whisper-large-v3-turbo")
     ingest.add_argument("--pad-seconds", type=float, default=0.1, help="context kept around the speech (default "
@@ -81,21 +85,21 @@ def _parser() -> argparse.ArgumentParser:
     ingest.add_argument("--peak-dbfs", type=float, default=-1.0, help="the peak ceiling of the gain (default -1)")
     ingest.add_argument("--speaker-model", default=None, help="speaker-embedding checkpoint (e.g. a local "
                         "microsoft/wavlm-base-plus-sv): scores each clip's distance from its speaker's centroid")
-    ingest.add_argument("--overwrite", action="store_true", help="replace OUTPUT if an earlier run wrote it")
+    ingest.add_argument("--overwrite", action="store_true", help="replace OUT if an earlier run wrote it")
 
     score = commands.add_parser(
         "score", help="the ingest quality scores and filtering on a dataset convert wrote",
-        description="Writes OUTPUT: the kept rows (clips copied), rejects under rejected/, scores.jsonl, "
+        description="Writes OUT: the kept rows (clips copied), rejects under rejected/, scores.jsonl, "
                     "rejected.jsonl, report.json and report.html. --asr adds each clip's ASR confidence and CER "
                     "against its transcript. The input is only read.")
-    score.add_argument("--input", required=True, help="a higgs-prep convert (or ingest) folder")
-    score.add_argument("--output", required=True, help="the filtered dataset folder to write")
+    score.add_argument("--data", required=True, help="a higgs-prep convert (or ingest) folder")
+    score.add_argument("--out", required=True, help="the filtered dataset folder to write")
     _scoring_arguments(score, asr_default=None)
-    score.add_argument("--overwrite", action="store_true", help="replace OUTPUT if an earlier run wrote it")
+    score.add_argument("--overwrite", action="store_true", help="replace OUT if an earlier run wrote it")
 
     pairs = commands.add_parser(
         "pairs", help="preference pairs for objective=dpo from the model's own judged samples",
-        description="Samples --candidates answers per prompt of --data (its --task conversations) from --model "
+        description="Samples --samples-per-prompt answers per prompt of --data (its --task conversations) from --model "
                     "(+ --adapter), judges each (stop, duration, trailing silence, loops; WER / speaker similarity "
                     "with --asr-model / --speaker-model) and keeps at most one chosen/rejected pair per prompt by "
                     "--rule (see data_prep/judged_pairs.py). Candidates are cached under the data's code cache: an "
@@ -105,7 +109,7 @@ def _parser() -> argparse.ArgumentParser:
     pairs.add_argument("--data", required=True, help="a conversation JSONL or a higgs-prep convert folder")
     pairs.add_argument("--task", default="smart_voice", help="how its rows become prompts (default smart_voice)")
     pairs.add_argument("--out", required=True, help="the pairs folder to write")
-    pairs.add_argument("--candidates", type=int, default=6, help="samples per prompt (default 6)")
+    pairs.add_argument("--samples-per-prompt", type=int, default=6, help="candidates sampled per prompt (default 6)")
     pairs.add_argument("--temperature", type=float, default=0.8, help="sampling temperature (default 0.8)")
     pairs.add_argument("--max-new-tokens", type=int, default=500, help="the token limit a candidate may run to")
     pairs.add_argument("--ras-win-len", type=int, default=7, help="repetition-aware sampling window; 0 turns it off")
@@ -119,8 +123,9 @@ def _parser() -> argparse.ArgumentParser:
     pairs.add_argument("--max-loop-share", type=float, default=0.2, help="hard judge on repeated-frame loops")
     pairs.add_argument("--max-trailing-silence", type=float, default=0.3, help="hard judge on trailing silence")
     pairs.add_argument("--max-chosen-wer", type=float, default=0.1, help="a chosen answer's WER at most (measured)")
-    pairs.add_argument("--asr-model", default=None, help="ASR judge (e.g. a local openai/whisper-large-v3)")
-    pairs.add_argument("--speaker-model", default=None, help="speaker judge (e.g. microsoft/wavlm-base-plus-sv)")
+    for setting, judge in JUDGE_SETTINGS.items():  # --asr-model, --speaker-model
+        pairs.add_argument(f"--{setting.removeprefix('eval.').replace('_', '-')}", default=None,
+                           help=f"the {judge.measures} judge (e.g. a local {judge.example})")
     pairs.add_argument("--language", default="en", choices=("en", "zh"), help="how WER tokenizes")
     pairs.add_argument("--device", default="cpu", help="torch device (cpu, cuda, cuda:1, ...)")
 
@@ -177,36 +182,36 @@ def _print_outcome(report: dict, output: str) -> None:
     print(f"higgs-prep: kept {report['kept']} clips ({report['audio_seconds'] / 3600:.2f} h), rejected "
           f"{report['rejected']} ({why}){bad}; listenable in {output}/rejected, listed in {output}/rejected.jsonl\n"
           f"higgs-prep: the dataset is in {output}; look at {output}/report.html to choose the limits\n"
-          f"higgs-prep: next: higgs-prep encode --input {output} --model MODEL (the checkpoint to train)")
+          f"higgs-prep: next: higgs-prep encode --data {output} --model MODEL (the checkpoint to train)")
 
 
 def _run(args: argparse.Namespace) -> None:
     if args.command == "convert":
         from data_prep.convert import convert
 
-        report = convert(args.format, args.input, args.output, args.on_bad_row, args.min_seconds, args.max_seconds,
+        report = convert(args.format, args.data, args.out, args.on_bad_row, args.min_seconds, args.max_seconds,
                          args.split, args.overwrite)
         total = report["kept"] + report["rejected"]
         why = ", ".join(f"{n} {reason}" for reason, n in report["rejected_by_reason"].items())
-        rejected = f"; rejected {report['rejected']} ({why}), listed in {args.output}/rejected.jsonl" \
+        rejected = f"; rejected {report['rejected']} ({why}), listed in {args.out}/rejected.jsonl" \
             if report["rejected"] else "; none rejected"
         audio = f"{report['audio_seconds']:.1f} s of audio"
         print(f"higgs-prep: kept {report['kept']} of {total} rows ({audio}){rejected}\n"
-              f"higgs-prep: the dataset is in {args.output} (numbers in {args.output}/report.json)\n"
-              f"higgs-prep: next: higgs-prep encode --input {args.output} --model MODEL (the checkpoint to train)")
+              f"higgs-prep: the dataset is in {args.out} (numbers in {args.out}/report.json)\n"
+              f"higgs-prep: next: higgs-prep encode --data {args.out} --model MODEL (the checkpoint to train)")
     elif args.command == "ingest":
         from data_prep.ingest import ingest
 
-        counts = ingest(args.input, args.output, _settings(args), args.speaker, args.work, args.overwrite)
+        counts = ingest(args.data or args.list, args.out, _settings(args), args.speaker, args.work, args.overwrite)
         if "report" in counts:
-            _print_outcome(counts["report"], args.output)
+            _print_outcome(counts["report"], args.out)
         else:
             print(f"higgs-prep: process {counts['process']} finished its recordings ({counts['transcribed_now']} "
                   "clips transcribed now); the last process to finish writes the dataset")
     elif args.command == "score":
         from data_prep.score import score_dataset
 
-        _print_outcome(score_dataset(args.input, args.output, _settings(args), args.overwrite), args.output)
+        _print_outcome(score_dataset(args.data, args.out, _settings(args), args.overwrite), args.out)
     elif args.command == "encode":
         from data_prep.encode import encode_dataset
         from higgs_train.builtins import assets
@@ -216,12 +221,12 @@ def _run(args: argparse.Namespace) -> None:
         if device == "cuda" and "LOCAL_RANK" in os.environ:  # under a launcher: each process its own GPU
             device = f"cuda:{os.environ['LOCAL_RANK']}"
         tokenizer = load_audio_tokenizer(assets.resolve(args.model)).to(device)
-        report = encode_dataset(assets.resolve(args.input), tokenizer, args.batch_size, args.shard_size)
+        report = encode_dataset(assets.resolve(args.data), tokenizer, args.batch_size, args.shard_size)
         unreadable = f"; skipped {len(report['unreadable'])} that cannot be read (listed in the report)" \
             if report["unreadable"] else ""
         print(f"higgs-prep: encoded {report['encoded']} of {report['clips']} clips ({report['already_cached']} were "
               f"cached already){unreadable}; codes in {report['cache']} (numbers in encode_report.json there)\n"
-              f"higgs-prep: next: higgs-train recipe=voice_clone_lora data.path={args.input} "
+              f"higgs-prep: next: higgs-train recipe=voice_clone_lora data.path={args.data} "
               f"model.name_or_path={args.model}")
     elif args.command == "pairs":
         from data_prep.judged_pairs import build_pairs
@@ -249,6 +254,10 @@ def _run(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    renamed = renamed_spelling("higgs-prep", sys.argv[1:] if argv is None else argv)
+    if renamed:
+        print(f"higgs-prep: error: {renamed}", file=sys.stderr)
+        sys.exit(2)
     args = _parser().parse_args(argv)
     log_to_console("higgs-prep")
     try:
@@ -257,8 +266,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"higgs-prep: error: {error}", file=sys.stderr)
         sys.exit(2)
     except OSError as error:
-        line = environment_fault(error, "free space there, or write to another folder (--output / --out; the code "
-                                        "cache lives beside --input)")
+        line = environment_fault(error, "free space there, or write to another folder (--out; the code cache lives "
+                                        "beside --data)")
         if line is None:
             raise
         print(f"higgs-prep: error: {line}", file=sys.stderr)

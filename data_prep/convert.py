@@ -99,11 +99,11 @@ def convert(kind: str, source: str | Path, output: str | Path, on_bad_row: str =
     """Writes `output/` (dataset + clips/ + rejected.jsonl + report.json) and returns the report."""
     source, output = Path(source), Path(output)
     if output.resolve() == source.resolve() or output.resolve() in source.resolve().parents:
-        raise ConvertError(f"--output {output} holds the input {source}, which a conversion must never replace; "
+        raise ConvertError(f"--out {output} holds the input {source}, which a conversion must never replace; "
                            "write the dataset to a folder of its own")
     if output.exists() and not overwrite and (not output.is_dir() or any(output.iterdir())):
-        raise ConvertError(f"{output}: already exists and is not empty; choose another --output or add --overwrite")
-    ownership.check_replaceable(output, "prepared-dataset", "--output", also_ours=("codes/*",))  # encode's cache
+        raise ConvertError(f"{output}: already exists and is not empty; choose another --out or add --overwrite")
+    ownership.check_replaceable(output, "prepared-dataset", "--out", also_ours=("codes/*",))  # encode's cache
     if kind == "ljspeech":
         logger.log(NOTICE, f"ljspeech: every row is one speaker, named after the folder ({source.name!r}); for "
                            "several voices use audiofolder or hf with a speaker column, or jsonl with \"speaker\"")

@@ -5,7 +5,7 @@ clips cut at pauses (`slicing`); each clip normalised to the target loudness (`l
 given its span of the recording's own text where there is one (`known_text`) and scored (`CLIP_METRICS`); then
 the whole set is judged (`quality`) and every clip is kept or rejected with its reasons, rejects kept listenable.
 
-The work is content-keyed and resumable. Under the work folder (`OUTPUT.work` unless `--work`): each finished
+The work is content-keyed and resumable. Under the work folder (`OUT.work` unless `--work`): each finished
 recording's result (`recordings/<key>.json`, the key a hash of its bytes and the cutting settings), its clips, and
 every transcript (`asr/<hash of the clip's audio and the recogniser>.json`, written as it is made). Killed half way,
 a re-run redoes only unfinished recordings and transcribes no clip twice. Under a launcher (`torchrun
@@ -250,7 +250,7 @@ def _names(recordings: list[Recording], source: Path) -> list[str]:
 
 def _assemble(recordings: list[Recording], keys: list[str], source: Path, work: Path, output: Path,
               settings: Settings, empty_folders: list[Path]) -> dict:
-    """Writes OUTPUT (dataset + clips/ + rejected/ + scores.jsonl + rejected.jsonl + report.json + report.html)."""
+    """Writes OUT (dataset + clips/ + rejected/ + scores.jsonl + rejected.jsonl + report.json + report.html)."""
     from data_prep.data_report import write_data_report, write_listings
 
     results = [json.loads(_result_path(work, key).read_text()) for key in keys]
@@ -313,16 +313,16 @@ def _assembly_lock(work: Path):
 
 def ingest(source: str | Path, output: str | Path, settings: Settings, speaker: str | None = None,
            work: str | Path | None = None, overwrite: bool = False) -> dict:
-    """Ingests this process's share; writes OUTPUT when every recording is done. Returns counts (and `report`
+    """Ingests this process's share; writes OUT when every recording is done. Returns counts (and `report`
     when this process wrote the dataset)."""
     source, output = Path(source), Path(output)
     work = Path(work) if work else default_work_folder(output)
     if output.exists() and not overwrite and (not output.is_dir() or any(output.iterdir())):
-        raise IngestError(f"{output}: already exists and is not empty; choose another --output or add --overwrite")
-    ownership.check_replaceable(output, "prepared-dataset", "--output", also_ours=("codes/*",))  # encode's cache
+        raise IngestError(f"{output}: already exists and is not empty; choose another --out or add --overwrite")
+    ownership.check_replaceable(output, "prepared-dataset", "--out", also_ours=("codes/*",))  # encode's cache
     ownership.check_resumable(work, "ingest-work", "--work")
     if output.resolve() in (source.resolve(), *source.resolve().parents):
-        raise IngestError(f"--output {output} holds the input {source}; write the dataset to a folder of its own")
+        raise IngestError(f"--out {output} holds the input {source}; write the dataset to a folder of its own")
     recordings, empty_folders = find_recordings(source, speaker)
     work.mkdir(parents=True, exist_ok=True)
     if not (work / ownership.MARKER).is_file():

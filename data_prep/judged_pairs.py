@@ -45,17 +45,16 @@ from higgs_train.data.collator import ConversationCollator, prompt_messages
 from higgs_train.data.conversations import dataset_root
 from higgs_train.data.loader import task_conversations
 from higgs_train.data.pair_table import REFERENCE_FILES, write_pairs
-from higgs_train.data.tasks.layout import last_user_text, target_audio
-from higgs_train.evaluate.judges import Judges
-from higgs_train.evaluate.metrics import Sample, measure
-from higgs_train.evaluate.sample_metrics import expected_frames_from_text
-from higgs_train.evaluate.samples import generate_codes, reference_voice
+from higgs_train.evaluate.judge_answer import AnswerJudge
+from higgs_train.evaluate.judges import JUDGE_SETTINGS, Judges
+from higgs_train.evaluate.samples import generate_codes
 from higgs_train.model.loading import checkpoint_identity, load_for_inference
 from higgs_train.runtime import atomic, ownership
 from higgs_train.runtime.errors import UserError
 from higgs_train.runtime.progress import progress_bar
 
 RULES = ("hard-then-soft", "pareto")
+JUDGE_KEYS = tuple(setting.removeprefix("eval.") for setting in JUDGE_SETTINGS)  # --asr-model as options.asr_model
 
 
 class PairsError(UserError):
@@ -175,9 +174,10 @@ def _sampling(options) -> OmegaConf:
     eval_defaults = OmegaConf.load(CONFIG_DIR / "eval" / "default.yaml")
     return OmegaConf.merge(eval_defaults, {"do_sample": True, "temperature": options.temperature,
                                            "max_new_tokens": options.max_new_tokens,
-                                           "ras_win_len": options.ras_win_len or None, "batch_size": options.candidates,
-                                           "asr_model": options.asr_model, "speaker_model": options.speaker_model,
-                                           "language": options.language})
+                                           "ras_win_len": options.ras_win_len or None,
+                                           "batch_size": options.samples_per_prompt,
+                                           "language": options.language,
+                                           **{key: getattr(options, key) for key in JUDGE_KEYS}})
 
 
 def _greedy(sampling) -> OmegaConf:
@@ -189,10 +189,10 @@ def check_options(options) -> None:
     """Options that cannot make pairs, refused in one line before any weight loads."""
     if options.rule not in RULES:
         raise PairsError(f"--rule {options.rule}: use one of {list(RULES)}")
-    if options.candidates < 2:
+    if options.samples_per_prompt < 2:
         greedy = " (--with-greedy's greedy answer is one of them)" if options.with_greedy else ""
-        raise PairsError(f"--candidates {options.candidates}: a pair needs two answers{greedy}; give --candidates 2 "
-                         "or more")
+        raise PairsError(f"--samples-per-prompt {options.samples_per_prompt}: a pair needs two answers{greedy}; give "
+                         "--samples-per-prompt 2 or more")
     positive = {"--max-new-tokens": options.max_new_tokens, "--temperature": options.temperature}
     at_least_zero = {"--ras-win-len": options.ras_win_len, "--limit": options.limit, "--seed": options.seed,
                      "--max-chosen-wer": options.max_chosen_wer}
@@ -230,7 +230,7 @@ def build_pairs(options) -> dict:
     sampling = _sampling(options)
     judges = Judges.load(sampling)
     cache = CandidateCache(dataset_root(data_path) / "codes" / tokenizer_fingerprint(audio_tokenizer) / "candidates")
-    frame_rate = audio_tokenizer.config.frame_rate
+    judge = AnswerJudge(audio_tokenizer, sampling, judges)
     settings = OmegaConf.to_container(sampling)
     identity = [checkpoint_identity(model_path, options.adapter),
                 {k: settings[k] for k in ("do_sample", "temperature", "max_new_tokens", "ras_win_len",
@@ -244,8 +244,8 @@ def build_pairs(options) -> dict:
         if entry is None:
             # seeded by the prompt and --seed alone: the same model in another folder samples the same candidates
             torch.manual_seed(int(_key(prompt_key, options.seed)[:8], 16))
-            generated = generate_codes(model, collator, [conversation] * (options.candidates - options.with_greedy),
-                                       sampling)
+            sampled_here = options.samples_per_prompt - options.with_greedy
+            generated = generate_codes(model, collator, [conversation] * sampled_here, sampling)
             if options.with_greedy:
                 generated = generate_codes(model, collator, [conversation], _greedy(sampling)) + generated
             entry = {"codes": [c.numpy() for c, _ in generated], "stopped": [bool(s) for _, s in generated],
@@ -253,8 +253,9 @@ def build_pairs(options) -> dict:
             sampled += 1
         judged_by = json.dumps(judges.names(), sort_keys=True)
         if entry["judged"].get("by") != judged_by:
-            entry["judged"] = {"by": judged_by, "records": _judge(entry, conversation, audio_tokenizer, judges,
-                                                                  frame_rate, sampling)}
+            entry["judged"] = {"by": judged_by, "records": [
+                judge(conversation, torch.from_numpy(codes.astype(np.int64)), stopped)
+                for codes, stopped in zip(entry["codes"], entry["stopped"])]}
             cache.save(key, entry)
         records = entry["judged"]["records"]
         chosen = pair_rule(records, options)
@@ -269,14 +270,15 @@ def build_pairs(options) -> dict:
                       "scores": {"chosen": records[best], "rejected": records[worst], "rule": why}})
         clips += [entry["codes"][best], entry["codes"][worst]]
     info = {"model": options.model, "adapter": options.adapter, "data": str(data_path), "task": options.task,
-            "prompts": count, "candidates": options.candidates, "sampled_now": sampled, "sampling": settings,
+            "prompts": count, "samples_per_prompt": options.samples_per_prompt, "sampled_now": sampled,
+            "sampling": settings,
             "rule": options.rule, "thresholds": {"duration_band": list(options.duration_band),
                                                  "max_loop_share": options.max_loop_share,
                                                  "max_trailing_silence": options.max_trailing_silence,
                                                  "max_chosen_wer": options.max_chosen_wer},
             "judges": judges.names(), "no_pair": reasons, "data_left_out": skipped}
     if not pairs:
-        raise PairsError(f"no pair from {count} prompts ({reasons}); sample more candidates (--candidates), at "
+        raise PairsError(f"no pair from {count} prompts ({reasons}); sample more candidates (--samples-per-prompt), at "
                          "another --temperature, or widen the hard judges (--duration-band)")
     write_pairs(out, pairs, clips, info)
     return {**info, "pairs": len(pairs), "out": str(out)}
@@ -295,22 +297,3 @@ def _stored_prompt(messages: list[dict], clips: list) -> list[dict]:
         stored.append({**message, "content": content})
     return stored
 
-
-def _judge(entry: dict, conversation: dict, audio_tokenizer, judges, frame_rate, sampling) -> list[dict]:
-    """The registry's record of each candidate, against the clip the prompt was made from."""
-    target = (target_audio(conversation["messages"]) or {}).get("codes")
-    text = last_user_text(conversation["messages"])
-    expected = float(target.shape[1]) if target is not None else expected_frames_from_text(
-        text, frame_rate, sampling.chars_per_second)
-    reference = reference_voice(conversation) if judges.speaker is not None else None
-    device = next(audio_tokenizer.parameters()).device
-    records = []
-    for codes, stopped in zip(entry["codes"], entry["stopped"]):
-        codes = torch.from_numpy(codes.astype(np.int64))
-        waveform = audio_tokenizer.decode(codes[None].to(device)).audio_values[0, 0].float().cpu().numpy() \
-            if codes.shape[1] else np.zeros(0, np.float32)
-        sample = Sample(codes=codes, stopped=stopped, waveform=waveform, text=text, expected_frames=expected,
-                        frame_rate=frame_rate, silence_db=sampling.silence_db, target_codes=target,
-                        reference=reference, language=sampling.language)
-        records.append(measure(sample, judges))
-    return records

@@ -54,11 +54,11 @@ def find_recordings(source: str | Path, speaker: str | None) -> tuple[list[Recor
         holding = {parent for p in paths for parent in p.parents}
         empty_folders = sorted(p for p in source.rglob("*") if p.is_dir() and p not in holding)
     else:
-        raise FileNotFoundError(f"{source}: no such folder or list file; --input takes a folder of recordings or a "
-                                "text file with one recording path a line")
+        raise FileNotFoundError(f"{source}: no such folder or list file; --data takes a folder of recordings, --list "
+                                "a text file with one recording path a line")
     if not paths:
         raise FileNotFoundError(f"{source}: no audio files ({', '.join(sorted(AUDIO_SUFFIXES))}) found; point "
-                                "--input at the folder that holds the recordings")
+                                "--data at the folder that holds the recordings")
     recordings = []
     for path in sorted(paths):
         relative = path.relative_to(root) if root is not None else None

@@ -33,8 +33,8 @@ def score_dataset(source: str | Path, output: str | Path, settings, overwrite: b
     if not is_prepared_dataset(source):
         raise UserError(f"{source}: not a dataset written by higgs-prep convert or ingest; convert it first")
     if output.exists() and not overwrite and (not output.is_dir() or any(output.iterdir())):
-        raise UserError(f"{output}: already exists and is not empty; choose another --output or add --overwrite")
-    ownership.check_replaceable(output, "prepared-dataset", "--output", also_ours=("codes/*",))  # encode's cache
+        raise UserError(f"{output}: already exists and is not empty; choose another --out or add --overwrite")
+    ownership.check_replaceable(output, "prepared-dataset", "--out", also_ours=("codes/*",))  # encode's cache
     rows = datasets.load_from_disk(str(source)).to_list()
     transcriber = load_transcriber(settings.asr, settings.language, settings.batch_size) if settings.asr else None
     clips, bad = [], []

@@ -23,9 +23,10 @@ TUNING = ["trainer.precision=fp32", "trainer.device=cpu", "eval.every_n_steps=nu
           "eval.val_size=0", "trainer.save_every_n_steps=null", "peft.modules_to_save=[audio_lm_head]",
           "trainer.log_every_n_steps=5"]
 DPO = ["recipe=dpo_lora", "optim.lr=1e-3", "objective.beta=0.01", "objective.sft_weight=2.0", "trainer.max_steps=60"]
-GRPO = ["recipe=grpo_lora", "task=smart_voice", "optim.lr=2e-3", "optim.max_grad_norm=1.0", "objective.group_size=4",
-        "objective.temperature=0.7", f"objective.max_new_tokens={TOKEN_LIMIT}", "objective.kl_beta=0.04",
-        "objective.rewards.duration=2.0", "objective.rewards.loops=2.0", "trainer.max_steps=80"]
+GRPO = ["recipe=grpo_lora", "task=smart_voice", "optim.lr=2e-3", "optim.max_grad_norm=1.0",
+        "objective.samples_per_prompt=4", "objective.temperature=0.7", f"objective.max_new_tokens={TOKEN_LIMIT}",
+        "objective.kl_beta=0.04",
+        "objective.rewards.duration_error=2.0", "objective.rewards.loop_share=2.0", "trainer.max_steps=80"]
 
 
 FOLDERS = {"base": "base_data", "prompts": "prompts", "held_out": "held_out"}

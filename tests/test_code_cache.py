@@ -122,7 +122,7 @@ def test_killed_encode_resumes_to_the_cache_of_an_uninterrupted_run(demo_copy, t
     shutil.copytree(demo_copy, uninterrupted)
     encode_dataset(uninterrupted / "train.jsonl", processor.audio_tokenizer, shard_size=1)
 
-    command = [sys.executable, "-m", "data_prep.cli", "encode", "--input", str(demo_copy / "train.jsonl"),
+    command = [sys.executable, "-m", "data_prep.cli", "encode", "--data", str(demo_copy / "train.jsonl"),
                "--model", str(tiny_checkpoint), "--shard-size", "1", "--batch-size", "1"]
     cache = CodeCache(demo_copy, tokenizer_fingerprint(processor.audio_tokenizer))
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -153,7 +153,7 @@ def test_two_encode_processes_give_the_one_process_cache_even_when_one_dies(demo
     uninterrupted = tmp_path / "clean"
     shutil.copytree(demo_copy, uninterrupted)
     encode_dataset(uninterrupted / "train.jsonl", processor.audio_tokenizer, shard_size=4)
-    command = [sys.executable, "-m", "data_prep.cli", "encode", "--input", str(demo_copy / "train.jsonl"),
+    command = [sys.executable, "-m", "data_prep.cli", "encode", "--data", str(demo_copy / "train.jsonl"),
                "--model", str(tiny_checkpoint), "--shard-size", "1", "--batch-size", "1"]
 
     def launch(rank):

@@ -47,4 +47,4 @@ def test_help_lists_each_key_with_its_type_default_and_help():
                             text=True, timeout=120)
     assert result.returncode == 0 and "== Configuration groups ==" in result.stdout
     assert "  optim.lr: float = 0.0001\n      the peak learning rate" in result.stdout
-    assert "  objective.group_size: int = 8\n      answers sampled per prompt" in result.stdout
+    assert "  objective.samples_per_prompt: int = 8\n      answers sampled per prompt" in result.stdout

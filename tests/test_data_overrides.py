@@ -10,14 +10,14 @@ from omegaconf import OmegaConf
 
 from higgs_train.data.conversations import DataError, load_rows
 from higgs_train.data.overrides import append_override
-from higgs_train.data.table import open_table
+from higgs_train.data.table_build import open_table
 
 
 def _training_rows(path, tokenizer) -> dict[str, str]:
     """id -> transcript of each row of the training table built for `path`."""
     cfg = OmegaConf.create({"path": str(path), "max_examples": None, "min_seconds": 0.3, "max_seconds": 30.0,
                             "on_bad_row": "fail", "encode_batch_size": 8})
-    table = open_table(cfg, tokenizer, show_progress=False)
+    table = open_table(cfg.path, cfg, tokenizer)
     rows = [table.row(i, tensors=False) for i in range(len(table))]
     return {r["id"]: [m for m in r["messages"] if m["role"] == "user"][-1]["content"][0]["text"] for r in rows}
 

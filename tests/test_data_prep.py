@@ -164,7 +164,7 @@ def test_fail_policy_stops_at_the_first_bad_row_with_one_line(hostile_folder, tm
         convert("audiofolder", hostile_folder, tmp_path / "out", on_bad_row="fail")
     assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out.partial-*"))
     with pytest.raises(SystemExit) as exit_info:
-        prep_main(["convert", "audiofolder", "--input", str(hostile_folder), "--output", str(tmp_path / "o"),
+        prep_main(["convert", "audiofolder", "--data", str(hostile_folder), "--out", str(tmp_path / "o"),
                    "--on-bad-row", "fail"])
     assert exit_info.value.code == 2
     stderr = capsys.readouterr().err

@@ -15,7 +15,14 @@ from safetensors.torch import load_file
 from transformers import AutoConfig
 
 from higgs_train.builtins.assets import resolve
-from higgs_train.commands.eval import COLUMNS, EVAL_KEYS, _defaults, check_lengths, evaluate_model, variants
+from higgs_train.commands.eval import (
+    EVAL_KEYS,
+    _defaults,
+    check_lengths,
+    evaluate_model,
+    utterance_columns,
+    variants,
+)
 from higgs_train.commands.eval import main as eval_main
 from higgs_train.commands.eval import run as run_eval
 from higgs_train.commands.export import export
@@ -181,4 +188,5 @@ def test_an_exported_adapter_and_the_adapter_as_training_held_it_give_identical_
                              Judges())
     assert len(exported) == len(records) == 6
     for row, record in zip(exported, records):
-        assert {k: row[k] for k in COLUMNS[1:-1]} == {k: str(record.get(k, "")) for k in COLUMNS[1:-1]}
+        assert {k: row[k] for k in utterance_columns()[1:-1]} == {k: str(record.get(k, "")) for k in
+                                                                 utterance_columns()[1:-1]}

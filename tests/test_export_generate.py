@@ -113,10 +113,9 @@ def test_export_of_an_unfinished_run_says_what_to_export_instead(tmp_path, monke
 ], ids=["smart_voice", "multi_speaker", "voice_clone", "multi_speaker_clone"])
 def test_generate_writes_a_wav_for_each_workflow(workflow, tmp_path, demo_dir, tiny_checkpoint, monkeypatch):
     monkeypatch.chdir(demo_dir)  # reference paths relative to the working directory, as a user types them
-    out = tmp_path / "out.wav"
-    records = generate({**_defaults(), **workflow, "model": str(tiny_checkpoint), "out": str(out),
+    records = generate({**_defaults(), **workflow, "model": str(tiny_checkpoint), "out": str(tmp_path),
                         "max_new_tokens": 20})
-    waveform, rate = sf.read(out)
+    waveform, rate = sf.read(tmp_path / "speech.wav")  # one text: <out>/<id>.wav, id=speech
     assert rate == 24000 and len(records) == 1 and len(waveform) == records[0]["frames"] * 960 > 0
 
 
@@ -129,7 +128,7 @@ def test_generate_cli_takes_a_prompts_file_and_an_adapter(tmp_path, demo_dir, ti
                        f'{{"id": "two", "text": "Two.", "reference_audio": "{demo_dir}/clips/alice_01.wav", '
                        '"reference_text": "Hello."}\n{"text": "Three."}\n')
     result = subprocess.run([sys.executable, "-m", "higgs_train.commands.generate", f"model={tiny_checkpoint}",
-                             f"adapter={run_dir / 'adapter'}", f"prompts={prompts}", f"out_dir={tmp_path / 'wavs'}",
+                             f"adapter={run_dir / 'adapter'}", f"list={prompts}", f"out={tmp_path / 'wavs'}",
                              "max_new_tokens=20", "batch_size=2"], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert sorted(p.name for p in (tmp_path / "wavs").glob("*.wav")) == ["one.wav", "prompt_3.wav", "two.wav"]

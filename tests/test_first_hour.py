@@ -28,7 +28,7 @@ def _exit(main, argv, monkeypatch=None):
 
 
 def test_builtin_tiny_and_demo_are_one_spelling_in_every_tool(demo_dir, capsys, monkeypatch):
-    prep_main(["encode", "--input", "builtin:demo", "--model", "builtin:tiny"])
+    prep_main(["encode", "--data", "builtin:demo", "--model", "builtin:tiny"])
     said = capsys.readouterr().out.splitlines()
     assert said[0].startswith("higgs-prep: encoded 0 of 28 clips (28 were cached already); codes in "
                               f"{demo_dir}/codes/")  # words, not a JSON dump; the numbers are in a file for scripts
@@ -36,7 +36,7 @@ def test_builtin_tiny_and_demo_are_one_spelling_in_every_tool(demo_dir, capsys, 
         "model.name_or_path=builtin:tiny"
     report = json.loads(next((demo_dir / "codes").glob("*/encode_report.json")).read_text())
     assert report["clips"] == 28 and report["cache"].startswith(str(demo_dir))
-    assert _exit(prep_main, ["encode", "--input", "builtin:demo", "--model", "tiny"]) == 2
+    assert _exit(prep_main, ["encode", "--data", "builtin:demo", "--model", "tiny"]) == 2
     assert "the built-in test checkpoint is spelled builtin:tiny in every tool" in capsys.readouterr().err
     assert _exit(generate_main, ["model=tiny", "text=Hi"], monkeypatch) == 2
     assert "spelled builtin:tiny" in capsys.readouterr().err

@@ -11,13 +11,14 @@ import torch
 from accelerate import Accelerator
 
 from higgs_train.config import ConfigError, run_config
+from higgs_train.evaluate import judge_answer
 from higgs_train.model.loss import MODEL_INPUTS, per_conversation, target_logprobs
 from higgs_train.model.trainable import build_trainable_model
 from higgs_train.objectives import build_objective
 from higgs_train.objectives import grpo as grpo_module
 from higgs_train.train.sources import resolve_sources
 
-OVERRIDES = ["recipe=grpo_smoke", "objective.group_size=2", "trainer.batch_size=1",
+OVERRIDES = ["recipe=grpo_smoke", "objective.samples_per_prompt=2", "trainer.batch_size=1",
              "peft.modules_to_save=[audio_lm_head]"]
 
 
@@ -68,8 +69,8 @@ def test_the_better_rewarded_answer_gains_log_probability_after_one_step(grpo, m
         after = _logps(model, batch, model.config)
     assert after[0] > before[0] and after[1] < before[1]
     report = objective.report(sums, window)
-    assert report["reward_stop"] == 0.5  # the default reward: stop + duration + loops, each weighted 1
-    assert report["reward"] == pytest.approx(0.5 + report["reward_duration"] + report["reward_loops"])
+    assert report["reward_stopped"] == 0.5  # the default reward: stopped + duration_error + loop_share, each weighted 1
+    assert report["reward"] == pytest.approx(0.5 + report["reward_duration_error"] + report["reward_loop_share"])
     assert report["clip_fraction"] == 0.0 and 0 < report["generation_share"] <= 1
 
 
@@ -81,7 +82,7 @@ def test_with_the_same_reward_for_every_answer_only_the_kl_term_moves_the_model(
                 parameter.normal_(0, 0.05)
     target = prompt["messages"][-1]["content"][0]["codes"]
     _fixed_answers(monkeypatch, [(target.clone(), True), (target[:, :-3].clone(), True)])
-    monkeypatch.setattr(grpo_module, "rewards_of", lambda record: {"stop": 1.0, "duration": 0.5})
+    monkeypatch.setattr(grpo_module, "rewards_of", lambda record: {"stopped": 1.0, "duration_error": 0.5})
     window = objective.prepare(model, [[prompt]])
     batch = window.batches[0]
     assert batch["advantages"].abs().max() == 0
@@ -101,7 +102,7 @@ def test_with_the_same_reward_for_every_answer_only_the_kl_term_moves_the_model(
         torch.testing.assert_close(mine, theirs, atol=1e-6, rtol=1e-4)
     model.zero_grad()
     cfg, model, objective, prompt = grpo("objective.kl_beta=0.5")  # policy == reference: nothing moves at all
-    monkeypatch.setattr(grpo_module, "rewards_of", lambda record: {"stop": 1.0, "duration": 0.5})
+    monkeypatch.setattr(grpo_module, "rewards_of", lambda record: {"stopped": 1.0, "duration_error": 0.5})
     window = objective.prepare(model, [[prompt]])
     objective.loss(model, window.batches[0], window)[0].backward()
     assert all(p.grad is None or p.grad.abs().max() == 0 for p in model.parameters() if p.requires_grad)
@@ -110,17 +111,17 @@ def test_with_the_same_reward_for_every_answer_only_the_kl_term_moves_the_model(
 def test_a_judge_that_raises_or_gives_nan_costs_that_answer_its_reward_and_is_counted(grpo, monkeypatch, caplog):
     cfg, model, objective, prompt = grpo()
     _fixed_answers(monkeypatch, _answers(prompt))
-    real = grpo_module.measure
+    real = judge_answer.measure
     calls = {"n": 0}
 
-    def flaky(sample, judges):
+    def flaky(sample, judges, names):
         calls["n"] += 1
         if calls["n"] == 1:
             raise RuntimeError("the ASR server went away")
-        record = real(sample, judges)
+        record = real(sample, judges, names)
         return {**record, "duration_error": float("nan")} if calls["n"] == 2 else record
 
-    monkeypatch.setattr(grpo_module, "measure", flaky)
+    monkeypatch.setattr(judge_answer, "measure", flaky)
     window = objective.prepare(model, [[prompt]])
     assert window.info["reward"] == 0.0 and objective.failed_judgements == 2
     warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
@@ -129,8 +130,8 @@ def test_a_judge_that_raises_or_gives_nan_costs_that_answer_its_reward_and_is_co
 
 
 def test_grpo_config_mistakes_are_one_line(compose_config):
-    with pytest.raises(ConfigError, match=r"objective.group_size=1 must be an integer >= 2"):
-        run_config(compose_config("recipe=grpo_smoke", "objective.group_size=1"))
+    with pytest.raises(ConfigError, match=r"objective.samples_per_prompt=1 must be an integer >= 2"):
+        run_config(compose_config("recipe=grpo_smoke", "objective.samples_per_prompt=1"))
     with pytest.raises(ConfigError, match=r"objective.rewards has \['style'\]"):
         run_config(compose_config("recipe=grpo_smoke", "+objective.rewards.style=1"))
 
@@ -144,7 +145,7 @@ def test_grpo_smoke_runs_end_to_end(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [1, 2, 3, 4]
-    assert {"reward", "reward_stop", "reward_duration", "reward_spread_in_groups", "kl", "clip_fraction",
+    assert {"reward", "reward_stopped", "reward_duration_error", "reward_spread_in_groups", "kl", "clip_fraction",
             "generation_share", "judge_failures"} <= records[0].keys()
     assert (run_dir / "adapter" / "adapter_config.json").is_file()
 
@@ -158,7 +159,7 @@ def test_a_resumed_grpo_run_samples_and_trains_as_the_uninterrupted_one(compose_
     train(compose_config(*run), tmp_path / "whole")
     train(compose_config(*run, "trainer.max_steps=2"), tmp_path / "resumed")
     train(compose_config(*run, "resume=auto"), tmp_path / "resumed")
-    records = [[{k: json.loads(line)[k] for k in ("loss", "reward", "reward_stop", "kl")}
+    records = [[{k: json.loads(line)[k] for k in ("loss", "reward", "reward_stopped", "kl")}
                 for line in (tmp_path / name / "metrics.jsonl").read_text().splitlines()]
                for name in ("whole", "resumed")]
     assert len(records[0]) == 4 and records[1] == records[0]

@@ -64,7 +64,7 @@ def ingested(raw, tmp_path_factory):
     """The real recogniser's run through the command line (cer's limit lifted: pocketsphinx hears espeak poorly)."""
     folder, recording = raw
     out = tmp_path_factory.mktemp("ingested") / "voice"
-    result = _cli("ingest", "--input", str(folder), "--output", str(out), "--asr", "pocketsphinx",
+    result = _cli("ingest", "--data", str(folder), "--out", str(out), "--asr", "pocketsphinx",
                   "--limit", "cer=1")
     assert result.returncode == 0, result.stderr[-3000:]
     return out, recording, result
@@ -147,7 +147,7 @@ def test_the_dataset_is_training_data_as_convert_writes_it(ingested, tiny_checkp
     assert len(rows) == len(recording.sentences) - 1  # the clipped one is rejected
     audio = rows[0]["messages"][-1]["content"][0]
     assert Path(audio["path"]).is_file() and sf.info(audio["path"]).samplerate == 24000
-    assert f"higgs-prep encode --input {out}" in result.stdout
+    assert f"higgs-prep encode --data {out}" in result.stdout
     copy = shutil.copytree(out, tmp_path / "voice")  # encode writes its cache inside the dataset
     report = encode_dataset(copy, load_audio_tokenizer(str(tiny_checkpoint)))
     assert report["encoded"] == len(rows) and not report["unreadable"]
@@ -219,7 +219,7 @@ def _tiny_settings(whisper) -> list[str]:
 @pytest.fixture(scope="module")
 def one_process(three_recordings, whisper, tmp_path_factory):
     out = tmp_path_factory.mktemp("one") / "voice"
-    result = _cli("ingest", "--input", str(three_recordings), "--output", str(out), *_tiny_settings(whisper))
+    result = _cli("ingest", "--data", str(three_recordings), "--out", str(out), *_tiny_settings(whisper))
     assert result.returncode == 0, result.stderr[-3000:]
     return out
 
@@ -239,8 +239,8 @@ def test_killed_half_way_a_rerun_gives_the_same_dataset_and_transcribes_nothing_
                                                                                         one_process, tmp_path):
     out = tmp_path / "voice"
     work = tmp_path / "voice.work"
-    process = subprocess.Popen([sys.executable, "-m", "data_prep.cli", "ingest", "--input", str(three_recordings),
-                                "--output", str(out), *_tiny_settings(whisper)], cwd=ROOT,
+    process = subprocess.Popen([sys.executable, "-m", "data_prep.cli", "ingest", "--data", str(three_recordings),
+                                "--out", str(out), *_tiny_settings(whisper)], cwd=ROOT,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                env={**os.environ, "OMP_NUM_THREADS": "1"})
     deadline = time.time() + 300
@@ -264,8 +264,8 @@ def test_killed_half_way_a_rerun_gives_the_same_dataset_and_transcribes_nothing_
 @pytest.mark.slow
 def test_two_processes_give_the_one_process_output(three_recordings, whisper, one_process, tmp_path):
     out = tmp_path / "voice"
-    processes = [subprocess.Popen([sys.executable, "-m", "data_prep.cli", "ingest", "--input", str(three_recordings),
-                                   "--output", str(out), *_tiny_settings(whisper)], cwd=ROOT, text=True,
+    processes = [subprocess.Popen([sys.executable, "-m", "data_prep.cli", "ingest", "--data", str(three_recordings),
+                                   "--out", str(out), *_tiny_settings(whisper)], cwd=ROOT, text=True,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                   env={**os.environ, "OMP_NUM_THREADS": "1", "RANK": str(rank), "WORLD_SIZE": "2"})
                  for rank in range(2)]
@@ -346,12 +346,12 @@ def test_a_folder_without_audio_or_a_foreign_output_is_one_line_and_nothing_is_t
     (tmp_path / "raw").mkdir()
     (tmp_path / "raw" / "notes.txt").write_text("no audio\n")
     with pytest.raises(SystemExit) as exit_code:
-        main(["ingest", "--input", str(tmp_path / "raw"), "--output", str(tmp_path / "out")])
+        main(["ingest", "--data", str(tmp_path / "raw"), "--out", str(tmp_path / "out")])
     error = capsys.readouterr().err.strip()
     assert exit_code.value.code == 2 and "\n" not in error and "raw: no audio files" in error
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "keep.txt").write_text("the user's\n")
     sf.write(tmp_path / "raw" / "a.wav", np.zeros(24000, np.float32), 24000)
     with pytest.raises(SystemExit):
-        main(["ingest", "--input", str(tmp_path / "raw"), "--output", str(tmp_path / "mine"), "--overwrite"])
+        main(["ingest", "--data", str(tmp_path / "raw"), "--out", str(tmp_path / "mine"), "--overwrite"])
     assert "did not write" in capsys.readouterr().err and (tmp_path / "mine" / "keep.txt").is_file()

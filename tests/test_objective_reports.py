@@ -16,7 +16,7 @@ from higgs_train.train.recipe import FineTuneRecipe, StepResult
 STEPS = {
     "dpo_smoke": {"loss": 0.69, "reward_margin": 0.1, "chosen_reward": 0.05, "rejected_reward": -0.05,
                   "preference_accuracy": 0.75, "chosen_logp": -310.0, "rejected_logp": -330.0},
-    "grpo_smoke": {"loss": 0.0, "reward": 0.4, "reward_stop": 0.5, "reward_duration": 0.3, "kl": 0.01},
+    "grpo_smoke": {"loss": 0.0, "reward": 0.4, "reward_stopped": 0.5, "reward_duration_error": 0.3, "kl": 0.01},
 }
 
 

@@ -51,7 +51,7 @@ def test_pairs_are_sampled_once_and_the_greedy_candidate_is_the_greedy_answer(ti
     data = tmp_path / "demo"
     shutil.copytree(demo_dir, data)
     options = _parser().parse_args(["pairs", "--model", str(tiny_checkpoint), "--data", str(data / "train.jsonl"),
-                                    "--out", str(tmp_path / "pairs"), "--candidates", "3", "--limit", "2",
+                                    "--out", str(tmp_path / "pairs"), "--samples-per-prompt", "3", "--limit", "2",
                                     "--max-new-tokens", "30", "--ras-win-len", "0", "--duration-band", "0", "99",
                                     "--with-greedy"])
     first = _build(options)

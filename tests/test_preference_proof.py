@@ -57,7 +57,7 @@ def test_dpo_on_its_own_judged_samples_makes_a_runaway_base_stop(runaway, compos
 
     work, data, base, before = runaway
     options = _parser().parse_args(["pairs", "--model", base, "--data", str(data["prompts"]), "--out",
-                                    str(work / "pairs"), "--candidates", "8", "--temperature", "1.0",
+                                    str(work / "pairs"), "--samples-per-prompt", "8", "--temperature", "1.0",
                                     "--max-new-tokens", str(TOKEN_LIMIT), "--ras-win-len", "0", "--with-greedy",
                                     "--seed", "1"])
     assert build_pairs(options)["pairs"] >= 10

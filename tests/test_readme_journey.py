@@ -84,5 +84,5 @@ def test_the_readme_journey_runs_as_written(tmp_path, demo_dir, tiny_checkpoint)
     assert "4 of 12 conversations (33%) are held out for validation and not trained on (eval.val_size=4)" in said[3]
     run = checkout / "runs" / "voices"
     assert (run / "report.html").is_file() and (run / "export" / "adapter" / "adapter_config.json").is_file()
-    assert (checkout / "hello.wav").is_file()
+    assert (checkout / "speech" / "hello.wav").is_file()
     assert not list((tmp_path / "tmp").iterdir())  # the dry run left no scratch folder behind

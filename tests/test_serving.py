@@ -208,7 +208,7 @@ def test_generate_caps_a_runaway_at_the_texts_length_and_says_so(tiny_checkpoint
     monkeypatch.setattr(samples_module, "generate_codes", runs_on)
     caplog.set_level("INFO", logger="higgs_train")
     records = generate({**_defaults(), "model": str(tiny_checkpoint), "text": "Hello there.", "max_new_tokens": 500,
-                        "out": str(tmp_path / "out.wav"), "duration_cap": 1.0})
+                        "out": str(tmp_path), "duration_cap": 1.0})
     cap = int(np.ceil(len("Hello there.") / 15 * 25))  # the text's expected frames at 15 characters a second
     assert limits == [cap + 9]  # generation itself stops at the cap, not at max_new_tokens
     assert records[0]["frames"] == cap and records[0]["capped_s"] == pytest.approx(cap / 25)

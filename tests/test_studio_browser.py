@@ -128,7 +128,7 @@ def test_a_smoke_run_plays_its_samples_survives_reloads_stops_resumes_and_outliv
     page.get_by_role("button", name="Start").click()
     expect(page.locator("#train-command textarea")).to_have_value(
         f"higgs-train recipe=smoke trainer.max_steps={MAX_STEPS} trainer.save_every_n_steps=5 eval.every_n_steps=20 "
-        "hydra.run.dir=runs/smoke resume=auto")
+        "out=runs/smoke resume=auto")
     state = page.locator("#train-state")
     expect(state).to_contain_text(re.compile(r"running · step \d+ · [1-9]\d* samples"), timeout=120_000)
 
@@ -243,7 +243,7 @@ def test_a_converted_dataset_is_browsed_and_corrected_into_its_overrides_file(st
     _choose(page, "data-action", "convert jsonl")
     page.get_by_role("button", name="Run").click()
     expect(page.locator("#data-command textarea")).to_have_value(
-        "higgs-prep convert jsonl --input voices/train.jsonl --output data/ready")
+        "higgs-prep convert jsonl --data voices/train.jsonl --out data/ready")
     _wait_done(page, "data-log", 120)
     page.get_by_role("button", name="Open").click()
     _choose(page, "data-clip", "alice_00")

@@ -13,11 +13,11 @@ from higgs_train.studio import commands
 def test_a_train_command_is_the_tool_with_its_overrides_and_resumes_by_default():
     command = commands.train("smoke", "runs/a", {"trainer.max_steps": 5, "optim.lr": 0.002, "peft": "lora_all"})
     assert command.argv() == [sys.executable, "-m", "higgs_train.commands.train", "recipe=smoke", "trainer.max_steps=5",
-                              "optim.lr=0.002", "peft=lora_all", "hydra.run.dir=runs/a", "resume=auto"]
+                              "optim.lr=0.002", "peft=lora_all", "out=runs/a", "resume=auto"]
     assert command.shown() == ("higgs-train recipe=smoke trainer.max_steps=5 optim.lr=0.002 peft=lora_all "
-                               "hydra.run.dir=runs/a resume=auto")
+                               "out=runs/a resume=auto")
     dry = commands.train("anna", "runs/a", {}, config_dir="my_configs", dry_run=True)
-    assert dry.args == ("--config-dir", "my_configs", "recipe=anna", "hydra.run.dir=runs/a", "dry_run=true")
+    assert dry.args == ("--config-dir", "my_configs", "recipe=anna", "out=runs/a", "dry_run=true")
 
 
 def test_text_with_spaces_quotes_and_shell_characters_reaches_hydra_unchanged():
@@ -29,10 +29,10 @@ def test_text_with_spaces_quotes_and_shell_characters_reaches_hydra_unchanged():
 
 
 def test_a_generate_command_keeps_each_value_one_argument():
-    command = commands.generate("builtin:tiny", "Hi; echo owned", "speak/a.wav", reference_audio=["a.wav", "b.wav"],
+    command = commands.generate("builtin:tiny", "Hi; echo owned", "speak", "a", reference_audio=["a.wav", "b.wav"],
                                 settings={"max_new_tokens": 50, "seed": None})
     assert command.args == ("model=builtin:tiny", "text=Hi; echo owned", "reference_audio=[a.wav,b.wav]",
-                            "out=speak/a.wav", "max_new_tokens=50")
+                            "out=speak", "id=a", "max_new_tokens=50")
 
 
 def test_eval_export_and_prep_commands():
@@ -43,10 +43,10 @@ def test_eval_export_and_prep_commands():
     assert commands.export("runs/a", "merged", "best").args == ("run_dir=runs/a", "merge=true", "checkpoint=best")
     assert commands.export("runs/a", "boson").args == ("run_dir=runs/a", "format=boson")
     assert commands.convert("audiofolder", "raw", "data/ready").argv()[1:] == [
-        "-m", "data_prep.cli", "convert", "audiofolder", "--input", "raw", "--output", "data/ready"]
+        "-m", "data_prep.cli", "convert", "audiofolder", "--data", "raw", "--out", "data/ready"]
     assert commands.ingest("raw", "data/ready", asr="pocketsphinx").args[-2:] == ("--asr", "pocketsphinx")
 
 
 def test_a_run_started_elsewhere_resumes_from_its_own_record():
     again = commands.train_again(["recipe=smoke", "trainer.max_steps=9", "dry_run=false", "overwrite=true"], "runs/a")
-    assert again.args == ("recipe=smoke", "trainer.max_steps=9", "hydra.run.dir=runs/a", "resume=auto")
+    assert again.args == ("recipe=smoke", "trainer.max_steps=9", "out=runs/a", "resume=auto")

@@ -360,8 +360,8 @@ def test_14_a_full_or_read_only_disk_under_convert_and_encode_is_one_line(code, 
         raise OSError(code, os.strerror(code), str(dst))
 
     monkeypatch.setattr(os, "replace", refused)
-    for argv in (["convert", "jsonl", "--input", str(source / "train.jsonl"), "--output", str(tmp_path / "out")],
-                 ["encode", "--input", str(source / "train.jsonl"), "--model", str(tiny_checkpoint)]):
+    for argv in (["convert", "jsonl", "--data", str(source / "train.jsonl"), "--out", str(tmp_path / "out")],
+                 ["encode", "--data", str(source / "train.jsonl"), "--model", str(tiny_checkpoint)]):
         with pytest.raises(SystemExit) as exited:
             prep_main(argv)
         err = capsys.readouterr().err

@@ -139,17 +139,19 @@ def test_generate_never_overwrites_an_input_or_a_file_it_did_not_write(tmp_path,
     before = _tree(tmp_path)
     clone = [f"model={tiny_checkpoint}", "text=New words.", f"reference_audio={reference}", "reference_text=Hello.",
              "max_new_tokens=5"]
-    _refused(generate_main, [*clone, f"out={reference}"], monkeypatch, capsys, "which this command reads as its input")
-    _refused(generate_main, [*clone, f"out={users}"], monkeypatch, capsys, "exists and higgs-train did not write it")
-    _refused(generate_main, [*clone, f"out={tmp_path / 'folder.wav'}"], monkeypatch, capsys, "is a folder")
-    _refused(generate_main, [*clone, f"out={tmp_path / 'x.flac'}"], monkeypatch, capsys, "must name a .wav file")
-    _refused(generate_main, [*clone, f"out={tmp_path / 'a:b.wav'}"], monkeypatch, capsys, "out=")
+    clone += [f"out={tmp_path}"]
+    _refused(generate_main, [*clone, "id=ref"], monkeypatch, capsys, "which this command reads as its input")
+    _refused(generate_main, [*clone, "id=mine"], monkeypatch, capsys, "exists and higgs-train did not write it")
+    _refused(generate_main, [*clone, "id=folder"], monkeypatch, capsys, "is a folder")
+    _refused(generate_main, [*clone, f"out={tmp_path / 'x.wav'}"], monkeypatch, capsys,
+             f"out={tmp_path / 'x.wav'} is the folder the wavs go to; give out={tmp_path} id=x")
+    _refused(generate_main, [*clone, "id=a:b"], monkeypatch, capsys, "id=a:b names the wav")
     prompts = tmp_path / "prompts.jsonl"
     prompts.write_text('{"id": "mine", "text": "One."}\n')
-    _refused(generate_main, [f"model={tiny_checkpoint}", f"prompts={prompts}", f"out_dir={tmp_path}",
+    _refused(generate_main, [f"model={tiny_checkpoint}", f"list={prompts}", f"out={tmp_path}",
                              "max_new_tokens=5"], monkeypatch, capsys, f"{users} exists and higgs-train did not")
     assert {k: v for k, v in _tree(tmp_path).items() if k != "prompts.jsonl"} == before
-    fresh = [*clone, f"out={tmp_path / 'new.wav'}"]
+    fresh = [*clone, "id=new"]
     assert _tool(generate_main, fresh, monkeypatch, capsys)[0] == 0
     assert _tool(generate_main, fresh, monkeypatch, capsys)[0] == 0  # its own earlier wav: overwritten
 
@@ -204,7 +206,7 @@ def test_every_unusable_clip_of_a_list_is_counted_and_named(tmp_path, demo_dir, 
 def test_a_reference_clip_generate_cannot_use_is_one_line(kind, tmp_path, tiny_checkpoint, monkeypatch, capsys):
     path, reason = _bad_clips(tmp_path)[kind]
     _refused(generate_main, [f"model={tiny_checkpoint}", "text=Hello.", f"reference_audio={path}",
-                             "reference_text=Hi.", f"out={tmp_path / 'out.wav'}"], monkeypatch, capsys,
+                             "reference_text=Hi.", f"out={tmp_path}", "id=out"], monkeypatch, capsys,
              f"command line: reference_audio {path}: {reason}")
     assert not (tmp_path / "out.wav").exists()
 
@@ -318,13 +320,13 @@ def test_an_adapter_put_on_another_base_is_said(tmp_path, tiny_checkpoint, caplo
 
 @pytest.mark.parametrize("overrides, says", [
     (["objective.rewards.wer=1.0"], "objective.rewards.wer=1.0 needs a judge to measure it, and eval.asr_model is"),
-    (["objective.rewards.similarity=0.5"], "eval.speaker_model is not set"),
-    (["objective.rewards.stop=-1"], "objective.rewards.stop=-1 must be a finite number >= 0"),
-    (["objective.rewards.loops=abc"], "objective.rewards.loops='abc' must be a finite number"),
-    (["objective.rewards.stop=0", "objective.rewards.duration=0", "objective.rewards.loops=0"],
+    (["objective.rewards.speaker_similarity=0.5"], "eval.speaker_model is not set"),
+    (["objective.rewards.stopped=-1"], "objective.rewards.stopped=-1 must be a finite number >= 0"),
+    (["objective.rewards.loop_share=abc"], "objective.rewards.loop_share='abc' must be a finite number"),
+    (["objective.rewards.stopped=0", "objective.rewards.duration_error=0", "objective.rewards.loop_share=0"],
      "every objective.rewards weight is 0"),
     (["objective.max_new_tokens=0"], "objective.max_new_tokens=0 must be a positive integer"),
-    (["objective.group_size=1"], "objective.group_size=1 must be an integer >= 2"),
+    (["objective.samples_per_prompt=1"], "objective.samples_per_prompt=1 must be an integer >= 2"),
     (["objective.kl_beta=-0.1"], "objective.kl_beta=-0.1 must be a finite number >= 0"),
 ])
 def test_grpo_settings_that_cannot_train_are_refused_before_any_weight_loads(overrides, says, compose_config):
@@ -388,7 +390,7 @@ def test_eval_settings_out_of_range_are_one_line(argument, says, monkeypatch, ca
 
 @pytest.mark.parametrize("argument, says", GENERATION_MISTAKES)
 def test_generate_settings_out_of_range_are_one_line(argument, says, tmp_path, monkeypatch, capsys):
-    _refused(generate_main, ["model=builtin:tiny", "text=Hello.", f"out={tmp_path / 'o.wav'}", argument],
+    _refused(generate_main, ["model=builtin:tiny", "text=Hello.", f"out={tmp_path}", "id=o", argument],
              monkeypatch, capsys, says)
 
 
@@ -404,9 +406,10 @@ def test_a_judge_of_another_kind_is_one_line_before_any_generation(tmp_path, tin
 
 
 @pytest.mark.parametrize("options, says", [
-    (["--candidates", "1", "--with-greedy"], "--candidates 1: a pair needs two answers (--with-greedy's greedy"),
-    (["--candidates", "0"], "--candidates 0: a pair needs two answers"),
-    (["--candidates", "1"], "--candidates 1: a pair needs two answers"),
+    (["--samples-per-prompt", "1", "--with-greedy"],
+     "--samples-per-prompt 1: a pair needs two answers (--with-greedy's greedy"),
+    (["--samples-per-prompt", "0"], "--samples-per-prompt 0: a pair needs two answers"),
+    (["--samples-per-prompt", "1"], "--samples-per-prompt 1: a pair needs two answers"),
     (["--temperature", "0"], "--temperature 0.0: must be above 0"),
     (["--max-new-tokens", "0"], "--max-new-tokens 0: must be above 0"),
     (["--limit", "-2"], "--limit -2: must be 0 or more"),

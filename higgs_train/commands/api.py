@@ -84,8 +84,7 @@ def speak(model: str, text: str | None = None, adapter: str | None = None, promp
     if unknown:
         raise ArgumentError(f"unknown setting(s) {unknown}; use {sorted(args)}")
     out_dir = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="higgs-generate-"))
-    args.update(settings, model=model, adapter=adapter, text=text, prompts=prompts, out_dir=str(out_dir),
-                out=str(out_dir / "sample.wav"))
+    args.update(settings, model=model, adapter=adapter, text=text, list=prompts, out=str(out_dir), id="sample")
     if not text and not prompts:
         raise ArgumentError("give text=\"...\" or prompts=FILE.jsonl")
     records, waveforms = synthesize(args)

@@ -18,30 +18,29 @@ from pathlib import Path
 
 from higgs_train.commands.tool_settings import check_tool_settings
 from higgs_train.config.generation import key_value_defaults
+from higgs_train.evaluate.judges import JUDGE_SETTINGS
 from higgs_train.runtime.key_value_args import ArgumentError, hide_bitsandbytes, parse, run_tool
 from higgs_train.runtime.progress import quiet_progress
 
-USAGE = """usage: higgs-eval model=NAME_OR_DIR|[M0,M1] [adapter=DIR|[A0,A1]] list=META.lst|ROWS.jsonl|builtin:demo-eval
-                  [out=DIR] [asr_model=...] [speaker_model=...] [language=en|zh] [limit=N]
+JUDGE_KEYS = tuple(setting.removeprefix("eval.") for setting in JUDGE_SETTINGS)  # asr_model=, speaker_model=
+JUDGE_LINES = "".join(f"  {key:<14} {judge.measures}: a checkpoint (e.g. {judge.example}, local cache or folder)\n"
+                      for key, judge in zip(JUDGE_KEYS, JUDGE_SETTINGS.values()))
+USAGE = f"""usage: higgs-eval model=NAME_OR_DIR|[M0,M1] [adapter=DIR|[A0,A1]] list=META.lst|ROWS.jsonl|builtin:demo-eval
+                  [out=DIR] {' '.join(f'[{key}=...]' for key in JUDGE_KEYS)} [language=en|zh] [limit=N]
 
   model          the base (a hub id or folder, or a merged export); a list of models compares them
   adapter        PEFT adapter folder(s) on the first model, each one more variant (the base alone is the first)
   list           Seed-TTS-eval meta.lst (utt|prompt_text|prompt_wav|target_text[|target_wav], paths relative to the
                  list), a JSONL of higgs-generate prompts (+ optional target_audio) or conversation rows
   out            where to write (default eval_out); refused if it holds files higgs-eval did not write
-  asr_model      an ASR checkpoint (e.g. openai/whisper-large-v3 in the local cache, or a folder): word error rate
-  speaker_model  a speaker-verification checkpoint (e.g. microsoft/wavlm-base-plus-sv): similarity to the prompt
-  limit          the first N utterances only
+{JUDGE_LINES}  limit          the first N utterances only
 
   generation: max_new_tokens, do_sample, temperature, ras_win_len, ras_win_max_num_repeat, batch_size, seed,
   chars_per_second, silence_db, trim_silence, duration_cap, device (auto|cpu|cuda); defaults, ranges and help:
   the eval.* keys of `higgs-train --help`"""
 EVAL_KEYS = ("max_new_tokens", "do_sample", "temperature", "ras_win_len", "ras_win_max_num_repeat", "batch_size",
-             "seed", "chars_per_second", "silence_db", "asr_model", "speaker_model", "language", "trim_silence",
-             "duration_cap")
+             "seed", "chars_per_second", "silence_db", *JUDGE_KEYS, "language", "trim_silence", "duration_cap")
 GENERIC_NAMES = ("merged", "adapter", "export", "model", "best")
-COLUMNS = ("variant", "id", "text", "frames", "stopped", "duration_ratio", "duration_error", "silent_share",
-           "trailing_silence", "loop_share", "wer", "wer_error", "transcript", "speaker_similarity", "path")
 
 
 EVAL_DEFAULTS, EVAL_TYPES = key_value_defaults(EVAL_KEYS)
@@ -98,9 +97,16 @@ def evaluate_model(model, processor, utterances: list[dict], eval_cfg, out_dir: 
     return records
 
 
+def utterance_columns() -> list[str]:
+    """utterances.csv's columns: every metric of the registry (and its facts), in its order."""
+    from higgs_train.evaluate.metrics import METRICS
+
+    return ["variant", "id", "text", "frames", *(key for m in METRICS.values() for key in (m.name, *m.facts)), "path"]
+
+
 def _write_csv(path: Path, rows: list[dict]) -> None:
     with open(path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=COLUMNS, extrasaction="ignore")
+        writer = csv.DictWriter(handle, fieldnames=utterance_columns(), extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
 
@@ -135,8 +141,8 @@ def _run(args: dict) -> dict:
         utterances = utterances[: args["limit"]]
     eval_cfg = check_tool_settings(args, EVAL_KEYS)
     judges = Judges.load(eval_cfg)
-    for key, judge in (("asr_model", judges.asr), ("speaker_model", judges.speaker)):
-        if args[key] and judge is None:  # asked for by name: a run without it would not be the one asked for
+    for key, setting in zip(JUDGE_KEYS, JUDGE_SETTINGS):
+        if args[key] and not judges.loaded(setting):  # asked for by name: a run without it is not the one asked for
             raise ArgumentError(f"{key}={args[key]} cannot be used (the notice above says why); give a checkpoint "
                                 f"of that kind, or leave {key} out")
     device = torch.device(args["device"] if args["device"] != "auto" else "cuda" if torch.cuda.is_available()
@@ -178,12 +184,13 @@ def _run(args: dict) -> dict:
 
 
 def _say(summary: dict, out: Path) -> None:
+    from higgs_train.evaluate.metrics import METRICS
     from higgs_train.runtime.logs import logger
 
-    shown = ("stop_rate", "duration_error", "trailing_silence", "loop_share", "wer", "speaker_similarity")
-    for variant in summary["variants"]:
-        values = ", ".join(f"{k} {variant['summary'][k]:.3g}" if k in variant["summary"] else
-                           f"{k} {summary['not_measured'].get(k, 'not measured')}" for k in shown)
+    for variant in summary["variants"]:  # each metric of the registry it has, or why it has none
+        values = ", ".join(f"{m.summary} {variant['summary'][m.summary]:.3g}" if m.summary in variant["summary"] else
+                           f"{m.summary} {summary['not_measured'][m.name]}" for m in METRICS.values()
+                           if m.summary in variant["summary"] or m.name in summary["not_measured"])
         unscored = variant["summary"].get("wer_unscored")
         logger.info(f"{variant['name']}: {values}" + (f" ({unscored} transcripts with no words: no WER, see "
                                                        "wer_error in utterances.csv)" if unscored else ""))

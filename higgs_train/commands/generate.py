@@ -1,4 +1,4 @@
-"""`higgs-generate model=... [adapter=...] text=... out=FILE`, or `prompts=FILE.jsonl out_dir=DIR` for a batch:
+"""`higgs-generate model=... [adapter=...] text=... [id=NAME] out=DIR`, or `list=FILE.jsonl out=DIR` for a batch:
 speech from a base, fine-tuned, merged or adapted checkpoint for the four workflows (see `evaluate/prompts.py`).
 Arguments are checked before any heavy library loads."""
 
@@ -12,8 +12,10 @@ from higgs_train.runtime.key_value_args import ArgumentError, hide_bitsandbytes,
 from higgs_train.runtime.progress import quiet_progress
 
 USAGE = """usage: higgs-generate model=NAME_OR_DIR [adapter=DIR] text="..." [scene="..."] [speakers="d0|d1"]
-                      [reference_audio=FILE|[F0,F1] reference_text="..."] [out=out.wav]
-       higgs-generate model=NAME_OR_DIR [adapter=DIR] prompts=FILE.jsonl [out_dir=DIR]
+                      [reference_audio=FILE|[F0,F1] reference_text="..."] [id=speech] [out=DIR]
+       higgs-generate model=NAME_OR_DIR [adapter=DIR] list=FILE.jsonl [out=DIR]
+
+  out                the folder the wavs go to (default samples): <out>/<id>.wav, id=speech for one text
 
   smart voice        text (+ scene, a description of the recording) (+ speakers="the voice's description",
                      as speakers.json described it in training)
@@ -21,7 +23,7 @@ USAGE = """usage: higgs-generate model=NAME_OR_DIR [adapter=DIR] text="..." [sce
                      separated by |; quote it: descriptions hold spaces and commas)
   voice cloning      text + reference_audio=clip.wav + reference_text="what the clip says"
   multi-speaker clone text with [SPEAKERn] lines + reference_audio=[speaker0.wav,speaker1.wav]
-  prompts            a JSONL of such objects (plus "id", the wav's name), generated batch_size at a time
+  list               a JSONL of such objects (plus "id", the wav's name), generated batch_size at a time
 
   generation: max_new_tokens, do_sample, temperature, ras_win_len, ras_win_max_num_repeat, batch_size, seed,
   trim_silence (true: cut trailing silence), duration_cap (e.g. 2.0: at most twice the text's expected length),
@@ -35,7 +37,7 @@ GENERATION_DEFAULTS, GENERATION_TYPES = key_value_defaults(GENERATION_KEYS)
 
 def _defaults() -> dict:
     return {"model": None, "adapter": None, "text": None, "scene": None, "speakers": None, "reference_audio": None,
-            "reference_text": None, "out": "out.wav", "prompts": None, "out_dir": "samples",
+            "reference_text": None, "id": "speech", "out": "samples", "list": None,
             "device": "auto", **GENERATION_DEFAULTS}
 
 
@@ -55,8 +57,8 @@ def speaker_descriptions(value: str | None) -> list[str] | None:
 def check(argv: list[str]) -> dict:
     args = parse(argv, _defaults(), required=("model",), lists=("reference_audio",), types=GENERATION_TYPES)
     args["speakers"] = speaker_descriptions(args["speakers"])
-    if not args["prompts"] and not args["text"]:
-        raise ArgumentError("give text=\"...\" (or prompts=FILE.jsonl)")
+    if not args["list"] and not args["text"]:
+        raise ArgumentError("give text=\"...\" (or list=FILE.jsonl)")
     check_tool_settings(args, GENERATION_KEYS)
     check_outputs(args)
     return args
@@ -64,25 +66,27 @@ def check(argv: list[str]) -> dict:
 
 def check_outputs(args: dict) -> None:
     """The prompts read, and the wavs to write checked against them and against the user's files, before any weight
-    loads (`args["conversations"]`, `args["out_dir"]` then hold what `synthesize` generates and where)."""
+    loads (`args["conversations"]` then holds what `synthesize` generates into `args["out"]`)."""
     from higgs_train.evaluate.prompts import load_prompts, prompt_conversation
     from higgs_train.evaluate.sample_files import check_overwritable, sample_file_name
 
-    if args["prompts"]:
-        conversations, out_dir, setting = load_prompts(args["prompts"]), Path(args["out_dir"]), "out_dir="
-        inputs = [Path(args["prompts"])]
+    out = Path(args["out"])
+    if out.suffix.lower() == ".wav":
+        raise ArgumentError(f"out={out} is the folder the wavs go to; give out={out.parent} id={out.stem} for "
+                            f"{out}")
+    if args["list"]:
+        conversations, inputs = load_prompts(args["list"]), [Path(args["list"])]
     else:
-        out = Path(args["out"])
-        if out.suffix.lower() != ".wav" or sample_file_name(out.stem) != out.name:
-            raise ArgumentError(f"out={out} must name a .wav file (higgs-generate writes WAV) whose name needs no "
-                                f"changing; e.g. out={out.with_name(sample_file_name(out.stem)).with_suffix('.wav')}")
+        name = str(args["id"] or "speech")
+        if sample_file_name(name) != f"{name}.wav":
+            raise ArgumentError(f"id={name} names the wav <out>/<id>.wav and must need no changing; e.g. "
+                                f"id={sample_file_name(name).removesuffix('.wav')}")
         fields = {k: args[k] for k in ("text", "scene", "speakers", "reference_audio", "reference_text") if args[k]}
-        conversations = [prompt_conversation({"id": out.stem, **fields}, "command line")]
-        out_dir, setting, inputs = out.parent, "out=", []
+        conversations, inputs = [prompt_conversation({"id": name, **fields}, "command line")], []
     inputs += [Path(item["path"]) for c in conversations for m in c["messages"] for item in m["content"]
                if item["type"] == "audio" and "path" in item]
-    check_overwritable([out_dir / sample_file_name(c["id"]) for c in conversations], inputs, setting)
-    args["conversations"], args["out_dir"] = conversations, str(out_dir)
+    check_overwritable([out / sample_file_name(c["id"]) for c in conversations], inputs, "out=")
+    args["conversations"] = conversations
 
 
 def generate(args: dict) -> list[dict]:
@@ -113,7 +117,7 @@ def synthesize(args: dict) -> tuple[list[dict], list]:
     if "conversations" not in args:  # called as a library (higgs_train.commands.api.speak), not through `check`
         check_tool_settings(args, GENERATION_KEYS)
         check_outputs(args)
-    conversations, out_dir = args["conversations"], Path(args["out_dir"])
+    conversations, out_dir = args["conversations"], Path(args["out"])
     device = torch.device(args["device"] if args["device"] != "auto" else "cuda" if torch.cuda.is_available()
                           else "cpu")
     model, processor = load_for_inference(assets.resolve(args["model"]), args["adapter"], device)

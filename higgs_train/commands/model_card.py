@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from higgs_train.evaluate.report import COLUMNS, run_settings
+from higgs_train.evaluate.report import evaluation_columns, run_settings
 from higgs_train.model.hub import HUB_ID
 
 LOADING = {
@@ -41,7 +41,7 @@ def _evaluation(run_dir: Path, step: int | None) -> tuple[int | None, dict]:
     chosen = next((e for e in lines if e["step"] == step), lines[-1] if lines else None)
     if chosen is None:
         return None, {}
-    return chosen["step"], {k: chosen[k] for k in COLUMNS if isinstance(chosen.get(k), (int, float))}
+    return chosen["step"], {k: chosen[k] for k in evaluation_columns() if isinstance(chosen.get(k), (int, float))}
 
 
 def _data_summary(cfg, run_dir: Path) -> str:

@@ -21,6 +21,7 @@ from higgs_train.config.files import CONFIG_DIR, compose_config, register_config
 from higgs_train.runtime.errors import TrainingError, UserError, environment_fault
 from higgs_train.runtime.key_value_args import hide_bitsandbytes
 from higgs_train.runtime.logs import is_main_process, logger, quiet_libraries
+from higgs_train.runtime.renamed import renamed_spelling
 from higgs_train.runtime.run_lock import hold_run_dir
 
 USER_CONFIG_FLAGS = ("--config-dir", "-cd")
@@ -55,7 +56,7 @@ def _run(cfg: DictConfig) -> None:
                      f"continue with: {resume_command(sys.argv)}")
         sys.exit(1)
     except OSError as error:
-        line = environment_fault(error, "free space there, or write the run elsewhere (hydra.run.dir=...)")
+        line = environment_fault(error, "free space there, or write the run elsewhere (out=...)")
         if line is None:
             raise
         logger.error(line)
@@ -65,8 +66,8 @@ def _run(cfg: DictConfig) -> None:
 def resume_command(argv: list[str]) -> str:
     """The command that continues this run: the same overrides in the same run directory, with resume=auto."""
     kept = [a for a in argv[1:] if not a.startswith(("resume=", "hydra.output_subdir=", "overwrite="))]
-    run_dirs = [a for a in kept if a.startswith("hydra.run.dir=")]
-    kept = [a for a in kept if not a.startswith("hydra.run.dir=")] + run_dirs[-1:]
+    run_dirs = [a.split("=", 1)[1] for a in kept if a.startswith(("out=", "hydra.run.dir="))]
+    kept = [a for a in kept if not a.startswith(("out=", "hydra.run.dir="))] + [f"out={d}" for d in run_dirs[-1:]]
     return " ".join(["higgs-train", *kept, "resume=auto"])
 
 
@@ -182,7 +183,7 @@ def main() -> None:
 
                 print(f"\n{fields_help()}")
         return
-    error = composition_error(overrides, config_dir)
+    error = renamed_spelling("higgs-train", overrides) or composition_error(overrides, config_dir)
     if error:
         print(f"higgs-train: error: {error}", file=sys.stderr)
         sys.exit(2)
@@ -200,10 +201,10 @@ def main() -> None:
         return
     # One run per directory, locked before Hydra writes into it; the run writes its own `.hydra/config.yaml` once
     # it has accepted the directory, so a refused run never rewrites another run's record.
-    sys.argv += [f"hydra.run.dir={_hydra_value(run_dir)}", "hydra.output_subdir=null"]
+    sys.argv += [f"out={_hydra_value(run_dir)}", f"hydra.run.dir={_hydra_value(run_dir)}", "hydra.output_subdir=null"]
     # A failed start removes the dated outputs/DATE/TIME folder it made; a run directory the user named keeps the
     # train.log that records why (a cluster job's stderr is easily lost).
-    dated = not any(o.startswith("hydra.run.dir=") for o in overrides)
+    dated = not any(o.startswith(("out=", "hydra.run.dir=")) for o in overrides)
     made = [folder for folder in (Path(run_dir), *Path(run_dir).parents) if dated and not folder.exists()]
     try:
         with hold_run_dir(run_dir):

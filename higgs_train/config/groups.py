@@ -136,7 +136,8 @@ class TrainerConfig(Group):
     max_steps: int = setting(1000, "optimizer steps (each one gradient_accumulation_steps micro-batches per process)",
                              count())
     batch_size: int = setting(2, "per micro-batch when max_tokens_per_batch is null: rows (objective=sft), pairs of "
-                              "answers (dpo) or prompts, each sampled objective.group_size times (grpo)", count())
+                              "answers (dpo) or prompts, each sampled objective.samples_per_prompt times (grpo)",
+                              count())
     max_tokens_per_batch: int | None = setting(None, "token budget: bucketed padded batches (rows x longest), or "
                                                   "the packed row length; null: trainer.batch_size batches")
     packing: bool = setting(False, "conversations back to back in one row, no padding (needs max_tokens_per_batch); "

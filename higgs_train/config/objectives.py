@@ -12,8 +12,7 @@ from higgs_train.builtins.assets import BUILTIN_PREFIX
 from higgs_train.config.checks import ConfigError, Group, count, number, one_of, setting
 from higgs_train.config.generation import EvalConfig
 from higgs_train.config.groups import DataConfig, PeftConfig, TrainerConfig
-
-REWARDS = ("stop", "duration", "silence", "loops", "wer", "similarity")
+from higgs_train.runtime.renamed import RENAMED_REWARDS
 
 
 @dataclass
@@ -76,15 +75,26 @@ class DPOConfig(ObjectiveConfig):
         self._check_batches(trainer, "pairs (both answers of a pair padded together)")
 
 
+def reward_names() -> tuple[str, ...]:
+    """The metrics GRPO may train on: the registry's, by their names."""
+    from higgs_train.evaluate.metrics import METRICS
+
+    return tuple(name for name, metric in METRICS.items() if metric.reward)
+
+
 def _rewards(key: str, rewards: dict) -> None:
-    unknown = sorted(set(rewards) - set(REWARDS))
+    for old in rewards:
+        if old in RENAMED_REWARDS:
+            raise ConfigError(f"{key}.{old} is now {key}.{RENAMED_REWARDS[old]} (rewards carry the metric registry's "
+                              "names)")
+    unknown = sorted(set(rewards) - set(reward_names()))
     if unknown:
-        raise ConfigError(f"{key} has {unknown}; the rewards are {list(REWARDS)}")
+        raise ConfigError(f"{key} has {unknown}; the rewards are {list(reward_names())}")
     for name, weight in rewards.items():
         number(0)(f"{key}.{name}", weight)
     if not any(rewards.values()):
         raise ConfigError(f"every {key} weight is 0, so no answer is better than another; give at least one a weight "
-                          f"above 0 (e.g. {key}.stop=1.0)")
+                          f"above 0 (e.g. {key}.stopped=1.0)")
 
 
 @dataclass
@@ -93,37 +103,41 @@ class GRPOConfig(ObjectiveConfig):
     normalised within the group, a clipped policy-gradient loss and a KL penalty to the reference (adapters off)."""
 
     name: str = setting("grpo", "grpo", one_of("grpo"))
-    group_size: int = setting(8, "answers sampled per prompt (trainer.batch_size prompts per micro-batch)",
-                              count(2, why=" (advantages compare the answers of one prompt)"))
+    samples_per_prompt: int = setting(8, "answers sampled per prompt, a group (trainer.batch_size prompts per "
+                                      "micro-batch)", count(2, why=" (advantages compare the answers of one prompt)"))
     temperature: float = setting(0.8, "the sampling temperature of the answers", number(0, inclusive=False))
     max_new_tokens: int = setting(500, "the token limit an answer may run to (one that reaches it did not stop)",
                                   count(why=" (the token limit a sampled answer may run to)"))
     rewards: dict[str, Any] = setting(
-        help=f"weights in [0, 1] of the reward terms {', '.join(REWARDS)} (wer and similarity need eval.asr_model / "
-        "eval.speaker_model)", check=_rewards,
-        factory=lambda: {"stop": 1.0, "duration": 1.0, "silence": 0.0, "loops": 1.0, "wer": 0.0, "similarity": 0.0})
+        help="weights in [0, 1] of metrics as rewards, by the registry's names (evaluate/metrics.py); wer and "
+        "speaker_similarity need eval.asr_model / eval.speaker_model", check=_rewards,
+        factory=lambda: {"stopped": 1.0, "duration_error": 1.0, "trailing_silence": 0.0, "loop_share": 1.0,
+                         "wer": 0.0, "speaker_similarity": 0.0})
     clip: float = setting(0.2, "the ratio's clip range (1 +- clip)", number(0, inclusive=False))
     kl_beta: float = setting(0.04, "weight of the k3 KL estimate to the reference; 0: reference-free", number(0))
     loss_type: str = setting("grpo", "grpo: mean over each answer's tokens, then over answers | dapo: over all tokens",
                              one_of("grpo", "dapo"))
 
     def batch_unit(self, batch_size: int) -> str:
-        return f"{batch_size} prompts x {self.group_size} samples each"
+        return f"{batch_size} prompts x {self.samples_per_prompt} samples each"
 
     def check_with(self, data: DataConfig, peft: PeftConfig, trainer: TrainerConfig, eval: EvalConfig) -> None:
-        for name, key, example in (("wer", "asr_model", "openai/whisper-large-v3"),
-                                   ("similarity", "speaker_model", "microsoft/wavlm-base-plus-sv")):
-            if self.rewards.get(name) and not getattr(eval, key):
-                raise ConfigError(f"objective.rewards.{name}={self.rewards[name]} needs a judge to measure it, and "
-                                  f"eval.{key} is not set; set eval.{key} (e.g. {example}, a folder or the local "
-                                  f"cache) or objective.rewards.{name}=0")
+        from higgs_train.evaluate.judges import JUDGE_SETTINGS
+        from higgs_train.evaluate.metrics import METRICS
+
+        for name, weight in self.rewards.items():
+            setting = METRICS[name].needs
+            if weight and setting and not getattr(eval, setting.removeprefix("eval.")):
+                raise ConfigError(f"objective.rewards.{name}={weight} needs a judge to measure it, and {setting} is "
+                                  f"not set; set {setting} (e.g. {JUDGE_SETTINGS[setting].example}, a folder or the "
+                                  f"local cache) or objective.rewards.{name}=0")
         if self.kl_beta > 0 and peft.type == "none":
             raise ConfigError("objective.kl_beta > 0 compares with the policy's adapters switched off, and full "
                               "fine-tuning has none; set objective.kl_beta=0")
         if os.environ.get("ACCELERATE_DEEPSPEED_ZERO_STAGE") == "3":
             raise ConfigError("objective=grpo generates a different length on each process, which ZeRO-3's sharded "
                               "weights cannot do; use DDP or ZeRO-2")
-        self._check_batches(trainer, "prompts (each sampled group_size times)")
+        self._check_batches(trainer, "prompts (each sampled samples_per_prompt times)")
 
 
 OBJECTIVE_CONFIGS = {"sft": SFTConfig, "dpo": DPOConfig, "grpo": GRPOConfig}

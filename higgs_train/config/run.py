@@ -56,6 +56,8 @@ class RunConfig(Group):
     overwrite: bool = setting(False, "replace a finished or dead run in the same run dir")
     verbose: bool = setting(False, "also the libraries' warnings and loading bars (HIGGS_TRAIN_VERBOSE=1 for every "
                             "tool)")
+    out: str = setting("outputs", "the run's folder (configs/config.yaml: outputs/DATE/TIME); hydra.run.dir follows "
+                       "it, and either may be given")
 
     def check(self) -> None:
         if self.objective.reads_data_path:  # first: a wrong path is the likeliest mistake, answered at once

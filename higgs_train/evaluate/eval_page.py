@@ -9,7 +9,7 @@ import html
 import shutil
 from pathlib import Path
 
-from higgs_train.evaluate.metrics import METRICS, direction
+from higgs_train.evaluate.metrics import METRICS, direction, in_words
 from higgs_train.evaluate.report import CHECK, STYLE
 
 
@@ -51,14 +51,12 @@ def _comparison_table(comparison: dict) -> str:
 
 
 def _facts(record: dict) -> str:
-    said = ["stopped" if record["stopped"] else "ran to the token limit",
-            f"{record['frames']} frames", f"duration ratio {record['duration_ratio']:.2f}"]
-    if record.get("wer") is not None:
-        said.append(f"WER {record['wer']:.2f} (heard: {record['transcript']!r})")
+    said = ["stopped" if record["stopped"] else "ran to the token limit", f"{record['frames']} frames",
+            *in_words(record)]
+    if record.get("transcript") is not None:
+        said.append(f"heard: {record['transcript']!r}")
     if record.get("wer_error"):
         said.append(f"WER not scored: {record['wer_error']}")
-    if record.get("speaker_similarity") is not None:
-        said.append(f"similarity {record['speaker_similarity']:.2f}")
     return html.escape(", ".join(said))
 
 

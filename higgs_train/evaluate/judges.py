@@ -20,15 +20,26 @@ import functools
 import re
 import string
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
-import torch
 
 from higgs_train.data.audio import TARGET_SAMPLE_RATE, load_audio
-from higgs_train.data.tasks.layout import SPEAKER_TAG
 from higgs_train.runtime.logs import NOTICE, logger
 
 LANGUAGES = ("en", "zh")
+
+
+class JudgeSetting(NamedTuple):
+    field: str  # the judge's field of `Judges`
+    example: str  # a checkpoint to name in help and error messages
+    measures: str  # what it measures, in words
+
+
+# Each judge's setting (a metric's `needs`): higgs-train's `eval.*`, higgs-eval's and higgs-prep pairs' options and
+# GRPO's checks read it here. This module imports no torch, so the tools read it before any heavy library loads.
+JUDGE_SETTINGS = {"eval.asr_model": JudgeSetting("asr", "openai/whisper-large-v3", "word error rate"),
+                  "eval.speaker_model": JudgeSetting("speaker", "microsoft/wavlm-base-plus-sv", "speaker similarity")}
 _PROBE = (0.1 * np.random.RandomState(0).randn(TARGET_SAMPLE_RATE)).astype(np.float32)  # 1 s of quiet noise
 
 
@@ -51,6 +62,8 @@ def _seed_punctuation() -> dict:
 
 def normalize_for_wer(text: str, language: str = "en") -> str:
     """The words Seed-TTS-eval scores, joined by single spaces (speaker tags dropped first)."""
+    from higgs_train.data.tasks.layout import SPEAKER_TAG
+
     text = SPEAKER_TAG.sub(" ", text).translate(_seed_punctuation())
     text = " ".join(text) if language == "zh" else text.lower()
     return " ".join(word for word in re.sub(r"\s\s+", " ", text).strip().split(" ") if word)
@@ -93,7 +106,7 @@ class AsrJudge:
             judge.transcribe(_PROBE)  # a checkpoint of another kind may load, and then fail on its first clip
             return judge
         except Exception as error:  # any failure means: skip this judge, say why, go on
-            _notice("eval.asr_model", name, error, "word error rate")
+            _notice("eval.asr_model", name, error, JUDGE_SETTINGS["eval.asr_model"].measures)
             return None
 
     def transcribe(self, waveform: np.ndarray) -> str:
@@ -115,18 +128,22 @@ class SpeakerJudge:
             judge.embed(_PROBE)  # a checkpoint of another kind may load, and then fail on its first clip
             return judge
         except Exception as error:  # any failure means: skip this judge, say why, go on
-            _notice("eval.speaker_model", name, error, "speaker similarity")
+            _notice("eval.speaker_model", name, error, JUDGE_SETTINGS["eval.speaker_model"].measures)
             return None
 
-    @torch.no_grad()
-    def embed(self, waveform: np.ndarray) -> torch.Tensor:
+    def embed(self, waveform: np.ndarray):
+        import torch
+
         rate = self.feature_extractor.sampling_rate
         inputs = self.feature_extractor(load_audio(waveform, rate, TARGET_SAMPLE_RATE), sampling_rate=rate,
                                         return_tensors="pt")
-        return self.model(**inputs).embeddings[0]
+        with torch.no_grad():
+            return self.model(**inputs).embeddings[0]
 
     def __call__(self, waveform: np.ndarray, reference: np.ndarray) -> float:
         """Cosine similarity of the two voices' embeddings (both 24 kHz)."""
+        import torch
+
         return float(torch.nn.functional.cosine_similarity(self.embed(waveform), self.embed(reference), dim=0))
 
 
@@ -142,6 +159,10 @@ class Judges:
         return cls(AsrJudge.load(eval_cfg.asr_model, eval_cfg.language) if eval_cfg.asr_model else None,
                    SpeakerJudge.load(eval_cfg.speaker_model) if eval_cfg.speaker_model else None)
 
+    def loaded(self, setting: str) -> bool:
+        """Whether the judge a setting names (`eval.asr_model`, ...) is here."""
+        return getattr(self, JUDGE_SETTINGS[setting].field) is not None
+
     def names(self) -> dict[str, str]:
         """What judged, for the record of every report (different ASR models give different WERs)."""
-        return {k: j.name for k, j in (("asr", self.asr), ("speaker", self.speaker)) if j is not None}
+        return {s.field: judge.name for s in JUDGE_SETTINGS.values() if (judge := getattr(self, s.field)) is not None}

@@ -1,14 +1,19 @@
 """The metric registry: every sample metric defined once (its name, which way is better, what it needs, how it is
 measured), used by periodic evaluation, `higgs-eval`, report.html, the A/B table, preference-pair judging and the
-GRPO rewards. A metric's value for one sample is a number or missing (its judge is not there); its summary over
-samples is their mean, and a metric may add a corpus-level figure (WER: all errors over all words).
+GRPO rewards (`objective.rewards` weighs metrics by these names). A metric's value for one sample is a number or
+missing (its judge is not there); its summary over samples is their mean, and a metric may add a corpus-level figure
+(WER: all errors over all words). The tables of `higgs-eval`, report.html and utterances.csv list these metrics in
+this order, in their own words.
 
-Adding a metric: one `Metric(...)` in `METRICS` and its test. Training-data metrics (`higgs-prep ingest` and
-`score`) are `CLIP_METRICS`, read from a `Clip` instead of a generated `Sample`.
+Adding a metric: one `Metric(...)` in `METRICS` (with a `reward` if GRPO may train on it) and its test.
+Training-data metrics (`higgs-prep ingest` and `score`) are `CLIP_METRICS`, read from a `Clip`
+instead of a generated `Sample`.
 """
 
 from __future__ import annotations
 
+import functools
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -32,7 +37,7 @@ class Sample:
 
     codes: torch.Tensor  # (K, T) generated code frames
     stopped: bool  # it emitted stream-EOS before the token limit
-    waveform: np.ndarray  # decoded, 24 kHz
+    waveform: np.ndarray | Callable[[], np.ndarray]  # decoded (24 kHz), or how to decode it when a metric listens
     text: str  # what it should say
     expected_frames: float  # its target clip's frames, or its transcript's at an average speaking rate
     frame_rate: float
@@ -45,6 +50,11 @@ class Sample:
     def samples_per_frame(self) -> int:
         return round(TARGET_SAMPLE_RATE / self.frame_rate)
 
+    @functools.cached_property
+    def audio(self) -> np.ndarray:
+        """The decoded waveform, decoded on first use (GRPO weighing only code metrics never decodes)."""
+        return self.waveform() if callable(self.waveform) else self.waveform
+
 
 @dataclass(frozen=True)
 class Metric:
@@ -55,6 +65,17 @@ class Metric:
     doc: str
     needs: str | None = None  # the setting that brings its judge, said when it is missing
     corpus: Callable[[list[dict]], float | None] | None = None  # a corpus-level figure over the records
+    label: str = ""  # its summary in words on pages and charts (default: the summary's key with spaces)
+    facts: tuple[str, ...] = ()  # per-sample keys written beside it in utterances.csv
+    reward: Callable[[float], float] | None = None  # its value as a GRPO reward in [0, 1] (None: not a reward)
+
+    @property
+    def words(self) -> str:
+        return self.label or self.summary.replace("_", " ")
+
+
+def _piecewise(value: float, points: list[tuple[float, float]]) -> float:
+    return float(np.interp(value, [x for x, _ in points], [y for _, y in points]))
 
 
 def _frame_match(sample: Sample, judges: Judges) -> dict | None:
@@ -69,7 +90,7 @@ def _frame_match(sample: Sample, judges: Judges) -> dict | None:
 def _wer(sample: Sample, judges: Judges) -> dict | None:
     if judges.asr is None:
         return None
-    heard = judges.asr.transcribe(sample.waveform) if len(sample.waveform) else ""
+    heard = judges.asr.transcribe(sample.audio) if len(sample.audio) else ""
     try:
         errors, words = word_errors(sample.text, heard, judges.asr.language)
     except EmptyReference as error:  # no score for it: counted in the summary as wer_unscored
@@ -84,54 +105,67 @@ def _corpus_wer(records: list[dict]) -> float | None:
 
 
 def _similarity(sample: Sample, judges: Judges) -> dict | None:
-    if judges.speaker is None or sample.reference is None or not len(sample.waveform):
+    if judges.speaker is None or sample.reference is None or not len(sample.audio):
         return None
-    return {"speaker_similarity": judges.speaker(sample.waveform, sample.reference)}
+    return {"speaker_similarity": judges.speaker(sample.audio, sample.reference)}
 
 
 METRICS = {m.name: m for m in (
     Metric("stopped", "stop_rate", True, lambda s, j: {"stopped": bool(s.stopped)},
-           "emitted stream-EOS before the token limit (1 - runaway rate)"),
+           "emitted stream-EOS before the token limit (1 - runaway rate)", reward=float),
     Metric("duration_ratio", "duration_ratio", None,
            lambda s, j: {"duration_ratio": duration_ratio(s.codes.shape[1], s.expected_frames)},
            "generated length / expected length (the target clip's, or the transcript's at eval.chars_per_second)"),
     Metric("duration_error", "duration_error", False,
            lambda s, j: {"duration_error": abs(float(np.log(max(duration_ratio(s.codes.shape[1], s.expected_frames),
                                                                   1e-3))))},
-           "|ln duration_ratio|: how far from the expected length, either way"),
+           "|ln duration_ratio|: how far from the expected length, either way",
+           reward=lambda error: max(0.0, 1.0 - error / math.log(2))),  # 1 at the expected length, 0 at half or twice
     Metric("silent_share", "silent_share", False,
-           lambda s, j: {"silent_share": silent_share(s.waveform, s.samples_per_frame, s.silence_db)},
+           lambda s, j: {"silent_share": silent_share(s.audio, s.samples_per_frame, s.silence_db)},
            "share of 40 ms frames below eval.silence_db"),
     Metric("trailing_silence", "trailing_silence", False,
-           lambda s, j: {"trailing_silence": trailing_silence_share(s.waveform, s.samples_per_frame, s.silence_db)},
-           "share of the sample that is silence after its last sound"),
+           lambda s, j: {"trailing_silence": trailing_silence_share(s.audio, s.samples_per_frame, s.silence_db)},
+           "share of the sample that is silence after its last sound", reward=lambda share: 1.0 - share),
     Metric("loop_share", "loop_share", False, lambda s, j: {"loop_share": loop_share(s.codes)},
-           "share of code frames repeating a frame of the 2 s before them (repeated-frame loops)"),
+           "share of code frames repeating a frame of the 2 s before them (repeated-frame loops)",
+           reward=lambda share: 1.0 - share),
     Metric("frame_match", "frame_match", True, _frame_match,
-           "share of the target clip's code frames reproduced exactly (when the prompt has a target clip)"),
+           "share of the target clip's code frames reproduced exactly (when the prompt has a target clip)",
+           label="frames matching the target"),
     Metric("wer", "wer", False, _wer, "word error rate against the transcript (Seed-TTS-eval's), the mean over "
            "samples (Seed's average_wer); wer_corpus: all errors over all words; a transcript with no words is not "
-           "scored (wer_error, counted as wer_unscored)", needs="eval.asr_model", corpus=_corpus_wer),
+           "scored (wer_error, counted as wer_unscored)", needs="eval.asr_model", corpus=_corpus_wer, label="WER",
+           facts=("wer_error", "transcript"),
+           reward=lambda wer: _piecewise(wer, [(0.0, 1.0), (0.1, 0.5), (0.5, 0.0)])),  # NeMo's piecewise line
     Metric("speaker_similarity", "speaker_similarity", True, _similarity,
            "cosine similarity of the speaker embeddings of the sample and its reference voice",
-           needs="eval.speaker_model"),
+           needs="eval.speaker_model",
+           reward=lambda similarity: _piecewise(similarity, [(0.0, 0.0), (0.6, 0.5), (0.9, 1.0)])),
 )}
 
 
-def measure(sample: Sample, judges: Judges) -> dict:
-    """Every metric this sample can be measured by: per-sample values and their extra facts."""
+def measure(sample: Sample, judges: Judges, names: tuple[str, ...] | None = None) -> dict:
+    """Every metric this sample can be measured by (or those of `names`): per-sample values and their extra facts."""
     record = {"frames": int(sample.codes.shape[1])}
     for metric in METRICS.values():
-        record.update(metric.measure(sample, judges) or {})
+        if names is None or metric.name in names:
+            record.update(metric.measure(sample, judges) or {})
     return record
+
+
+def in_words(record: dict) -> list[str]:
+    """A sample's measured metrics in words (`loop share 0.02`, ...), in the registry's order, for the pages; whether
+    it stopped is said apart."""
+    return [f"{m.words} {record[m.name]:.3g}" for m in METRICS.values()
+            if record.get(m.name) is not None and not isinstance(record[m.name], bool)]
 
 
 def not_measured(judges: Judges, setting_prefix: str = "eval.") -> dict[str, str]:
     """Metric -> why it has no value in this evaluation: the judge's setting as the tool at hand spells it
     (`eval.asr_model` in higgs-train, `asr_model` in higgs-eval)."""
-    present = {"eval.asr_model": judges.asr is not None, "eval.speaker_model": judges.speaker is not None}
     return {m.name: f"not measured (set {setting_prefix}{m.needs.removeprefix('eval.')})" for m in METRICS.values()
-            if m.needs and not present[m.needs]}
+            if m.needs and not judges.loaded(m.needs)}
 
 
 def summarize(records: list[dict]) -> dict[str, float]:

@@ -19,11 +19,6 @@ import yaml
 
 from higgs_train.runtime import atomic
 
-COLUMNS = ("val_loss", "val_accuracy", "stop_rate", "duration_ratio", "trailing_silence", "loop_share", "wer",
-           "speaker_similarity")
-SAMPLE_FACTS = (("duration_ratio", "duration ratio"), ("trailing_silence", "trailing silence"),
-                ("loop_share", "loop share"), ("frame_match", "frames matching the target"), ("wer", "WER"),
-                ("speaker_similarity", "speaker similarity"))
 STYLE = """body{font-family:sans-serif;margin:2em;max-width:70em}table{border-collapse:collapse}
 td,th{border:1px solid #ccc;padding:.3em .6em;text-align:right}td.text,td.missing{text-align:left}
 td.missing{color:#777;font-style:italic}.sample{margin:1em 0;padding:.5em;border:1px solid #ddd}
@@ -90,6 +85,14 @@ OBJECTIVE_CHARTS = {
 }
 
 
+def evaluation_columns() -> list[str]:
+    """The evaluation table's columns: the validation loss and accuracy, then the registry's metrics in its order
+    (the registry is imported here, not with the page: the model card reads these without loading torch)."""
+    from higgs_train.evaluate.metrics import METRICS
+
+    return ["val_loss", "val_accuracy", *(m.summary for m in METRICS.values())]
+
+
 def _line_chart(metrics: list[dict], title: str, ylabel: str, series: list[tuple[str, str]]):
     keys = [(key, label) for key, label in series if not key.endswith("_")] + [
         (key, key.removeprefix("reward_").replace("_", " ")) for prefix, _ in series if prefix.endswith("_")
@@ -135,9 +138,9 @@ def _curves(metrics: list[dict], evaluations: list[dict], objective: str = "sft"
     sampled = [e for e in evaluations if "stop_rate" in e]
     if len(sampled) > 1:
         figure, axis = _axes("Samples at each evaluation", "share / ratio")
-        for key, label in (("stop_rate", "stop rate"), ("duration_ratio", "duration ratio"),
-                           ("trailing_silence", "trailing silence"), ("loop_share", "loop share"),
-                           ("wer", "word error rate"), ("speaker_similarity", "speaker similarity")):
+        from higgs_train.evaluate.metrics import METRICS
+
+        for key, label in ((m.summary, m.words) for m in METRICS.values()):
             points = [(e["step"], e[key]) for e in sampled if key in e]
             if points:
                 axis.plot(*zip(*points), "o-", label=label)
@@ -214,9 +217,11 @@ def _clip(run_dir: Path, relative: str, caption: str) -> str:
 def _sample(run_dir: Path, sample: dict) -> str:
     path = Path(sample["path"])  # samples/step_N/ID.wav, wherever the run directory has moved since
     own = f"samples/{path.parent.name}/{path.name}"
+    from higgs_train.evaluate.metrics import in_words
+
     facts = ", ".join([f"{sample['frames']} frames",
                        "stopped" if sample["stopped"] else "did not stop (ran to eval.max_new_tokens)",
-                       *(f"{label} {sample[key]:.3g}" for key, label in SAMPLE_FACTS if sample.get(key) is not None)])
+                       *in_words(sample)])
     title = f"<b>{html.escape(str(sample['id']))}</b>: {html.escape(sample.get('text', ''))}"
     parts = [f"{title}<br><small>{facts}</small>", _clip(run_dir, own, "generated")]
     target = _target_copy(run_dir, sample)
@@ -229,7 +234,7 @@ def _table(evaluations: list[dict]) -> str:
     """One row per evaluation; a metric its judge did not measure says so (e.g. not measured (set
     eval.asr_model)); val_loss is the mean over codebooks, as the loss curve."""
     missing = {k: v for e in evaluations for k, v in e.get("not_measured", {}).items()}
-    shown = [c for c in COLUMNS if any(c in e for e in evaluations) or c in missing]
+    shown = [c for c in evaluation_columns() if any(c in e for e in evaluations) or c in missing]
     head = "".join(f"<th>{c}</th>" for c in ("step", *shown))
     rows = "".join("<tr>" + f"<td>{e['step']}</td>" + "".join(
         f"<td>{e[c]:.4g}</td>" if isinstance(e.get(c), (int, float)) else

@@ -10,11 +10,11 @@ import numpy as np
 import torch
 from transformers import GenerationConfig
 
-from higgs_train.data.audio import TARGET_SAMPLE_RATE, audio_length, load_audio
+from higgs_train.data.audio import TARGET_SAMPLE_RATE
 from higgs_train.data.delay_pattern import codes_from_generation
 from higgs_train.data.tasks.layout import last_user_text, target_audio
+from higgs_train.evaluate.judge_answer import AnswerJudge, decode, prompt_clip
 from higgs_train.evaluate.judges import Judges
-from higgs_train.evaluate.metrics import Sample, measure
 from higgs_train.evaluate.sample_files import sample_file_name, write_wav
 from higgs_train.evaluate.sample_metrics import expected_frames_from_text, trailing_silence_share
 from higgs_train.runtime.progress import progress_bar
@@ -79,37 +79,6 @@ def generate_in_batches(model, collator, conversations: list[dict], eval_cfg, to
             yield conversation, codes, stopped
 
 
-def _prompt_clip(conversation: dict) -> dict | None:
-    """The first clip of the prompt (a voice-clone reference or a scene clip), None when it has none."""
-    prompt = conversation["messages"][:-1] if target_audio(conversation["messages"]) else conversation["messages"]
-    return next((i for m in prompt for i in m["content"] if i["type"] == "audio"), None)
-
-
-def reference_voice(conversation: dict) -> np.ndarray | None:
-    """The voice a sample is compared with (24 kHz): the prompt's reference clip, Seed-TTS-eval's rule, else the
-    target clip; None when neither has audio to read."""
-    item = _prompt_clip(conversation) or target_audio(conversation["messages"])
-    if item is None:
-        return None
-    if "path" in item:
-        return load_audio(item["path"])
-    if "array" in item:
-        return load_audio(np.asarray(item["array"], dtype=np.float32), source_rate=item["sampling_rate"])
-    return None
-
-
-def _expected_frames(conversation: dict, text: str, frame_rate: float, eval_cfg) -> float:
-    """The target clip's length (its codes, or a test list's ground-truth file), else the transcript's."""
-    target = target_audio(conversation["messages"]) or {}
-    if "codes" in target:
-        return float(target["codes"].shape[1])
-    path = target.get("path") or conversation.get("target_path")
-    if path:
-        rate, frames = audio_length(path)
-        return frames / rate * frame_rate
-    return expected_frames_from_text(text, frame_rate, eval_cfg.chars_per_second)
-
-
 def _duration_caps(conversations: list[dict], frame_rate: float, eval_cfg) -> list[int] | None:
     """Per conversation, the most frames `eval.duration_cap` allows: that many times the text's expected length."""
     factor = eval_cfg.duration_cap
@@ -138,10 +107,9 @@ def write_samples(model, audio_tokenizer, collator, conversations: list[dict], e
     """Generate (`eval.batch_size` prompts at a time), decode and write `<out_dir>/<id>.wav` for each conversation;
     returns one record per sample (every metric of the registry it can be measured by) and the waveforms.
     Similarity is to the prompt's reference clip (Seed-TTS-eval's rule), else to the target clip."""
-    judges = judges or Judges()
+    judge = AnswerJudge(audio_tokenizer, eval_cfg, judges or Judges())
     out_dir.mkdir(parents=True, exist_ok=True)
     frame_rate = audio_tokenizer.config.frame_rate
-    device = next(audio_tokenizer.parameters()).device
     records, waveforms, written = [], [], set()
     caps = _duration_caps(conversations, frame_rate, eval_cfg)
     limits = [cap + collator.num_codebooks + 1 for cap in caps] if caps else None
@@ -152,10 +120,7 @@ def write_samples(model, audio_tokenizer, collator, conversations: list[dict], e
         acted = {}
         if caps and codes.shape[1] >= caps[index]:  # the hard cap: never longer than the text allows
             codes, stopped, acted["capped_s"] = codes[:, :caps[index]], False, caps[index] / frame_rate
-        if codes.shape[1] > 0:
-            waveform = audio_tokenizer.decode(codes[None].to(device)).audio_values[0, 0].float().cpu().numpy()
-        else:
-            waveform = np.zeros(0, dtype=np.float32)
+        waveform = decode(audio_tokenizer, codes)
         if eval_cfg.trim_silence:
             codes, waveform, trimmed = _trimmed(codes, waveform, round(TARGET_SAMPLE_RATE / frame_rate),
                                                 eval_cfg.silence_db)
@@ -169,13 +134,9 @@ def write_samples(model, audio_tokenizer, collator, conversations: list[dict], e
         write_wav(path, waveform, TARGET_SAMPLE_RATE)
         text = last_user_text(conversation["messages"])
         target = target_audio(conversation["messages"]) or {}
-        voice = _prompt_clip(conversation) or (target or None)  # the clip to listen to beside it
-        sample = Sample(codes=codes, stopped=stopped, waveform=waveform, text=text,
-                        expected_frames=_expected_frames(conversation, text, frame_rate, eval_cfg),
-                        frame_rate=frame_rate, silence_db=eval_cfg.silence_db, target_codes=target.get("codes"),
-                        reference=reference_voice(conversation) if judges.speaker is not None else None,
-                        language=eval_cfg.language)
-        record = {"id": conversation["id"], "path": str(path), "text": text, **measure(sample, judges),
+        voice = prompt_clip(conversation) or (target or None)  # the clip to listen to beside it
+        record = {"id": conversation["id"], "path": str(path), "text": text,
+                  **judge(conversation, codes, stopped, waveform),
                   "seconds": codes.shape[1] / frame_rate, **acted}
         heard = target.get("path") or conversation.get("target_path") or (voice or {}).get("path")
         if heard:  # the clip to listen to beside the sample: its target, else the prompt's reference

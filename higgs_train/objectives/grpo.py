@@ -1,12 +1,13 @@
-"""`objective=grpo`: online preference optimisation. Each step samples a group of `objective.group_size` answers per
-prompt from the current policy (batched, with the KV cache; each process for its own prompts), scores every answer
-by a weighted sum of rewards read off the metric registry's judges, and trains on what it judged.
+"""`objective=grpo`: online preference optimisation. Each step samples a group of `objective.samples_per_prompt`
+answers per prompt from the current policy (batched, with the KV cache; each process for its own prompts), scores
+every answer by a weighted sum of rewards read off the metric registry's judges, and trains on what it judged.
 
-- Rewards, each in [0, 1] (weights in `objective.rewards`): stop (1 if it emitted stream-EOS before the token
-  limit), duration (1 at the expected length, 0 at half or twice it), silence (1 - trailing silence share), loops
-  (1 - loop share), wer (NeMo's piecewise line: 1 at 0, 0.5 at 0.1, 0 from 0.5) and similarity (0.5 at 0.6, 1 from
-  0.9), the last two where their judges are given. An answer that never stopped scores 0 on every term but stop,
-  as in NeMo's online preference code. A judge that raises, or returns NaN, gives that answer the lowest reward and
+- Rewards, each in [0, 1], are metrics of the registry (`evaluate/metrics.py`: a metric with a `reward`), weighed by
+  their names in `objective.rewards`: stopped (1 if it emitted stream-EOS before the token limit), duration_error
+  (1 at the expected length, 0 at half or twice it), trailing_silence (1 - its share), loop_share (1 - its share),
+  wer (NeMo's piecewise line: 1 at 0, 0.5 at 0.1, 0 from 0.5) and speaker_similarity (0.5 at 0.6, 1 from 0.9), the
+  last two where their judges are given. An answer that never stopped scores 0 on every term, as in NeMo's online
+  preference code. A judge that raises, or returns NaN, gives that answer the lowest reward and
   a counted warning.
 - Advantages: (reward - group mean) / (group std + 1e-4); a group whose rewards are all equal teaches nothing.
 - Loss per token of the sampled audio (the one mask of `model/loss.py`): -(ratio * advantage) + kl_beta * k3(KL to
@@ -22,42 +23,29 @@ from __future__ import annotations
 import math
 import time
 
-import numpy as np
 import torch
 
 from higgs_train.config import ConfigError
 from higgs_train.config.generation import EvalConfig, GenerationConfig
 from higgs_train.config.groups import TrainerConfig
-from higgs_train.config.objectives import REWARDS, GRPOConfig
+from higgs_train.config.objectives import GRPOConfig, reward_names
 from higgs_train.data.collator import prompt_messages
 from higgs_train.data.loader import build_dataloader, build_training_data
 from higgs_train.data.source import DataPlan
-from higgs_train.data.tasks.layout import last_user_text, target_audio
+from higgs_train.evaluate.judge_answer import AnswerJudge
 from higgs_train.evaluate.judges import Judges
-from higgs_train.evaluate.metrics import Sample, measure
-from higgs_train.evaluate.sample_metrics import expected_frames_from_text
-from higgs_train.evaluate.samples import generate_codes, reference_voice
+from higgs_train.evaluate.metrics import METRICS
+from higgs_train.evaluate.samples import generate_codes
 from higgs_train.model.loss import IGNORE_INDEX, MODEL_INPUTS, per_conversation, target_logprobs
 from higgs_train.objectives.window import Window
 from higgs_train.runtime.logs import logger
 
 
-def _piecewise(value: float, points: list[tuple[float, float]]) -> float:
-    return float(np.interp(value, [x for x, _ in points], [y for _, y in points]))
-
-
 def rewards_of(record: dict) -> dict[str, float]:
-    """Each reward term of one judged answer, in [0, 1] (missing where its judge is not there)."""
-    if not record["stopped"]:
-        return {name: 0.0 for name in REWARDS if name not in ("wer", "similarity")} | \
-            {name: 0.0 for name, key in (("wer", "wer"), ("similarity", "speaker_similarity")) if key in record}
-    terms = {"stop": 1.0, "duration": max(0.0, 1.0 - record["duration_error"] / math.log(2)),
-             "silence": 1.0 - record["trailing_silence"], "loops": 1.0 - record["loop_share"]}
-    if "wer" in record:
-        terms["wer"] = _piecewise(record["wer"], [(0.0, 1.0), (0.1, 0.5), (0.5, 0.0)])
-    if "speaker_similarity" in record:
-        terms["similarity"] = _piecewise(record["speaker_similarity"], [(0.0, 0.0), (0.6, 0.5), (0.9, 1.0)])
-    return terms
+    """Each reward term of one judged answer, in [0, 1], by metric name (missing where it was not measured); 0 for
+    every term of an answer that never stopped."""
+    return {name: METRICS[name].reward(record[name]) if record["stopped"] else 0.0 for name in reward_names()
+            if record.get(name) is not None}
 
 
 class GroupRelativePolicy:
@@ -72,17 +60,18 @@ class GroupRelativePolicy:
         self.weights = {k: float(v) for k, v in config.rewards.items() if v}
         self.sampling = GenerationConfig(max_new_tokens=config.max_new_tokens, do_sample=True,
                                          temperature=config.temperature, ras_win_len=None)
-        self.judges = Judges.load(eval) if {"wer", "similarity"} & set(self.weights) else Judges()
-        for name, judge, key in (("wer", self.judges.asr, "asr_model"), ("similarity", self.judges.speaker,
-                                                                         "speaker_model")):
-            if name in self.weights and judge is None:
+        needs = {name: METRICS[name].needs for name in self.weights if METRICS[name].needs}
+        self.judges = Judges.load(eval) if needs else Judges()
+        for name, setting in needs.items():
+            if not self.judges.loaded(setting):
                 raise ConfigError(f"objective.rewards.{name}={self.weights[name]} cannot be measured: "
-                                  f"eval.{key}={getattr(eval, key)} did not load (the notice above says why); fix "
-                                  f"eval.{key} or set objective.rewards.{name}=0")
+                                  f"{setting}={getattr(eval, setting.removeprefix('eval.'))} did not load (the notice "
+                                  f"above says why); fix {setting} or set objective.rewards.{name}=0")
         self.failed_judgements = 0
 
     def training_data(self, plan: DataPlan, processor):
-        self.collator, self.audio_tokenizer = None, processor.audio_tokenizer
+        self.collator = None
+        self.judge = AnswerJudge(processor.audio_tokenizer, self.eval, self.judges, metrics=("stopped", *self.weights))
         data = build_training_data(plan, processor, self.model_config)
         self.collator = data.collator
         data.dataloader, data.sampler = build_dataloader(data.training, list, plan.trainer, plan.seed)  # prompts
@@ -90,21 +79,8 @@ class GroupRelativePolicy:
 
     # ---- sampling and judging ----------------------------------------------------------------------------------
     def _judge(self, conversation: dict, codes: torch.Tensor, stopped: bool) -> dict[str, float]:
-        target = (target_audio(conversation["messages"]) or {}).get("codes")
-        text = last_user_text(conversation["messages"])
-        frame_rate = self.audio_tokenizer.config.frame_rate
-        expected = float(target.shape[1]) if target is not None else expected_frames_from_text(
-            text, frame_rate, self.eval.chars_per_second)
-        device = next(self.audio_tokenizer.parameters()).device
-        needs_audio = bool({"silence", "wer", "similarity"} & set(self.weights))
-        waveform = self.audio_tokenizer.decode(codes[None].to(device)).audio_values[0, 0].float().cpu().numpy() \
-            if needs_audio and codes.shape[1] else np.zeros(codes.shape[1] * 960, np.float32)
-        sample = Sample(codes=codes, stopped=stopped, waveform=waveform, text=text, expected_frames=expected,
-                        frame_rate=frame_rate, silence_db=self.eval.silence_db, target_codes=target,
-                        reference=reference_voice(conversation) if self.judges.speaker is not None else None,
-                        language=self.eval.language)
         try:
-            record = measure(sample, self.judges)
+            record = self.judge(conversation, codes, stopped)
             broken = [k for k, v in record.items() if isinstance(v, float) and not math.isfinite(v)]
             if broken:
                 raise ValueError(f"a judge returned {record[broken[0]]} for {broken[0]}")
@@ -120,7 +96,7 @@ class GroupRelativePolicy:
     def _sample(self, model, prompts: list[dict]) -> tuple[dict, dict]:
         """The training batch of prompt + answer rows (group after group) and the group's rewards."""
         unwrapped = self.accelerator.unwrap_model(model)
-        group = self.objective.group_size
+        group = self.objective.samples_per_prompt
         with self.accelerator.autocast():
             generated = generate_codes(unwrapped, self.collator, [p for p in prompts for _ in range(group)],
                                        self.sampling)
@@ -214,7 +190,7 @@ class GroupRelativePolicy:
         the KL term is on."""
         from higgs_train.model.memory import GIB, activation_bytes
 
-        group = self.objective.group_size
+        group = self.objective.samples_per_prompt
         per_row = positions / max(self.trainer.batch_size, 1)
         rows = self.trainer.batch_size * group
         logits_per_position = model_config.num_codebooks * model_config.codebook_size * 4

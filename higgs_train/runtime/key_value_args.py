@@ -9,6 +9,7 @@ import yaml
 
 from higgs_train.runtime.errors import UserError, environment_fault
 from higgs_train.runtime.logs import log_to_console
+from higgs_train.runtime.renamed import renamed_spelling
 
 
 class ArgumentError(UserError):
@@ -70,6 +71,9 @@ def run_tool(name: str, usage: str, body, check) -> None:
         print(usage)
         return
     try:
+        renamed = renamed_spelling(name, argv)
+        if renamed:
+            raise ArgumentError(renamed)
         args = check(argv)
         log_to_console(name)
         body(args)

@@ -71,7 +71,7 @@ def hold_run_dir(run_dir: str | Path) -> Iterator[None]:
         handle = _lock(key / LOCK_FILE)
     except RunDirInUse as holder:
         raise RunDirInUse(f"{run_dir} is in use by another higgs-train run ({holder}); wait for it to end, or "
-                          "choose another hydra.run.dir") from None
+                          "choose another out=") from None
     _held[key] = 1
     try:
         yield

@@ -43,27 +43,28 @@ def hydra_value(value) -> str:
 
 
 def ingest(source: str, output: str, asr: str | None = None) -> Command:
-    return Command("higgs-prep", ("ingest", "--input", source, "--output", output, *(("--asr", asr) if asr else ())))
+    return Command("higgs-prep", ("ingest", "--data", source, "--out", output, *(("--asr", asr) if asr else ())))
 
 
 def convert(source_format: str, source: str, output: str) -> Command:
-    return Command("higgs-prep", ("convert", source_format, "--input", source, "--output", output))
+    return Command("higgs-prep", ("convert", source_format, "--data", source, "--out", output))
 
 
 def train(recipe: str, run_dir: str, settings: dict, config_dir: str | None = None, dry_run: bool = False) -> Command:
-    """`higgs-train recipe=... key=value ... hydra.run.dir=...`. A start and a resume are the same command
+    """`higgs-train recipe=... key=value ... out=RUN_DIR`. A start and a resume are the same command
     (`resume=auto` starts fresh in an empty run folder and goes on from the newest checkpoint otherwise); a dry run
     writes nothing."""
     args = [*(("--config-dir", config_dir) if config_dir else ()), f"recipe={recipe}"]
     args += [f"{key}={hydra_value(value)}" for key, value in settings.items() if value not in (None, "")]
-    args += [f"hydra.run.dir={hydra_value(run_dir)}", "dry_run=true" if dry_run else "resume=auto"]
+    args += [f"out={hydra_value(run_dir)}", "dry_run=true" if dry_run else "resume=auto"]
     return Command("higgs-train", tuple(args))
 
 
 def train_again(overrides: list[str], run_dir: str) -> Command:
     """The command that continues a run from its own record of how it was started (`.hydra/overrides.yaml`)."""
-    kept = [o for o in overrides if o.split("=", 1)[0] not in ("dry_run", "resume", "overwrite")]
-    return Command("higgs-train", (*kept, f"hydra.run.dir={hydra_value(run_dir)}", "resume=auto"))
+    replaced = ("dry_run", "resume", "overwrite", "out", "hydra.run.dir")
+    kept = [o for o in overrides if o.split("=", 1)[0] not in replaced]
+    return Command("higgs-train", (*kept, f"out={hydra_value(run_dir)}", "resume=auto"))
 
 
 def _list(values: list[str]) -> str:
@@ -83,11 +84,11 @@ def export(run_dir: str, kind: str, checkpoint: str | None = None, out: str | No
     return Command("higgs-export", tuple(args))
 
 
-def generate(model: str, text: str, out: str, adapter: str | None = None, scene: str | None = None,
+def generate(model: str, text: str, out: str, name: str, adapter: str | None = None, scene: str | None = None,
              speakers: str | None = None, reference_audio: list[str] | None = None,
              reference_text: str | None = None, settings: dict | None = None) -> Command:
     """`higgs-generate`; which of the four workflows follows from what is given (see higgs-generate --help)."""
     given = {"model": model, "adapter": adapter, "text": text, "scene": scene, "speakers": speakers,
              "reference_audio": _list(reference_audio) if reference_audio else None,
-             "reference_text": reference_text, "out": out, **(settings or {})}
+             "reference_text": reference_text, "out": out, "id": name, **(settings or {})}
     return Command("higgs-generate", tuple(f"{key}={value}" for key, value in given.items() if value not in (None, "")))

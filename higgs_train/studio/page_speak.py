@@ -57,10 +57,11 @@ def build(studio: Studio) -> None:
         if cloning and not clips:
             return (gr.update(), gr.update(), gr.update(),
                     f"refused: {kind} needs a reference clip (upload one or give its path)")
-        out = studio.root.inside(Path("speak") / f"{studio.new_name(kind)}.wav")
-        out.parent.mkdir(exist_ok=True)
+        name = studio.new_name(kind)
+        folder = studio.root.inside(Path("speak"))
+        out = folder / f"{name}.wav"  # higgs-generate writes OUT/ID.wav
         command = commands.generate(
-            chosen_model, words, studio.root.shown(out), adapter=chosen_adapter,
+            chosen_model, words, studio.root.shown(folder), name, adapter=chosen_adapter,
             scene=scene_text if kind == "smart_voice" else None,
             speakers=speaker_text if kind in ("smart_voice", "multi_speaker") else None,
             reference_audio=clips if cloning else None, reference_text=said if kind == "voice_clone" else None,

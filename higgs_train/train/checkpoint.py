@@ -95,7 +95,7 @@ def newest_intact_checkpoint(run_dir: Path) -> Path | None:
     if checkpoints:
         raise DamagedCheckpoint(f"every checkpoint in {Path(run_dir) / CHECKPOINTS} is damaged (see the warnings); "
                                 "restore them from a backup, or start again (overwrite=true or another "
-                                "hydra.run.dir)")
+                                "out=)")
     return None
 
 

@@ -23,7 +23,8 @@ APPLIED = ("trainer.max_steps", "trainer.save_every_n_steps", "trainer.keep_last
            "trainer.compile",
            "model.attn_implementation", "model.gradient_checkpointing", "data.encode_batch_size")
 APPLIED_GROUPS = ("eval.", "logger.")  # except eval.val_size, which decides the training rows
-INVOCATION = ("resume", "overwrite", "dry_run", "verbose")  # how this command was asked to start, not what it trains
+# How and where this command was asked to start, not what it trains (a moved run folder resumes).
+INVOCATION = ("resume", "overwrite", "dry_run", "verbose", "out")
 
 
 class ResumeError(UserError):
@@ -114,7 +115,7 @@ def flat_config(tree: dict, prefix: str = "") -> dict:
 
 def _refuse(checkpoint: Path, key: str, before, now) -> ResumeError:
     return ResumeError(f"cannot resume from {checkpoint}: {key} was {before!r} there and is {now!r} now; resume "
-                       "with the same setting, or start a new run (another hydra.run.dir)")
+                       "with the same setting, or start a new run (another out=)")
 
 
 def check_resumable(saved: dict, cfg: RunConfig, num_processes: int, checkpoint: Path) -> None:
@@ -130,7 +131,7 @@ def check_resumable(saved: dict, cfg: RunConfig, num_processes: int, checkpoint:
         places = " and ".join(f"data.{key}={place}" for key, place in _data_places(cfg.data))
         raise ResumeError(f"cannot resume from {checkpoint}: the data at {places} changed since that checkpoint was "
                           "written (its files, or the audio files it names, differ); resume with the data it was "
-                          "trained on, or start a new run (another hydra.run.dir)")
+                          "trained on, or start a new run (another out=)")
     before, now = flat_config(saved["config"]), flat_config(as_dict(cfg))
     applied = []
     for key in sorted(before.keys() & now.keys()):  # a key only one side knows comes from another version

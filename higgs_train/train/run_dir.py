@@ -73,7 +73,7 @@ def raise_if_finished(run_dir: Path, max_steps: int) -> None:
                           f"train on, raise trainer.max_steps above {steps} with resume=auto")
     if not complete_checkpoints(run_dir):
         raise RunDirError(f"{run_dir} finished at step {steps} and saved no checkpoint to continue from "
-                          "(trainer.save_every_n_steps=null); start a new run (another hydra.run.dir)")
+                          "(trainer.save_every_n_steps=null); start a new run (another out=)")
 
 
 def claim_run_dir(run_dir: Path, resume: str | None, overwrite: bool, max_steps: int, is_main: bool) -> Path | None:
@@ -83,11 +83,11 @@ def claim_run_dir(run_dir: Path, resume: str | None, overwrite: bool, max_steps:
     if existing and not _is_ours(run_dir):
         raise RunDirError(f"{run_dir} holds {', '.join(existing)} but no {ownership.MARKER} of a higgs-train run, "
                           "and higgs-train never deletes or continues what it cannot recognise as its own; choose "
-                          "another hydra.run.dir")
+                          "another out=")
     if resume in (None, ""):
         if existing and not overwrite:
             raise RunDirError(f"{run_dir} already holds a run ({', '.join(existing)}); add resume=auto to continue "
-                              "it, overwrite=true to replace it, or choose another hydra.run.dir")
+                              "it, overwrite=true to replace it, or choose another out=")
         if existing and is_main:
             logger.log(NOTICE, f"overwrite=true: replacing the earlier run in {run_dir}")
             _clear(run_dir)
@@ -139,7 +139,7 @@ def _claim(cfg, run_dir: Path, num_processes: int) -> Path | None:
     remove_partial_checkpoints(run_dir)
     snapshot = run_dir / ".hydra" / "config.yaml"  # written here, once the run is accepted (not by Hydra)
     snapshot.parent.mkdir(exist_ok=True)
-    OmegaConf.save(as_dict(cfg), snapshot)
+    OmegaConf.save({**as_dict(cfg), "out": str(run_dir)}, snapshot)  # the folder it wrote, not `${now}`
     ownership.mark(run_dir, "run")
     return resume_from
 
