@@ -10,13 +10,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from higgs_train.data.jsonl_lines import DataError, jsonl_objects
+
 FILE_NAME = "overrides.jsonl"
 
 
 def read_overrides(folder: Path) -> dict[str, dict]:
     """Row id -> its corrections (later lines win), from `folder/overrides.jsonl`; {} when there is none."""
-    from higgs_train.data.conversations import DataError, jsonl_objects
-
     path = Path(folder) / FILE_NAME
     if not path.is_file():
         return {}
