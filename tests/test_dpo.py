@@ -22,6 +22,7 @@ from higgs_train.data.conversations import DataError
 from higgs_train.data.pair_table import PairCollator, PairDataset, open_pairs, pairs_from_jsonl
 from higgs_train.model.loss import IGNORE_INDEX, MODEL_INPUTS, audio_loss_terms, sequence_logprobs
 from higgs_train.objectives import build_objective
+from higgs_train.train.sources import resolve_sources
 
 
 class PositionLogits(torch.nn.Module):
@@ -156,7 +157,7 @@ def test_precomputed_reference_is_the_initial_models_and_gives_the_same_step_0(s
     cfg, model, objective = _objective([f"data.pairs={tmp_path / 'demo' / 'pairs.jsonl'}", "trainer.batch_size=2",
                                         "objective.reference=precomputed", "eval.val_size=0"], compose_config,
                                        tiny_checkpoint)
-    data = objective.training_data(None, processor)
+    data = objective.training_data(resolve_sources(cfg)[1], processor)
     batch = next(iter(data.dataloader))
     assert batch["reference_logps"].shape == (cfg.trainer.batch_size, 2, 2)
     window = objective.prepare(model, [batch])

@@ -105,7 +105,8 @@ def test_variants_are_the_base_then_each_adapter_with_names_that_say_which():
 
 @pytest.mark.parametrize(("arguments", "says"), [
     (["list=builtin:demo-eval"], "model must be given"),
-    (["model=builtin:tiny", "list=builtin:demo-eval", "language=fr"], "language='fr'; use en or zh"),
+    (["model=builtin:tiny", "list=builtin:demo-eval", "language=fr"],
+     "language='fr' is not allowed; use one of ['en', 'zh']"),
     (["model=builtin:tiny", "list=builtin:demo-eval", "lmit=3"], "'lmit=3' is not KEY=VALUE with a known KEY"),
 ])
 def test_mistakes_are_one_line(arguments, says, monkeypatch, capsys):
