@@ -28,7 +28,8 @@ def room_of(module: str) -> str | None:
     return f"higgs_train/{parts[1]}" if folder.is_dir() else f"higgs_train/{parts[1]}.py"
 
 
-def _imports(path: Path) -> set[str]:
+def imports_of(path: Path) -> set[str]:
+    """Every module a file imports, at any depth (lazy imports count too), and each name taken from one."""
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
@@ -45,7 +46,7 @@ def arrows() -> dict[str, set[str]]:
         for path in (ROOT / top).rglob("*.py"):
             module = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
             room = room_of(module)
-            targets = {room_of(m) for m in _imports(path)} - {None, room}
+            targets = {room_of(m) for m in imports_of(path)} - {None, room}
             # `from higgs_train import x` names a room through the package's face, not the face itself
             targets.discard("higgs_train/__init__.py") if room != "higgs_train/__init__.py" else None
             graph.setdefault(room, set()).update(targets)

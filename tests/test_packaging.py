@@ -3,7 +3,7 @@ that run one way, a CLI that starts without the trainer, and a wheel that works 
 
 from __future__ import annotations
 
-import ast
+import importlib.util
 import os
 import subprocess
 import sys
@@ -17,6 +17,9 @@ from higgs_train.config.files import CONFIG_DIR, RECIPES_DIR
 from higgs_train.launch import LAUNCH_DIR, launch_files, resolve_deepspeed_config_file
 
 ROOT = Path(__file__).resolve().parent.parent
+_spec = importlib.util.spec_from_file_location("house", ROOT / "scripts" / "house.py")
+house = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(house)
 LIBRARY = ROOT / "higgs_train"
 RECIPES = sorted(p.stem for p in RECIPES_DIR.glob("*.yaml"))
 USER_RECIPE = """# @package _global_
@@ -33,19 +36,8 @@ eval:
 """
 
 
-def _imports(path: Path) -> set[str]:
-    """Every module a file imports (at any depth: lazy imports count too)."""
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.add(node.module)
-    return found
-
-
 def _imported_by(folder: Path) -> dict[str, set[str]]:
-    return {str(path.relative_to(ROOT)): _imports(path) for path in folder.rglob("*.py")}
+    return {str(path.relative_to(ROOT)): house.imports_of(path) for path in folder.rglob("*.py")}
 
 
 @pytest.mark.parametrize(("folder", "forbidden"), [
