@@ -22,7 +22,7 @@ def _training_rows(path, tokenizer) -> dict[str, str]:
     return {r["id"]: [m for m in r["messages"] if m["role"] == "user"][-1]["content"][0]["text"] for r in rows}
 
 
-def test_corrections_reach_the_training_rows_and_a_reject_leaves_its_audio(demo_dir, processor, tmp_path):
+def test_corrections_reach_the_training_rows_and_a_reject_leaves_its_audio(demo_dir, processor, tmp_path, caplog):
     shutil.copytree(demo_dir, tmp_path / "demo")  # with its cached codes: nothing is encoded again
     data = tmp_path / "demo" / "train.jsonl"
     before = _training_rows(data, processor.audio_tokenizer)
@@ -30,7 +30,9 @@ def test_corrections_reach_the_training_rows_and_a_reject_leaves_its_audio(demo_
 
     append_override(data.parent, "alice_00", text="The sun rises in the far east.")
     append_override(data.parent, "alice_01", rejected=True)
+    caplog.set_level("INFO", logger="higgs_train")
     after = _training_rows(data, processor.audio_tokenizer)
+    assert "overrides.jsonl: 1 rows left out as rejected, 1 transcripts corrected" in caplog.text  # said, not silent
     assert after["alice_00"] == "The sun rises in the far east."
     assert "alice_01" not in after and len(after) == len(before) - 1
     assert (data.parent / "clips" / "alice_01.wav").is_file()

@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 from higgs_train.data.jsonl_lines import DataError, jsonl_objects
+from higgs_train.runtime.logs import logger
 
 FILE_NAME = "overrides.jsonl"
 
@@ -41,7 +42,7 @@ def apply_overrides(rows: list[dict], folder: Path) -> list[dict]:
     overrides = read_overrides(folder)
     if not overrides:
         return rows
-    kept = []
+    kept, corrected = [], 0
     for row in rows:
         change = overrides.get(str(row.get("id")), {})
         if change.get("rejected"):
@@ -50,5 +51,8 @@ def apply_overrides(rows: list[dict], folder: Path) -> list[dict]:
             users = [m for m in row["messages"] if m["role"] == "user"]
             if users:
                 users[-1]["content"] = [{"type": "text", "text": change["text"]}]
+                corrected += 1
         kept.append(row)
+    logger.info(f"{Path(folder) / FILE_NAME}: {len(rows) - len(kept)} rows left out as rejected, {corrected} "
+                "transcripts corrected")
     return kept
