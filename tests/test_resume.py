@@ -202,7 +202,7 @@ def test_preemption_saves_at_the_next_step_and_resume_gives_the_same_losses(sig,
     last = stderr.strip().splitlines()[-1]
     assert process.returncode == 1 and "Traceback" not in stderr, stderr[-3000:]
     assert last.startswith(f"higgs-train: error: stopped by {sig.name} after step ") and \
-        last.endswith(f"hydra.run.dir={run_dir} resume=auto"), last
+        last.endswith(f"out={run_dir} resume=auto"), last  # the one vocabulary: out= names the run folder
     stopped_at = int(last.split("after step ")[1].split(";")[0])
     assert (run_dir / "checkpoints" / f"step_{stopped_at:08d}").is_dir() and stopped_at < 24
     if sig == signal.SIGINT:

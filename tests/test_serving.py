@@ -238,7 +238,8 @@ def test_exports_load_on_another_machine_with_their_sources_gone(tiny_checkpoint
     (base / "processor_config.json").write_text(json.dumps(config))
     source_tokenizer = AutoTokenizer.from_pretrained(base)
     run_dir = tmp_path / "run"
-    train(compose_config(*RUN, f"model.name_or_path={base}", "model.weights_dtype=bf16"), run_dir)
+    train(compose_config(*RUN, f"model.name_or_path={base}", "model.weights_dtype=bf16",
+                         "trainer.precision=bf16"), run_dir)
     exports = {layout: export(run_dir, merge=True, format=layout, out=tmp_path / "made" / layout)
                for layout in ("transformers", "boson")}
     before = _logits(HiggsAudioV2ForConditionalGeneration.from_pretrained(exports["transformers"]), inputs)

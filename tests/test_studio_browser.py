@@ -34,6 +34,11 @@ MAX_STEPS = 100
 MAX_UPLOAD_MB = 1
 
 
+
+def _setting(page, key: str):
+    """A Train-page setting by its key: its accessible name is the key, then its help text (the field's info)."""
+    return page.get_by_label(re.compile(r"(^|\s)" + re.escape(key) + r"(\s|$)"))
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -122,9 +127,9 @@ def _wait_done(page, log_id: str, timeout_s: int) -> None:
 def test_a_smoke_run_plays_its_samples_survives_reloads_stops_resumes_and_outlives_the_server(studio, page):
     _tab(page, "Train")
     page.get_by_label("run name").fill("smoke")
-    page.get_by_label("trainer.max_steps").fill(str(MAX_STEPS))
-    page.get_by_label("trainer.save_every_n_steps").fill("5")
-    page.get_by_label("eval.every_n_steps").fill("20")
+    _setting(page, "trainer.max_steps").fill(str(MAX_STEPS))
+    _setting(page, "trainer.save_every_n_steps").fill("5")
+    _setting(page, "eval.every_n_steps").fill("20")
     page.get_by_role("button", name="Start").click()
     expect(page.locator("#train-command textarea")).to_have_value(
         f"higgs-train recipe=smoke trainer.max_steps={MAX_STEPS} trainer.save_every_n_steps=5 eval.every_n_steps=20 "
