@@ -139,7 +139,11 @@ def _write_dataset(kind: str, source: Path, folder: Path, on_bad_row: str, min_s
                              audio_s_per_s=f"{audio_seconds / elapsed:.1f}")
     progress.close()
     if not records:
-        raise ConvertError(f"{source}: no usable row ({len(rejected)} rejected, see the reasons above)")
+        if not rejected:
+            raise ConvertError(f"{source}: holds no rows; point --data at a folder of clips with its metadata")
+        reasons = ", ".join(f"{n} {reason}" for reason, n in Counter(e["reason"] for e in rejected).most_common())
+        raise ConvertError(f"{source}: no usable row ({len(rejected)} rejected: {reasons}; the first: "
+                           f"{rejected[0]['detail']})")
     datasets.disable_progress_bars()  # its "Saving the dataset" bar would draw over ours
     datasets.Dataset.from_list(records).save_to_disk(str(folder))
     with open(folder / "rejected.jsonl", "w", encoding="utf-8") as handle:

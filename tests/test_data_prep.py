@@ -194,3 +194,17 @@ def test_help_documents_each_subcommand(capsys):
         with pytest.raises(SystemExit):
             prep_main([command, "--help"])
         assert "--" in capsys.readouterr().out
+
+
+def test_a_folder_with_no_usable_clip_says_why_in_its_one_line(tmp_path):
+    """Nothing is written when every row is rejected, so the error line itself carries the reasons."""
+    (tmp_path / "af").mkdir()
+    (tmp_path / "af" / "a.wav").write_text("not audio")
+    (tmp_path / "af" / "metadata.csv").write_text("file_name,text\na.wav,hello there\n")
+    with pytest.raises(ConvertError, match=r"no usable row \(1 rejected: 1 undecodable audio; the first: .*a\.wav"):
+        convert("audiofolder", tmp_path / "af", tmp_path / "out")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "metadata.csv").write_text("file_name,text\n")
+    with pytest.raises(ConvertError, match=r"holds no rows"):
+        convert("audiofolder", tmp_path / "empty", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
